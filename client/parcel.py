@@ -1,0 +1,636 @@
+"""Parcel: the binder payload format, as Android 14's libbinder (``Parcel.cpp``) writes it.
+
+Everything is little-endian and every write is padded to 4 bytes. Binder objects are 24-byte
+``flat_binder_object`` structs whose byte offsets are kept in :meth:`Parcel.objects`, the array
+that the transport hands to the driver as the transaction's offsets.
+
+References (AOSP ``frameworks/native/libs/binder``): ``Parcel.cpp`` for the primitive types,
+strings, objects and interface tokens; ``Status.cpp`` (``Status::writeToParcel`` /
+``readFromParcel``) for the AIDL status header; ``Stability.{h,cpp}`` for the word that follows
+every binder object.
+
+Binder objects are reached through two hooks, so that this module knows nothing of the binder
+classes: :meth:`Parcel.write_strong_binder` calls ``obj.flatten()``, and
+:meth:`Parcel.read_strong_binder` passes the raw object to :attr:`Parcel.binder_resolver`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple, Protocol
+
+from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT
+
+__all__ = [
+    "DEFAULT_SCHED_BITS",
+    "EXCEPTION_NAMES",
+    "EX_BAD_PARCELABLE",
+    "EX_HAS_NOTED_APPOPS_REPLY_HEADER",
+    "EX_HAS_REPLY_HEADER",
+    "EX_ILLEGAL_ARGUMENT",
+    "EX_ILLEGAL_STATE",
+    "EX_NETWORK_MAIN_THREAD",
+    "EX_NONE",
+    "EX_NULL_POINTER",
+    "EX_PARCELABLE",
+    "EX_SECURITY",
+    "EX_SERVICE_SPECIFIC",
+    "EX_TRANSACTION_FAILED",
+    "EX_UNSUPPORTED_OPERATION",
+    "FLAT_OBJECT_SIZE",
+    "HEADER_RECO",
+    "HEADER_SYST",
+    "HEADER_VNDR",
+    "STRICT_MODE_PENALTY_GATHER",
+    "UNSET_WORK_SOURCE",
+    "BinderResolver",
+    "FlatBinderObject",
+    "FlattenableBinder",
+    "InterfaceToken",
+    "Parcel",
+    "ParcelError",
+    "RemoteException",
+    "Stability",
+    "interface_header",
+]
+
+# --- constants -------------------------------------------------------------------------------------
+
+
+def _pack_chars(chars: str) -> int:
+    """``B_PACK_CHARS(c1, c2, c3, c4)``: the first character in the most significant byte."""
+    a, b, c, d = (ord(ch) for ch in chars)
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+# Parcel.cpp ``kHeader``: the third word of an interface token. libbinder on the system partition
+# writes SYST, on vendor (``__ANDROID_VNDK__``, i.e. the users of /dev/vndbinder) VNDR, in
+# recovery RECO; enforceInterface rejects any other value than its own.
+HEADER_SYST: Final = _pack_chars("SYST")
+HEADER_VNDR: Final = _pack_chars("VNDR")
+HEADER_RECO: Final = _pack_chars("RECO")
+
+# Parcel.cpp: ``#define STRICT_MODE_PENALTY_GATHER (1 << 31)``, ORed into the policy word.
+STRICT_MODE_PENALTY_GATHER: Final = 1 << 31
+# IPCThreadState.h ``kUnsetWorkSource``: the work-source word when none is propagated.
+UNSET_WORK_SOURCE: Final = -1
+
+# flattenBinder ORs ``schedPolicyMask(SCHED_NORMAL, 19)`` into every object's flags unless the
+# thread disabled background scheduling; that includes the null binder.
+DEFAULT_SCHED_BITS: Final = 19
+
+FLAT_OBJECT_SIZE: Final = FLAT_BINDER_OBJECT.size  # 24
+
+# Status.h ``Exception``.
+EX_NONE: Final = 0
+EX_SECURITY: Final = -1
+EX_BAD_PARCELABLE: Final = -2
+EX_ILLEGAL_ARGUMENT: Final = -3
+EX_NULL_POINTER: Final = -4
+EX_ILLEGAL_STATE: Final = -5
+EX_NETWORK_MAIN_THREAD: Final = -6
+EX_UNSUPPORTED_OPERATION: Final = -7
+EX_SERVICE_SPECIFIC: Final = -8
+EX_PARCELABLE: Final = -9
+EX_HAS_NOTED_APPOPS_REPLY_HEADER: Final = -127  # Java only; native Status does not skip it
+EX_HAS_REPLY_HEADER: Final = -128
+EX_TRANSACTION_FAILED: Final = -129
+
+EXCEPTION_NAMES: Final[dict[int, str]] = {
+    v: n for n, v in globals().items() if n.startswith("EX_") and isinstance(v, int)
+}
+
+
+class Stability(enum.IntEnum):
+    """``Stability::Level``: the int32 written after every binder object (Android 13+ format).
+
+    Android 14 writes the level itself (``finishFlattenBinder`` -> ``writeInt32(getRepr())``);
+    only Android 12 wrapped it in a versioned ``Category`` word. A null binder carries
+    UNDECLARED; a local binder of a system-partition process is marked SYSTEM when first
+    flattened (``tryMarkCompilationUnit`` with ``getLocalLevel()``).
+    """
+
+    UNDECLARED = 0
+    VENDOR = 0b000011
+    SYSTEM = 0b001100
+    VINTF = 0b111111
+
+
+_DECLARED_LEVELS: Final = frozenset({Stability.VENDOR, Stability.SYSTEM, Stability.VINTF})
+
+
+def interface_header(device: str) -> int:
+    """The interface-token header libbinder uses on the named device (``vndbinder`` -> VNDR)."""
+    return HEADER_VNDR if device.rstrip("/").rsplit("/", 1)[-1] == "vndbinder" else HEADER_SYST
+
+
+# --- errors and small types -----------------------------------------------------------------------
+
+
+class ParcelError(Exception):
+    """The parcel's data is short, malformed, or not what the reader asked for."""
+
+
+class RemoteException(Exception):  # noqa: N818 - the name Android (Java) gives it
+    """An AIDL exception carried in a reply's status header (``binder::Status``)."""
+
+    def __init__(self, code: int, message: str | None = None, service_specific_error: int = 0) -> None:
+        self.code = code
+        self.message = message
+        self.service_specific_error = service_specific_error
+        super().__init__(code, message, service_specific_error)
+
+    @property
+    def name(self) -> str:
+        """The exception's Status.h name, or its number."""
+        return EXCEPTION_NAMES.get(self.code, str(self.code))
+
+    def __str__(self) -> str:
+        detail = f"{self.service_specific_error}: " if self.code == EX_SERVICE_SPECIFIC else ""
+        return f"Status({self.code}, {self.name}): '{detail}{self.message or ''}'"
+
+
+class FlatBinderObject(NamedTuple):
+    """A raw ``flat_binder_object``; ``value`` is the ``binder`` pointer or the ``handle``."""
+
+    type: int
+    flags: int
+    value: int
+    cookie: int
+
+
+class InterfaceToken(NamedTuple):
+    """The four fields of an interface token, as read (all int32 but the descriptor)."""
+
+    strict_mode_policy: int
+    work_source: int
+    header: int
+    descriptor: str | None
+
+
+class FlattenableBinder(Protocol):
+    """What :meth:`Parcel.write_strong_binder` needs of a binder object.
+
+    ``flatten()`` returns ``(type, flags, binder_or_handle, cookie)`` as ``flattenBinder`` fills
+    them in. The stability word written after it is the object's ``stability`` attribute if it
+    has one, else :attr:`Stability.SYSTEM`.
+    """
+
+    def flatten(self) -> tuple[int, int, int, int]: ...
+
+
+BinderResolver = Callable[[FlatBinderObject, int], Any]
+"""Turns a non-null object read by :meth:`Parcel.read_strong_binder` and its stability word
+into the caller's binder object."""
+
+
+def _raw_binder(obj: FlatBinderObject, stability: int) -> FlatBinderObject:
+    """The default resolver: the raw object itself."""
+    return obj
+
+
+def _pad(n: int) -> int:
+    return (n + 3) & ~3
+
+
+_I32 = struct.Struct("<i")
+_U32 = struct.Struct("<I")
+_I64 = struct.Struct("<q")
+_U64 = struct.Struct("<Q")
+_F32 = struct.Struct("<f")
+_F64 = struct.Struct("<d")
+
+
+# --- the parcel ------------------------------------------------------------------------------------
+
+
+class Parcel:
+    """A binder transaction payload: data bytes, a position, and the offsets of its objects.
+
+    Writes go at the data position (overwriting or appending) and advance it; reads advance it
+    too. Readers raise :class:`ParcelError` where libbinder would return an error status.
+    """
+
+    def __init__(self, data: bytes = b"", objects: Sequence[int] = ()) -> None:
+        """Wrap ``data`` (position 0) with ``objects``, the byte offsets of its flat objects."""
+        offsets = [int(o) for o in objects]
+        end = 0
+        for off in offsets:
+            # ipcSetDataReference: offsets ascend and objects do not overlap; the kernel also
+            # wants each inside the data and 4-aligned.
+            if off < end or off % 4 or off + FLAT_OBJECT_SIZE > len(data):
+                raise ParcelError(f"bad object offset {off} (data size {len(data)}, min {end})")
+            end = off + FLAT_OBJECT_SIZE
+        self._buf = bytearray(data)
+        self._pos = 0
+        self._objects = offsets
+        self.binder_resolver: BinderResolver = _raw_binder
+        """Called by :meth:`read_strong_binder` with each non-null object and its stability."""
+
+    @classmethod
+    def from_buffer(cls, data: bytes, offsets: bytes) -> Parcel:
+        """A parcel from a delivered buffer: ``offsets`` is the driver's array of u64 offsets."""
+        if len(offsets) % 8:
+            raise ParcelError(f"offsets array of {len(offsets)} bytes is not a whole number of u64")
+        return cls(data, struct.unpack(f"<{len(offsets) // 8}Q", offsets))
+
+    def __repr__(self) -> str:
+        return f"Parcel(size={len(self._buf)}, position={self._pos}, objects={self._objects})"
+
+    # --- buffer --------------------------------------------------------------------------------
+
+    def data(self) -> bytes:
+        """The bytes of the parcel."""
+        return bytes(self._buf)
+
+    def objects(self) -> list[int]:
+        """The offsets of the flat objects, in the order they were written."""
+        return list(self._objects)
+
+    def data_size(self) -> int:
+        """Number of data bytes."""
+        return len(self._buf)
+
+    def data_position(self) -> int:
+        """Where the next read or write happens."""
+        return self._pos
+
+    def set_data_position(self, pos: int) -> None:
+        """Move the position; it must lie within the data."""
+        if not 0 <= pos <= len(self._buf):
+            raise ValueError(f"position {pos} outside the parcel's {len(self._buf)} bytes")
+        self._pos = pos
+
+    def data_avail(self) -> int:
+        """Bytes left to read after the position."""
+        return len(self._buf) - self._pos
+
+    # --- raw access ----------------------------------------------------------------------------
+
+    def _put(self, raw: bytes) -> None:
+        """Write ``raw`` at the position, zero-padded to 4 bytes (``writeInplace``)."""
+        padded = raw + bytes(_pad(len(raw)) - len(raw))
+        self._buf[self._pos : self._pos + len(padded)] = padded
+        self._pos += len(padded)
+
+    def _take(self, n: int, what: str) -> bytes:
+        """Read ``n`` bytes and skip their padding (``Parcel::read``/``readInplace``)."""
+        start, end = self._pos, self._pos + _pad(n)
+        if n < 0 or end > len(self._buf):
+            raise ParcelError(
+                f"not enough data for {what}: need {_pad(n)} bytes at {start}, have {len(self._buf) - start}"
+            )
+        self._check_no_object(start, end, what)
+        self._pos = end
+        return bytes(self._buf[start : start + n])
+
+    def _check_no_object(self, start: int, end: int, what: str) -> None:
+        """``validateReadData``: plain reads may not touch a flat object's bytes."""
+        if not self._objects:
+            return
+        objs = sorted(self._objects)
+        i = bisect.bisect_left(objs, start - FLAT_OBJECT_SIZE + 1)
+        if i < len(objs) and objs[i] < end:
+            raise ParcelError(f"{what} at {start} overlaps the binder object at offset {objs[i]}")
+
+    @staticmethod
+    def _pack(fmt: struct.Struct, what: str, *values: Any) -> bytes:
+        try:
+            return fmt.pack(*values)
+        except (struct.error, OverflowError) as e:
+            raise ValueError(f"{what} out of range: {values!r}") from e
+
+    # --- numbers -------------------------------------------------------------------------------
+
+    def write_int32(self, value: int) -> None:
+        """``writeInt32``."""
+        self._put(self._pack(_I32, "int32", value))
+
+    def read_int32(self) -> int:
+        """``readInt32``."""
+        return _I32.unpack(self._take(4, "int32"))[0]
+
+    def write_uint32(self, value: int) -> None:
+        """``writeUint32``."""
+        self._put(self._pack(_U32, "uint32", value))
+
+    def read_uint32(self) -> int:
+        """``readUint32``."""
+        return _U32.unpack(self._take(4, "uint32"))[0]
+
+    def write_int64(self, value: int) -> None:
+        """``writeInt64``: 8 bytes, no extra alignment."""
+        self._put(self._pack(_I64, "int64", value))
+
+    def read_int64(self) -> int:
+        """``readInt64``."""
+        return _I64.unpack(self._take(8, "int64"))[0]
+
+    def write_uint64(self, value: int) -> None:
+        """``writeUint64``."""
+        self._put(self._pack(_U64, "uint64", value))
+
+    def read_uint64(self) -> int:
+        """``readUint64``."""
+        return _U64.unpack(self._take(8, "uint64"))[0]
+
+    def write_float(self, value: float) -> None:
+        """``writeFloat``: IEEE single."""
+        self._put(self._pack(_F32, "float", value))
+
+    def read_float(self) -> float:
+        """``readFloat``."""
+        return _F32.unpack(self._take(4, "float"))[0]
+
+    def write_double(self, value: float) -> None:
+        """``writeDouble``: IEEE double."""
+        self._put(self._pack(_F64, "double", value))
+
+    def read_double(self) -> float:
+        """``readDouble``."""
+        return _F64.unpack(self._take(8, "double"))[0]
+
+    def write_bool(self, value: bool) -> None:
+        """``writeBool``: an int32, 1 or 0."""
+        self.write_int32(1 if value else 0)
+
+    def read_bool(self) -> bool:
+        """``readBool``: any non-zero int32 is true."""
+        return self.read_int32() != 0
+
+    def write_byte(self, value: int) -> None:
+        """``writeByte``: an int8 (0..255 taken as its two's complement) widened to an int32."""
+        if not -128 <= value <= 255:
+            raise ValueError(f"byte out of range: {value!r}")
+        self.write_int32(value - 256 if value > 127 else value)
+
+    def read_byte(self) -> int:
+        """``readByte``: the low 8 bits of an int32, signed."""
+        low = self.read_int32() & 0xFF
+        return low - 256 if low > 127 else low
+
+    # --- strings and arrays --------------------------------------------------------------------
+
+    def _read_length(self, what: str) -> int | None:
+        """A length word: -1 is null, other negatives are garbage."""
+        n = self.read_int32()
+        if n == -1:
+            return None
+        if n < 0:
+            raise ParcelError(f"negative length {n} for {what}")
+        return n
+
+    def write_string16(self, value: str | None) -> None:
+        """``writeString16``: int32 UTF-16 length (-1 for null), UTF-16LE units, a 0 unit, padding."""
+        if value is None:
+            self.write_int32(-1)
+            return
+        units = value.encode("utf-16-le", "surrogatepass")
+        self.write_int32(len(units) // 2)
+        self._put(units + b"\0\0")
+
+    def _read_string16_units(self) -> bytes | None:
+        """``readString16Inplace``: the UTF-16LE units of a String16, or None for null."""
+        n = self._read_length("String16")
+        if n is None:
+            return None
+        raw = self._take(2 * (n + 1), f"String16 of {n} units")
+        if raw[-2:] != b"\0\0":
+            raise ParcelError(f"String16 of {n} units is not 0-terminated")
+        return raw[:-2]
+
+    def read_string16(self) -> str | None:
+        """``readString16``; None for null. Unpaired surrogates come back as they were."""
+        units = self._read_string16_units()
+        return None if units is None else units.decode("utf-16-le", "surrogatepass")
+
+    def write_utf8_as_utf16(self, value: str | bytes | None) -> None:
+        """``writeUtf8AsUtf16`` (AIDL ``@utf8InCpp String``): a String16 on the wire.
+
+        ``bytes`` must be valid UTF-8 (libbinder's BAD_VALUE otherwise: ``ValueError``).
+        """
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"not UTF-8: {value!r}") from e
+        self.write_string16(value)
+
+    def read_utf8_from_utf16(self) -> str | None:
+        """``readUtf8FromUtf16``: a String16 that must be valid UTF-16; None for null."""
+        units = self._read_string16_units()
+        if units is None:
+            return None
+        try:
+            return units.decode("utf-16-le")
+        except UnicodeDecodeError as e:
+            raise ParcelError(f"String16 is not valid UTF-16: {e}") from e
+
+    def write_string8(self, value: str | bytes | None) -> None:
+        """``writeString8``: int32 byte length (-1 for null), the bytes, a NUL, padding.
+
+        A ``str`` is encoded as UTF-8 (surrogate escapes give back the bytes they came from).
+        """
+        if value is None:
+            self.write_int32(-1)
+            return
+        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+        self.write_int32(len(raw))
+        self._put(raw + b"\0")
+
+    def read_string8(self) -> str | None:
+        """``readString8``: decoded as UTF-8, undecodable bytes as surrogate escapes; None for null."""
+        n = self._read_length("String8")
+        if n is None:
+            return None
+        raw = self._take(n + 1, f"String8 of {n} bytes")
+        if raw[-1] != 0:
+            raise ParcelError(f"String8 of {n} bytes is not NUL-terminated")
+        return raw[:-1].decode("utf-8", "surrogateescape")
+
+    def write_byte_array(self, value: bytes | None) -> None:
+        """``writeByteArray`` / AIDL ``byte[]``: int32 length (-1 for null), bytes, padding."""
+        if value is None:
+            self.write_int32(-1)
+            return
+        self.write_int32(len(value))
+        self._put(bytes(value))
+
+    def read_byte_array(self) -> bytes | None:
+        """``readByteVector``; None for null."""
+        n = self._read_length("byte array")
+        return None if n is None else self._take(n, f"byte array of {n} bytes")
+
+    # --- binder objects ------------------------------------------------------------------------
+
+    def write_flat_object(
+        self, type_: int, flags: int, value: int, cookie: int, *, null_meta_data: bool = True
+    ) -> None:
+        """``writeObject``: a 24-byte ``flat_binder_object`` at the position.
+
+        Its offset goes into :meth:`objects` unless ``null_meta_data`` is false and ``value`` is
+        0 (libbinder keeps null binders, and handle 0, out of the offsets array that way).
+        """
+        raw = self._pack(FLAT_BINDER_OBJECT, "flat_binder_object", type_, flags, value, cookie)
+        pos = self._pos
+        self._put(raw)
+        if null_meta_data or value != 0:
+            self._objects.append(pos)
+
+    def read_flat_object(self, *, null_meta_data: bool = True) -> FlatBinderObject:
+        """``readObject``: the flat object at the position, which must be in :meth:`objects`.
+
+        With ``null_meta_data`` false, an object whose value and cookie are 0 need not be.
+        """
+        pos = self._pos
+        if pos + FLAT_OBJECT_SIZE > len(self._buf):
+            raise ParcelError(f"not enough data for a flat_binder_object at {pos}")
+        obj = FlatBinderObject(*FLAT_BINDER_OBJECT.unpack_from(self._buf, pos))
+        if (null_meta_data or obj.value != 0 or obj.cookie != 0) and pos not in self._objects:
+            raise ParcelError(f"no binder object at offset {pos} (objects at {self._objects})")
+        self._pos = pos + FLAT_OBJECT_SIZE
+        return obj
+
+    def write_strong_binder(
+        self, obj: FlattenableBinder | None, *, null_flags: int = DEFAULT_SCHED_BITS
+    ) -> None:
+        """``writeStrongBinder`` (``flattenBinder`` + ``finishFlattenBinder``).
+
+        Writes the object ``obj.flatten()`` describes, then its stability word
+        (``obj.stability``, default SYSTEM). ``None`` is the null binder: BINDER_TYPE_BINDER,
+        ``null_flags``, binder 0, cookie 0, stability UNDECLARED. Objects whose value is 0
+        (the null binder, handle 0) are not recorded in :meth:`objects`, as in libbinder.
+        """
+        if obj is None:
+            self.write_flat_object(BINDER_TYPE_BINDER, null_flags, 0, 0, null_meta_data=False)
+            self.write_int32(Stability.UNDECLARED)
+            return
+        stability = int(getattr(obj, "stability", Stability.SYSTEM))
+        if stability not in _DECLARED_LEVELS:
+            raise ValueError(f"binder stability must be a declared level, not {stability}")
+        type_, flags, value, cookie = obj.flatten()
+        self.write_flat_object(type_, flags, value, cookie, null_meta_data=False)
+        self.write_int32(stability)
+
+    def read_strong_binder(self) -> Any:
+        """``readNullableStrongBinder``: None for the null binder, else the resolver's result.
+
+        Reads the object and its stability word and checks them as ``unflattenBinder`` and
+        ``Stability::setRepr`` do: the type must be BINDER or HANDLE, a null binder must be
+        UNDECLARED and any other a declared level. Then calls
+        ``self.binder_resolver(FlatBinderObject, stability)``; the default resolver returns the
+        FlatBinderObject.
+        """
+        pos = self._pos
+        obj = self.read_flat_object(null_meta_data=False)
+        if obj.type not in (BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE):
+            raise ParcelError(f"object at {pos} is not a binder (type {obj.type:#x})")
+        stability = self.read_int32()
+        if obj.type == BINDER_TYPE_BINDER and obj.value == 0 and obj.cookie == 0:
+            if stability != Stability.UNDECLARED:
+                raise ParcelError(f"null binder at {pos} carries stability {stability}")
+            return None
+        if stability not in _DECLARED_LEVELS:
+            raise ParcelError(f"binder at {pos} carries unknown stability {stability}")
+        return self.binder_resolver(obj, stability)
+
+    # --- interface tokens ----------------------------------------------------------------------
+
+    def write_interface_token(
+        self,
+        descriptor: str,
+        header: int = HEADER_SYST,
+        *,
+        strict_mode_policy: int = 0,
+        work_source: int = UNSET_WORK_SOURCE,
+    ) -> None:
+        """``writeInterfaceToken``: policy | PENALTY_GATHER, work source, header, descriptor.
+
+        The defaults are a native thread's: policy 0, no work source propagated.
+        """
+        self.write_uint32((strict_mode_policy | STRICT_MODE_PENALTY_GATHER) & 0xFFFFFFFF)
+        self.write_int32(work_source)
+        self.write_uint32(header)
+        self.write_string16(descriptor)
+
+    def read_interface_token(self) -> InterfaceToken:
+        """The four fields of an interface token, unchecked (policy and header as int32)."""
+        policy = self.read_int32()
+        work_source = self.read_int32()
+        header = self.read_int32()
+        return InterfaceToken(policy, work_source, header, self.read_string16())
+
+    def enforce_interface(self, descriptor: str, header: int = HEADER_SYST) -> bool:
+        """``enforceInterface``: read a token; true when its header and descriptor match.
+
+        As in libbinder, a wrong header returns false before the descriptor is read.
+        """
+        self.read_int32()  # strict-mode policy
+        self.read_int32()  # work source
+        if self.read_uint32() != header & 0xFFFFFFFF:
+            return False
+        return self.read_string16() == descriptor
+
+    # --- AIDL status ---------------------------------------------------------------------------
+
+    def write_no_exception(self) -> None:
+        """``writeNoException``: the status of a successful AIDL reply, int32 0."""
+        self.write_int32(EX_NONE)
+
+    def write_exception(self, exc: RemoteException) -> None:
+        """``Status::writeToParcel``: code, message, empty stack-trace header, then extras.
+
+        A None message is written as the empty string. EX_SERVICE_SPECIFIC adds the error
+        code, EX_PARCELABLE an empty blob (int32 0). EX_TRANSACTION_FAILED is never written
+        (libbinder returns its status_t instead): ``ValueError``.
+        """
+        if exc.code == EX_TRANSACTION_FAILED:
+            raise ValueError("EX_TRANSACTION_FAILED is not sent in a parcel; fail the transaction")
+        self.write_int32(exc.code)
+        if exc.code == EX_NONE:
+            return
+        self.write_string16(exc.message or "")
+        self.write_int32(0)  # remote stack trace header
+        if exc.code == EX_SERVICE_SPECIFIC:
+            self.write_int32(exc.service_specific_error)
+        elif exc.code == EX_PARCELABLE:
+            self.write_int32(0)
+
+    def _skip_sized_header(self, what: str) -> None:
+        """Skip a block whose int32 size counts its own 4 bytes; 0 skips just the size."""
+        start, avail = self._pos, self.data_avail()
+        size = self.read_int32()
+        if size < 0 or size > avail:
+            raise ParcelError(f"bad {what} size {size} at {start} ({avail} bytes left)")
+        if size:
+            self._pos = start + size
+
+    def read_status(self) -> RemoteException | None:
+        """``Status::readFromParcel``: None for EX_NONE, else the exception (not raised).
+
+        A reply header (EX_HAS_REPLY_HEADER) is skipped and means no exception; the remote
+        stack trace and an EX_PARCELABLE blob are skipped. A null message reads as None.
+        """
+        code = self.read_int32()
+        if code == EX_HAS_REPLY_HEADER:
+            self._skip_sized_header("reply header")
+            code = EX_NONE
+        if code == EX_NONE:
+            return None
+        message = self.read_string16()
+        self._skip_sized_header("remote stack trace header")
+        error = 0
+        if code == EX_SERVICE_SPECIFIC:
+            error = self.read_int32()
+        elif code == EX_PARCELABLE:
+            self._skip_sized_header("parcelable exception")
+        return RemoteException(code, message, error)
+
+    def read_exception(self) -> None:
+        """``readExceptionCode`` for AIDL replies: raise the RemoteException if there is one."""
+        exc = self.read_status()
+        if exc is not None:
+            raise exc

@@ -1,0 +1,190 @@
+"""The vbinder device ABI, version 1: ioctls as frames over pwrite/pread (DESIGN.md).
+
+A request frame carries the ioctl number, its argument and the caller's user-memory segments;
+a reply frame carries the ioctl's result, the argument copied back, and the driver's writes into
+the caller's memory. The file offset of every pwrite/pread is ``tid << 40 | pos``. Standard
+library only: clients import this module.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Final
+
+from . import uapi
+
+ABI_VERSION: Final = 1
+REQUEST_MAGIC: Final = b"VBQ1"
+REPLY_MAGIC: Final = b"VBR1"
+HEADER = struct.Struct("<4sIIIQ")  # magic, cmd, arg_len, nseg, total
+REPLY_HEADER = struct.Struct("<4siIIQ")  # magic, ret, arg_len, nseg, total
+SEGMENT = struct.Struct("<QQ")  # addr, len
+HEADER_SIZE: Final = HEADER.size  # 24
+
+MAX_FRAME: Final = 8 << 20
+MAX_SEGMENTS: Final = 1024
+KEY_SHIFT: Final = 40
+POS_MASK: Final = (1 << KEY_SHIFT) - 1
+
+# The range the driver hands out for mapped areas.
+MMAP_BASE: Final = 0x7000_0000_0000
+MMAP_END: Final = 0x7FFF_0000_0000
+PAGE_SIZE: Final = 4096
+MMAP_MAX_USED: Final = 4 << 20  # SZ_4M: the kernel uses at most this much of a mapping
+
+# vbinder's own ioctls, type 'v'.
+VBINDER_MMAP_ARG = struct.Struct("<QQII")  # addr, size, prot, flags
+VBINDER_MUNMAP_ARG = struct.Struct("<QQ")  # addr, size
+VBINDER_ABI_VERSION: Final = uapi.IOR("v", 0, 4)
+VBINDER_MMAP: Final = uapi.IOWR("v", 1, VBINDER_MMAP_ARG.size)
+VBINDER_MUNMAP: Final = uapi.IOW("v", 2, VBINDER_MUNMAP_ARG.size)
+
+PROT_READ: Final = 1
+PROT_WRITE: Final = 2
+
+
+class FrameError(ValueError):
+    """A malformed frame: the pwrite that completes it fails with EINVAL."""
+
+
+def key(tid: int) -> int:
+    """The file offset at which thread ``tid`` writes its requests and reads its replies."""
+    return tid << KEY_SHIFT
+
+
+def split_offset(offset: int) -> tuple[int, int]:
+    """(tid, pos) of a file offset."""
+    return offset >> KEY_SHIFT, offset & POS_MASK
+
+
+def _pad8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+@dataclass(slots=True)
+class Frame:
+    """A decoded request (``code`` is the ioctl number) or reply (``code`` is the return value)."""
+
+    code: int
+    arg: bytes
+    segments: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def _encode(header: struct.Struct, magic: bytes, code: int, arg: bytes,
+            segments: list[tuple[int, bytes]] | tuple[tuple[int, bytes], ...]) -> bytes:
+    parts = [b"", arg, b"\0" * (_pad8(len(arg)) - len(arg))]
+    total = HEADER_SIZE + _pad8(len(arg))
+    for addr, data in segments:
+        n = len(data)
+        parts.append(SEGMENT.pack(addr, n))
+        parts.append(data)
+        pad = _pad8(n) - n
+        if pad:
+            parts.append(b"\0" * pad)
+        total += 16 + n + pad
+    parts[0] = header.pack(magic, code, len(arg), len(segments), total)
+    return b"".join(parts)
+
+
+def encode_request(cmd: int, arg: bytes = b"",
+                   segments: list[tuple[int, bytes]] | tuple[tuple[int, bytes], ...] = ()) -> bytes:
+    return _encode(HEADER, REQUEST_MAGIC, cmd, arg, segments)
+
+
+def encode_reply(ret: int, arg: bytes = b"",
+                 segments: list[tuple[int, bytes]] | tuple[tuple[int, bytes], ...] = ()) -> bytes:
+    return _encode(REPLY_HEADER, REPLY_MAGIC, ret, arg, segments)
+
+
+def frame_total(header: bytes) -> int:
+    """The ``total`` of a request whose first 24 bytes are ``header`` (checks the magic)."""
+    magic, _cmd, _arg_len, _nseg, total = HEADER.unpack_from(header)
+    if magic != REQUEST_MAGIC:
+        raise FrameError("bad magic")
+    if total < HEADER_SIZE or total > MAX_FRAME:
+        raise FrameError(f"bad total {total}")
+    return total
+
+
+def _decode(buf: bytes | bytearray | memoryview, header: struct.Struct, magic: bytes,
+            check_overlap: bool) -> Frame:
+    if len(buf) < HEADER_SIZE:
+        raise FrameError("short frame")
+    got_magic, code, arg_len, nseg, total = header.unpack_from(buf)
+    if got_magic != magic:
+        raise FrameError("bad magic")
+    if total != len(buf) or total > MAX_FRAME:
+        raise FrameError("total disagrees with the frame's length")
+    if nseg > MAX_SEGMENTS:
+        raise FrameError("too many segments")
+    mv = memoryview(buf)
+    pos = HEADER_SIZE + _pad8(arg_len)
+    if pos > total:
+        raise FrameError("argument runs past the end")
+    arg = bytes(mv[HEADER_SIZE:HEADER_SIZE + arg_len])
+    segments: list[tuple[int, bytes]] = []
+    for _ in range(nseg):
+        if pos + 16 > total:
+            raise FrameError("segment header runs past the end")
+        addr, n = SEGMENT.unpack_from(buf, pos)
+        pos += 16
+        end = pos + _pad8(n)
+        if end > total:
+            raise FrameError("segment runs past the end")
+        if n:
+            if addr + n > 1 << 64:
+                raise FrameError("segment wraps the address space")
+            segments.append((addr, bytes(mv[pos:pos + n])))
+        pos = end
+    if pos != total:
+        raise FrameError("frame has trailing bytes")
+    if check_overlap and len(segments) > 1:
+        ordered = sorted((a, a + len(d)) for a, d in segments)
+        for (_a0, e0), (a1, _e1) in zip(ordered, ordered[1:], strict=False):
+            if a1 < e0:
+                raise FrameError("segments overlap")
+    return Frame(code, arg, segments)
+
+
+def decode_request(buf: bytes | bytearray | memoryview) -> Frame:
+    """Decode and check a complete request frame; FrameError when it is malformed."""
+    return _decode(buf, HEADER, REQUEST_MAGIC, check_overlap=True)
+
+
+def decode_reply(buf: bytes | bytearray | memoryview) -> Frame:
+    """Decode a complete reply frame (``code`` is the ioctl's return value)."""
+    return _decode(buf, REPLY_HEADER, REPLY_MAGIC, check_overlap=False)
+
+
+def reply_total(header: bytes | bytearray | memoryview) -> int:
+    """The ``total`` of a reply, from its first 24 bytes."""
+    magic, _ret, _arg_len, _nseg, total = REPLY_HEADER.unpack_from(header)
+    if magic != REPLY_MAGIC:
+        raise FrameError("bad reply magic")
+    return total
+
+
+class UserMemory:
+    """The caller's memory as a request's segments: what ``copy_from_user`` may read."""
+
+    __slots__ = ("_starts", "_segments")
+
+    def __init__(self, segments: list[tuple[int, bytes]]) -> None:
+        ordered = sorted(segments)
+        self._starts = [a for a, _ in ordered]
+        self._segments = ordered
+
+    def read(self, addr: int, n: int) -> bytes | None:
+        """``n`` bytes at ``addr``, or None where the kernel's copy_from_user would fault."""
+        if n == 0:
+            return b""
+        i = bisect_right(self._starts, addr) - 1
+        if i < 0:
+            return None
+        start, data = self._segments[i]
+        off = addr - start
+        if off + n > len(data):
+            return None
+        return data[off:off + n]

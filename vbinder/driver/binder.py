@@ -1,0 +1,71 @@
+"""The driver: global state shared by every device (6.1's file-scope statics of binder.c)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from .. import abi
+from .context import Context
+from .device import DeviceFile
+from .errors import BinderError
+from .log import DEFAULT_ALLOC_DEBUG_MASK, DEFAULT_DEBUG_MASK, Debug, Log
+from .node import Node
+from .process import Proc
+from .stats import Obj, Stats
+from .transaction import TransactionLog
+
+DEFAULT_DEVICES = ("binder", "hwbinder", "vndbinder")
+
+
+class Host(Protocol):
+    """What the driver may ask about the host's tasks (the I/O layer reads /proc)."""
+
+    def tgid(self, tid: int) -> int | None: ...
+
+
+class Driver:
+    """All binder devices of one mount: contexts, procs, the debug-id counter, stats and logs."""
+
+    def __init__(self, devices: Sequence[str] = DEFAULT_DEVICES, debug_mask: int = DEFAULT_DEBUG_MASK,
+                 alloc_debug_mask: int = DEFAULT_ALLOC_DEBUG_MASK, host: Host | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.devices = list(devices)
+        self.contexts = {name: Context(name) for name in self.devices}
+        self.log = Log(debug_mask, alloc_debug_mask, clock=clock)
+        self.host = host
+        self.procs: list[Proc] = []  # binder_procs: newest first
+        self.dead_nodes: dict[Node, None] = {}
+        self.stats = Stats()
+        self.transaction_log = TransactionLog()
+        self.failed_transaction_log = TransactionLog()
+        self.last_id = 0
+        self._next_mmap = abi.MMAP_BASE
+
+    def next_id(self) -> int:
+        """atomic_inc_return(&binder_last_id): debug ids of nodes, refs and transactions."""
+        self.last_id += 1
+        return self.last_id
+
+    def pick_mmap_address(self, size: int) -> int:
+        """A page-aligned address in the mapped-area range, different for every mapping."""
+        addr = self._next_mmap
+        if addr + size > abi.MMAP_END:
+            addr = abi.MMAP_BASE
+        self._next_mmap = addr + size + (1 << 20)  # a gap, so that areas never touch
+        return addr
+
+    def open(self, device: str, tgid: int, tid: int, euid: int, nonblock: bool = False) -> DeviceFile:
+        """binder_open: a new proc for ``tgid`` on ``device``."""
+        ctx = self.contexts.get(device)
+        if ctx is None:
+            raise BinderError(19, f"no binder device {device!r}")  # ENODEV
+        self.log.debug(Debug.OPEN_CLOSE, "%s: %d:%d", "binder_open", tgid, tid)
+        proc = Proc(self, ctx, tgid, euid)
+        self.stats.obj_created[Obj.PROC] += 1
+        self.procs.insert(0, proc)
+        return DeviceFile(proc, nonblock)
+
+    def procs_of(self, pid: int) -> list[Proc]:
+        return [p for p in self.procs if p.pid == pid]

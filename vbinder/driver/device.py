@@ -1,0 +1,225 @@
+"""One open device file: request frames in, reply frames out, one request per thread (ABI v1).
+
+This is the "One request per thread" section of DESIGN.md as a state machine over file offsets
+(``tid << 40 | pos``). It knows frames and keys, not binder: each complete request goes to
+:mod:`vbinder.driver.ioctl`, whose read phase may raise :class:`WouldBlock`; the I/O layer then
+waits on the ticket it carries and calls :meth:`DeviceFile.resume`.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from .. import abi
+from . import ioctl
+from .errors import BinderError, Waiter, WouldBlock
+from .process import Proc
+
+MAX_KEYS = 1024
+MAX_WAITING = 256
+MAX_HELD_BYTES = 64 << 20
+PARTIAL_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class _Key:
+    """What one thread (key) has in flight on this file."""
+
+    partial: bytearray | None = None
+    partial_total: int = 0
+    partial_since: float = 0.0
+    pending: ioctl.Pending | None = None  # a read phase not yet produced
+    ticket: Waiter | None = None  # the waiting pread of ``pending``
+    reply: bytes | None = None  # produced, not yet read to its end
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class DeviceFile:
+    """An open binder device file: the ABI's frames over one :class:`Proc`."""
+
+    def __init__(self, proc: Proc, nonblock: bool = False) -> None:
+        self.proc = proc
+        self.nonblock = nonblock
+        self.keys: dict[int, _Key] = {}
+        self.waiting = 0
+        self.held = 0  # bytes in partial frames and unread replies
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _refuse(self, tid: int, err: int, why: str) -> BinderError:
+        self.proc.log.user_error("%d:%d vbinder: %s", self.proc.pid, tid, why)
+        return BinderError(err, why)
+
+    def _key(self, tid: int) -> _Key:
+        k = self.keys.get(tid)
+        if k is None:
+            if len(self.keys) >= MAX_KEYS:
+                self._expire(self.proc.clock())
+                if len(self.keys) >= MAX_KEYS:
+                    raise self._refuse(tid, errno.EAGAIN, "too many threads on one file")
+            k = self.keys[tid] = _Key()
+        return k
+
+    def _drop_partial(self, k: _Key) -> None:
+        if k.partial is not None:
+            self.held -= len(k.partial)
+            k.partial = None
+
+    def _set_reply(self, k: _Key, done: ioctl.Done) -> None:
+        reply = abi.encode_reply(done.ret, done.arg, done.segments)
+        self.held += len(reply)
+        k.reply = reply
+
+    def _expire(self, now: float) -> None:
+        """Drop partial frames left for longer than PARTIAL_TIMEOUT, and idle keys."""
+        for tid, k in list(self.keys.items()):
+            if k.partial is not None and now - k.partial_since > PARTIAL_TIMEOUT:
+                self._drop_partial(k)
+            if k.partial is None and k.pending is None and k.reply is None:
+                del self.keys[tid]
+
+    def _cancel_pending(self, k: _Key) -> None:
+        if k.pending is not None:
+            ioctl.cancel(self.proc, k.pending)
+            k.pending = None
+        if k.ticket is not None:
+            ticket, k.ticket = k.ticket, None
+            self.waiting -= 1
+            ticket.wake()  # its pread resumes and gets ECANCELED
+
+    # -- file operations ----------------------------------------------------------------------------
+
+    def write(self, offset: int, data: bytes) -> int:
+        """A pwrite: one chunk of a request frame. Returns the bytes taken."""
+        tid, pos = abi.split_offset(offset)
+        k = self._key(tid)
+        if pos == 0:
+            self._drop_partial(k)
+            k.partial = bytearray()
+            k.partial_since = self.proc.clock()
+            k.partial_total = 0
+        elif k.partial is None or pos != len(k.partial):
+            self._drop_partial(k)
+            raise self._refuse(tid, errno.EINVAL, "frame chunk out of order")
+        if self.held + len(data) > MAX_HELD_BYTES:
+            self._drop_partial(k)
+            raise self._refuse(tid, errno.ENOMEM, "too many bytes held in frames")
+        part = k.partial
+        part += data
+        self.held += len(data)
+        if len(part) >= abi.HEADER_SIZE and not k.partial_total:
+            try:
+                k.partial_total = abi.frame_total(bytes(part[:abi.HEADER_SIZE]))
+            except abi.FrameError as e:
+                self._drop_partial(k)
+                raise self._refuse(tid, errno.EINVAL, f"malformed frame: {e}") from None
+        if not k.partial_total or len(part) < k.partial_total:
+            return len(data)
+        if len(part) > k.partial_total:
+            self._drop_partial(k)
+            raise self._refuse(tid, errno.EINVAL, "malformed frame: longer than its total")
+        frame_bytes = bytes(part)
+        self._drop_partial(k)
+        if k.reply is not None:
+            raise self._refuse(tid, errno.EBUSY, "new request before the last reply was read")
+        try:
+            frame = abi.decode_request(frame_bytes)
+        except abi.FrameError as e:
+            raise self._refuse(tid, errno.EINVAL, f"malformed frame: {e}") from None
+        self._cancel_pending(k)
+        outcome = ioctl.start(self.proc, tid, frame.code, frame.arg, abi.UserMemory(frame.segments))
+        if isinstance(outcome, ioctl.Done):
+            self._set_reply(k, outcome)
+        else:
+            k.pending = outcome
+        return len(data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """A pread: the reply at ``pos``, or the read phase at pos 0 (may raise WouldBlock)."""
+        tid, pos = abi.split_offset(offset)
+        k = self.keys.get(tid)
+        if k is not None and k.partial is not None:
+            self._drop_partial(k)
+            if pos == 0:
+                raise self._refuse(tid, errno.EINVAL, "read while a partial frame is pending")
+        if k is not None and k.reply is not None:
+            return self._read_reply(k, pos, size)
+        if pos > 0:
+            raise BinderError(errno.EINVAL, "no reply to read")
+        if k is not None and k.pending is not None:
+            if k.ticket is not None:
+                raise self._refuse(tid, errno.EBUSY, "a second pread waits on one thread")
+        else:
+            pending = ioctl.fast_path(self.proc, tid)
+            if pending is None:
+                raise BinderError(errno.ENOMSG, "no request in flight and no earlier read")
+            k = self._key(tid)
+            k.pending = pending
+        return self._run_read(k, tid, size)
+
+    def resume(self, offset: int, size: int, ticket: Waiter) -> bytes:
+        """Continue the pread that waited on ``ticket`` (raises ECANCELED if it was superseded)."""
+        tid, _pos = abi.split_offset(offset)
+        k = self.keys.get(tid)
+        if k is None or k.ticket is not ticket:
+            raise BinderError(errno.ECANCELED, "request superseded")
+        k.ticket = None
+        self.waiting -= 1
+        if k.reply is not None:
+            return self._read_reply(k, 0, size)
+        return self._run_read(k, tid, size)
+
+    def abandon(self, offset: int, ticket: Waiter) -> None:
+        """The pread waiting on ``ticket`` was interrupted: its read phase stays in flight."""
+        tid, _pos = abi.split_offset(offset)
+        k = self.keys.get(tid)
+        if k is None or k.ticket is not ticket:
+            return
+        k.ticket = None
+        self.waiting -= 1
+        if k.pending is not None:
+            ioctl.interrupt(self.proc, k.pending)
+
+    def _run_read(self, k: _Key, tid: int, size: int) -> bytes:
+        assert k.pending is not None
+        try:
+            done = ioctl.resume(self.proc, k.pending, self.nonblock)
+        except WouldBlock as wb:
+            if self.waiting >= MAX_WAITING:
+                ioctl.interrupt(self.proc, k.pending)
+                raise self._refuse(tid, errno.EAGAIN, "too many waiting preads") from None
+            k.ticket = wb.waiter
+            self.waiting += 1
+            raise
+        k.pending = None
+        self._set_reply(k, done)
+        return self._read_reply(k, 0, size)
+
+    def _read_reply(self, k: _Key, pos: int, size: int) -> bytes:
+        reply = k.reply
+        assert reply is not None
+        chunk = reply[pos:pos + size]
+        if pos + len(chunk) >= len(reply):
+            self.held -= len(reply)
+            k.reply = None
+        return chunk
+
+    def poll(self, tid: int) -> bool:
+        """POLLIN: the thread would find work, or has a produced reply unread."""
+        k = self.keys.get(tid)
+        if k is not None and k.reply is not None:
+            return True
+        return ioctl.poll(self.proc, tid)
+
+    def waiting_tids(self) -> list[int]:
+        return [tid for tid, k in self.keys.items() if k.ticket is not None]
+
+    def flush(self) -> None:
+        ioctl.flush(self.proc)
+
+    def release(self) -> None:
+        for k in self.keys.values():
+            self._cancel_pending(k)
+        self.keys.clear()
+        ioctl.release(self.proc)

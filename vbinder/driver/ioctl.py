@@ -1,0 +1,278 @@
+"""binder_ioctl: every ioctl on a device file, split into a write phase and a read phase.
+
+``start`` runs an ioctl as far as it goes without waiting: all of it, or (BINDER_WRITE_READ with
+``read_size`` > 0) its write phase, returning a :class:`Pending` read phase that ``resume`` runs,
+maybe several times, until it produces its result (DESIGN.md, "Phases").
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from .. import abi, uapi
+from ..abi import UserMemory
+from ..uapi import BR_OK
+from .errors import BinderError
+from .log import Debug
+from .node import dec_node_tmpref, get_ref, new_node
+from .process import Proc
+from .thread import Looper, Thread
+
+WR = uapi.WRITE_READ
+# What 6.1 prints for a PROT_READ, MAP_PRIVATE mapping (oracle samples, debug_mask 0x8).
+_VM_FLAGS_RO = 0x71
+_VM_WRITE = 0x2
+_VM_FLAGS_AFTER_MMAP = 0x18020051
+_PAGEP = 0x8000000000000025
+
+
+@dataclass(slots=True)
+class Done:
+    """A finished ioctl: its return value, the argument copied back, the writes to user memory."""
+
+    ret: int
+    arg: bytes = b""
+    segments: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Pending:
+    """The read phase of a BINDER_WRITE_READ, still to run."""
+
+    thread: Thread
+    bwr: list[int]  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
+
+
+def _finish(proc: Proc, thread: Thread | None, tid: int, cmd: int, ret: int, arg: bytes = b"",
+            segments: list[tuple[int, bytes]] | None = None) -> Done:
+    """The end of binder_ioctl: clear looper_need_return, log a failed ioctl."""
+    if thread is not None:
+        thread.looper_need_return = False
+    if ret and ret != -errno.EINTR:
+        # The user pointer of the argument is never seen by the daemon: printed as 0.
+        proc.log.info("%d:%d ioctl %x %x returned %d", proc.pid, tid, cmd, 0, ret)
+    return Done(ret, arg, segments or [])
+
+
+def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done | Pending:
+    """Run ``cmd`` up to its read phase."""
+    if uapi.ioc_size(cmd) != len(arg):
+        return _finish(proc, None, tid, cmd, -errno.EINVAL)
+    if cmd == abi.VBINDER_ABI_VERSION:
+        return Done(0, uapi.U32.pack(abi.ABI_VERSION))
+    if cmd == abi.VBINDER_MMAP:
+        return _mmap(proc, tid, arg)
+    if cmd == abi.VBINDER_MUNMAP:
+        return _munmap(proc, tid, arg)
+    thread = proc.get_thread(tid)
+    if cmd == uapi.BINDER_WRITE_READ:
+        return _write_read(proc, thread, arg, mem)
+    ret = 0
+    out = b""
+    if cmd == uapi.BINDER_SET_MAX_THREADS:
+        proc.max_threads = uapi.U32.unpack(arg)[0]
+    elif cmd == uapi.BINDER_SET_CONTEXT_MGR_EXT:
+        ret = set_ctx_mgr(proc, thread, uapi.FLAT_BINDER_OBJECT.unpack(arg))
+    elif cmd == uapi.BINDER_SET_CONTEXT_MGR:
+        ret = set_ctx_mgr(proc, thread, None)
+    elif cmd == uapi.BINDER_THREAD_EXIT:
+        proc.log.debug(Debug.THREADS, "%d:%d exit", proc.pid, thread.pid)
+        proc.thread_release(thread)
+        return _finish(proc, None, tid, cmd, 0)
+    elif cmd == uapi.BINDER_VERSION:
+        out = uapi.VERSION.pack(uapi.BINDER_CURRENT_PROTOCOL_VERSION)
+    elif cmd == uapi.BINDER_GET_NODE_INFO_FOR_REF:
+        ret, out = _node_info_for_ref(proc, arg)
+    elif cmd == uapi.BINDER_GET_NODE_DEBUG_INFO:
+        out = _node_debug_info(proc, arg)
+    elif cmd == uapi.BINDER_ENABLE_ONEWAY_SPAM_DETECTION:
+        proc.oneway_spam_detection_enabled = bool(uapi.U32.unpack(arg)[0])
+    elif cmd == uapi.BINDER_GET_EXTENDED_ERROR:
+        out = uapi.EXTENDED_ERROR.pack(*thread.ee)
+        thread.ee = (0, BR_OK, 0)
+    else:
+        ret = -errno.EINVAL
+    return _finish(proc, thread, tid, cmd, ret, out if ret == 0 else b"")
+
+
+def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done | Pending:
+    """binder_ioctl_write_read, up to the read phase."""
+    bwr = list(WR.unpack(arg))
+    write_size, _wc, write_buffer, read_size, _rc, read_buffer = bwr
+    proc.log.debug(Debug.READ_WRITE, "%d:%d write %d at %016x, read %d at %016x",
+                   proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
+    if write_size > 0:
+        ret, bwr[1] = proc.thread_write(thread, write_buffer, write_size, bwr[1], mem)
+        if ret < 0:
+            bwr[4] = 0
+            return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, ret, WR.pack(*bwr))
+    if read_size > 0:
+        thread.last_read = (read_buffer, read_size)
+        return Pending(thread, bwr)
+    return _write_read_done(proc, thread, bwr, [])
+
+
+def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[tuple[int, bytes]]) -> Done:
+    proc.log.debug(Debug.READ_WRITE, "%d:%d wrote %d of %d, read return %d of %d", proc.pid, thread.pid,
+                   bwr[1], bwr[0], bwr[4], bwr[3])
+    return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, 0, WR.pack(*bwr), segments)
+
+
+def resume(proc: Proc, pending: Pending, nonblock: bool) -> Done:
+    """Run (again) the read phase of ``pending``; raises WouldBlock while there is nothing to read."""
+    thread = pending.thread
+    bwr = pending.bwr
+    proc.stop_waiting(thread)
+    if thread.is_dead or thread.proc is not proc:
+        # BINDER_THREAD_EXIT ran meanwhile (by another thread sharing the tid): a fresh thread reads.
+        thread = pending.thread = proc.get_thread(thread.pid)
+    segments: list[tuple[int, bytes]] = []
+    ret, bwr[4] = proc.thread_read(thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
+    if proc.todo:
+        proc.wakeup_proc()
+    if ret < 0:
+        return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, ret, WR.pack(*bwr), segments)
+    return _write_read_done(proc, thread, bwr, segments)
+
+
+def interrupt(proc: Proc, pending: Pending) -> None:
+    """The waiting read was interrupted: the thread leaves the waiting threads; the read stays."""
+    proc.stop_waiting(pending.thread)
+    if proc.todo:
+        proc.wakeup_proc()
+
+
+def cancel(proc: Proc, pending: Pending) -> None:
+    """The read phase is dropped (a new request replaced it)."""
+    interrupt(proc, pending)
+    pending.thread.looper_need_return = False
+
+
+def fast_path(proc: Proc, tid: int) -> Pending | None:
+    """A read-only BINDER_WRITE_READ reusing the thread's last read buffer (None: ENOMSG)."""
+    thread = proc.threads.get(tid)
+    if thread is None or thread.last_read is None:
+        return None
+    read_buffer, read_size = thread.last_read
+    return Pending(thread, [0, 0, 0, read_size, 0, read_buffer])
+
+
+def poll(proc: Proc, tid: int) -> bool:
+    """binder_poll: the thread (now a poll thread) would find work."""
+    thread = proc.get_thread(tid)
+    thread.looper |= Looper.POLL
+    return thread.has_work(thread.available_for_proc_work())
+
+
+def flush(proc: Proc) -> None:
+    """binder_flush."""
+    proc.flush()
+
+
+def release(proc: Proc) -> None:
+    """binder_release: unmap (binder_vma_close, if still mapped) and release the proc."""
+    if proc.alloc.mapped:
+        _vma_close(proc)
+    proc.release()
+
+
+# -- ioctls -----------------------------------------------------------------------------------------
+
+
+def set_ctx_mgr(proc: Proc, thread: Thread, fbo: tuple[int, int, int, int] | None) -> int:
+    """binder_ioctl_set_ctx_mgr."""
+    ctx = proc.context
+    if ctx.mgr_node is not None:
+        proc.log.err("BINDER_SET_CONTEXT_MGR already set")
+        return -errno.EBUSY
+    if ctx.mgr_uid is not None:
+        if ctx.mgr_uid != proc.euid:
+            proc.log.err("BINDER_SET_CONTEXT_MGR bad uid %d != %d", proc.euid, ctx.mgr_uid)
+            return -errno.EPERM
+    else:
+        ctx.mgr_uid = proc.euid
+    _type, flags, ptr, cookie = fbo if fbo is not None else (0, 0, 0, 0)
+    node = new_node(proc, ptr, cookie, flags, thread.pid)
+    node.local_weak_refs += 1
+    node.local_strong_refs += 1
+    node.has_strong_ref = True
+    node.has_weak_ref = True
+    ctx.mgr_node = node
+    dec_node_tmpref(node)
+    return 0
+
+
+def _node_info_for_ref(proc: Proc, arg: bytes) -> tuple[int, bytes]:
+    handle, strong, weak, r1, r2, r3 = uapi.NODE_INFO_FOR_REF.unpack(arg)
+    if strong or weak or r1 or r2 or r3:
+        proc.log.user_error("%d BINDER_GET_NODE_INFO_FOR_REF: only handle may be non-zero.", proc.pid)
+        return -errno.EINVAL, b""
+    mgr = proc.context.mgr_node
+    if mgr is None or mgr.proc is not proc:
+        return -errno.EPERM, b""
+    ref = get_ref(proc, handle, True)
+    if ref is None:
+        return -errno.EINVAL, b""
+    node = ref.node
+    return 0, uapi.NODE_INFO_FOR_REF.pack(handle, node.local_strong_refs + node.internal_strong_refs,
+                                          node.local_weak_refs, 0, 0, 0)
+
+
+def _node_debug_info(proc: Proc, arg: bytes) -> bytes:
+    ptr = uapi.NODE_DEBUG_INFO.unpack(arg)[0]
+    for node_ptr in sorted(proc.nodes):
+        if node_ptr > ptr:
+            node = proc.nodes[node_ptr]
+            return uapi.NODE_DEBUG_INFO.pack(node.ptr, node.cookie, int(node.has_strong_ref),
+                                             int(node.has_weak_ref))
+    return uapi.NODE_DEBUG_INFO.pack(0, 0, 0, 0)
+
+
+def _mmap(proc: Proc, tid: int, arg: bytes) -> Done:
+    """VBINDER_MMAP: binder_mmap's checks, then the allocator's mmap handler."""
+    addr, size, prot, flags = abi.VBINDER_MMAP_ARG.unpack(arg)
+    host = proc.driver.host
+    tgid = host.tgid(tid) if host is not None else proc.pid
+    if tgid != proc.pid:
+        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EINVAL)
+    size = (size + abi.PAGE_SIZE - 1) & ~(abi.PAGE_SIZE - 1)
+    if size == 0:
+        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EINVAL)
+    if addr == 0:
+        addr = proc.driver.pick_mmap_address(size)
+    if addr % abi.PAGE_SIZE or addr < abi.MMAP_BASE or addr + size > abi.MMAP_END:
+        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EINVAL)
+    vm_flags = _VM_FLAGS_RO | (_VM_WRITE if prot & abi.PROT_WRITE else 0)
+    proc.log.debug(Debug.OPEN_CLOSE, "%s: %d %x-%x (%d K) vma %x pagep %x", "binder_mmap", proc.pid,
+                   addr, addr + size, size // 1024, vm_flags, _PAGEP)
+    if prot & abi.PROT_WRITE:
+        proc.log.err("%s: %d %x-%x %s failed %d", "binder_mmap", proc.pid, addr, addr + size,
+                     "bad vm_flags", -errno.EPERM)
+        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EPERM)
+    try:
+        proc.alloc.mmap(addr, size)
+    except BinderError as e:
+        return _finish(proc, None, tid, abi.VBINDER_MMAP, -e.errno)
+    proc.mmap_flags = flags
+    proc.mmap_range = (addr, addr + size)
+    return Done(0, abi.VBINDER_MMAP_ARG.pack(addr, size, prot, flags))
+
+
+def _vma_close(proc: Proc) -> None:
+    start, end = proc.mmap_range
+    # binder_mmap set VM_DONTCOPY|VM_MIXEDMAP and cleared VM_MAYWRITE: 6.1 prints these flags.
+    proc.log.debug(Debug.OPEN_CLOSE, "%d close vm area %x-%x (%d K) vma %x pagep %x", proc.pid, start, end,
+                   (end - start) // 1024, _VM_FLAGS_AFTER_MMAP, _PAGEP)
+    proc.alloc.vma_close()
+
+
+def _munmap(proc: Proc, tid: int, arg: bytes) -> Done:
+    """VBINDER_MUNMAP: binder_vma_close."""
+    addr, size = abi.VBINDER_MUNMAP_ARG.unpack(arg)
+    size = (size + abi.PAGE_SIZE - 1) & ~(abi.PAGE_SIZE - 1)
+    start, end = proc.mmap_range
+    if not proc.alloc.mapped or start != addr or end - start != size:
+        return _finish(proc, None, tid, abi.VBINDER_MUNMAP, -errno.EINVAL)
+    _vma_close(proc)
+    return Done(0)

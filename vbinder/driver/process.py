@@ -1,0 +1,706 @@
+"""struct binder_proc: one per open device file, with the write and read loops (6.1).
+
+``thread_write`` runs the BC commands of a write buffer; ``thread_read`` fills a read buffer with
+BR commands, raising :class:`WouldBlock` where the kernel's reader would sleep (nothing is taken
+off any queue before that, so the read can simply run again when woken).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .. import uapi
+from ..abi import UserMemory
+from ..uapi import (
+    BC_ACQUIRE,
+    BC_ACQUIRE_DONE,
+    BC_ACQUIRE_RESULT,
+    BC_ATTEMPT_ACQUIRE,
+    BC_CLEAR_DEATH_NOTIFICATION,
+    BC_DEAD_BINDER_DONE,
+    BC_DECREFS,
+    BC_ENTER_LOOPER,
+    BC_EXIT_LOOPER,
+    BC_FREE_BUFFER,
+    BC_INCREFS,
+    BC_INCREFS_DONE,
+    BC_REGISTER_LOOPER,
+    BC_RELEASE,
+    BC_REPLY,
+    BC_REPLY_SG,
+    BC_REQUEST_DEATH_NOTIFICATION,
+    BC_TRANSACTION,
+    BC_TRANSACTION_SG,
+    BR_ACQUIRE,
+    BR_CLEAR_DEATH_NOTIFICATION_DONE,
+    BR_DEAD_BINDER,
+    BR_DEAD_REPLY,
+    BR_DECREFS,
+    BR_INCREFS,
+    BR_NOOP,
+    BR_OK,
+    BR_ONEWAY_SPAM_SUSPECT,
+    BR_RELEASE,
+    BR_REPLY,
+    BR_SPAWN_LOOPER,
+    BR_TRANSACTION,
+    BR_TRANSACTION_COMPLETE,
+    BR_TRANSACTION_SEC_CTX,
+    TF_ONE_WAY,
+    ioc_nr,
+)
+from .alloc import Alloc
+from .errors import BinderError, Waiter, WouldBlock
+from .log import Debug
+from .node import (
+    cleanup_ref,
+    dec_node_nilocked,
+    dec_node_tmpref,
+    free_node,
+    get_node,
+    get_ref,
+    inc_ref_for_node,
+    update_ref_for_handle,
+)
+from .stats import Obj, Stats
+from .thread import Looper, Thread
+from .transaction import (
+    Transaction,
+    cleanup_transaction,
+    free_buf,
+    free_transaction,
+    send_failed_reply,
+    transaction,
+)
+from .work import Death, ReturnError, Work, WorkList, WorkType, dequeue
+
+if TYPE_CHECKING:
+    from .binder import Driver
+    from .context import Context
+    from .node import Node, Ref
+
+U32 = uapi.U32
+TR = uapi.TRANSACTION_DATA
+_TR_SIZE = TR.size
+_MIN_READ_SPACE = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
+_REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
+
+
+class Proc:
+    """A binder process: what one open of a device file owns."""
+
+    def __init__(self, driver: Driver, context: Context, pid: int, euid: int) -> None:
+        self.driver = driver
+        self.log = driver.log
+        self.clock: Callable[[], float] = driver.log.clock
+        self.context = context
+        self.pid = pid
+        self.euid = euid
+        self.threads: dict[int, Thread] = {}
+        self.nodes: dict[int, Node] = {}  # by ptr
+        self.nodes_sorted: list[Node] | None = None
+        self.refs_by_desc: dict[int, Ref] = {}
+        self.refs_by_node: dict[Node, Ref] = {}
+        self.refs_sorted: list[Ref] | None = None
+        self.todo = WorkList()
+        self.waiting_threads: deque[Thread] = deque()  # most recently idle first
+        self.delivered_death = WorkList()
+        self.max_threads = 0
+        self.requested_threads = 0
+        self.requested_threads_started = 0
+        self.tmp_ref = 0
+        self.is_dead = False
+        self.is_frozen = False
+        self.sync_recv = False
+        self.async_recv = False
+        self.outstanding_txns = 0
+        self.default_priority = 0
+        self.oneway_spam_detection_enabled = False
+        self.stats = Stats()
+        self.alloc = Alloc(pid, driver.log)
+        self.mmap_flags = 0
+        self.mmap_range = (0, 0)
+
+    # -- threads and wakeups ----------------------------------------------------------------------
+
+    def get_thread(self, tid: int) -> Thread:
+        """binder_get_thread: the thread for ``tid``, created on first use."""
+        thread = self.threads.get(tid)
+        if thread is None:
+            thread = self.threads[tid] = Thread(self, tid)
+            self.driver.stats.obj_created[Obj.THREAD] += 1
+        return thread
+
+    def select_thread(self) -> Thread | None:
+        """binder_select_thread_ilocked: take the most recently idle waiting thread."""
+        if not self.waiting_threads:
+            return None
+        thread = self.waiting_threads.popleft()
+        thread.waiting = False
+        return thread
+
+    def wakeup_thread(self, thread: Thread | None) -> None:
+        """binder_wakeup_thread_ilocked."""
+        if thread is not None:
+            thread.wake()
+            return
+        for th in self.threads.values():
+            if th.looper & Looper.POLL and th.available_for_proc_work():
+                th.wake()
+
+    def wakeup_proc(self) -> None:
+        """binder_wakeup_proc_ilocked."""
+        self.wakeup_thread(self.select_thread())
+
+    def stop_waiting(self, thread: Thread) -> None:
+        """A waiting read ends (woken, interrupted or cancelled): list_del_init(waiting_thread_node)."""
+        if thread.waiting:
+            self.waiting_threads.remove(thread)
+            thread.waiting = False
+        thread.waiter = None
+        thread.looper &= ~Looper.WAITING
+
+    def stat_br(self, thread: Thread, cmd: int) -> None:
+        """binder_stat_br."""
+        nr = ioc_nr(cmd)
+        if nr < len(self.stats.br):
+            self.driver.stats.br[nr] += 1
+            self.stats.br[nr] += 1
+            thread.stats.br[nr] += 1
+
+    # -- write -----------------------------------------------------------------------------------
+
+    def thread_write(self, thread: Thread, buffer: int, size: int, consumed: int,
+                     mem: UserMemory) -> tuple[int, int]:
+        """binder_thread_write: (ret, consumed)."""
+        data = mem.read(buffer, size)  # None: read piece by piece, faulting where get_user would
+        ptr = consumed
+        end = size
+        log = self.log
+        d = self.driver
+
+        def get(n: int) -> bytes | None:
+            if ptr + n > size:
+                return None
+            if data is not None:
+                return data[ptr:ptr + n]
+            return mem.read(buffer + ptr, n)
+
+        while ptr < end and thread.return_error.cmd == BR_OK:
+            consumed = ptr  # *consumed: where the last whole command ended
+            raw = get(4)
+            if raw is None:
+                return -errno.EFAULT, consumed
+            cmd = int.from_bytes(raw, "little")
+            ptr += 4
+            nr = ioc_nr(cmd)
+            if nr < len(self.stats.bc):
+                d.stats.bc[nr] += 1
+                self.stats.bc[nr] += 1
+                thread.stats.bc[nr] += 1
+            if cmd in (BC_INCREFS, BC_ACQUIRE, BC_RELEASE, BC_DECREFS):
+                raw = get(4)
+                if raw is None:
+                    return -errno.EFAULT, consumed
+                target = int.from_bytes(raw, "little")
+                ptr += 4
+                strong = cmd in (BC_ACQUIRE, BC_RELEASE)
+                increment = cmd in (BC_INCREFS, BC_ACQUIRE)
+                ret = -1
+                ref: Ref | None = None
+                if increment and not target:
+                    mgr = self.context.mgr_node
+                    if mgr is not None:
+                        if mgr.proc is self:
+                            log.user_error("%d:%d context manager tried to acquire desc 0",
+                                           self.pid, thread.pid)
+                            return -errno.EINVAL, consumed
+                        ret, ref = inc_ref_for_node(self, mgr, strong, None)
+                if ret:
+                    ret, ref = update_ref_for_handle(self, target, increment, strong)
+                if not ret and ref is not None and ref.desc != target:
+                    log.user_error("%d:%d tried to acquire reference to desc %d, got %d instead",
+                                   self.pid, thread.pid, target, ref.desc)
+                name = _REFCOUNT_NAMES[cmd]
+                if ret:
+                    log.user_error("%d:%d %s %d refcount change on invalid ref %d ret %d",
+                                   self.pid, thread.pid, name, int(strong), target, ret)
+                elif ref is not None:
+                    log.debug(Debug.USER_REFS, "%d:%d %s ref %d desc %d s %d w %d", self.pid, thread.pid,
+                              name, ref.debug_id, ref.desc, ref.strong, ref.weak)
+            elif cmd in (BC_INCREFS_DONE, BC_ACQUIRE_DONE):
+                raw = get(16)
+                if raw is None:
+                    return -errno.EFAULT, consumed
+                node_ptr, cookie = uapi.PTR_COOKIE.unpack(raw)
+                ptr += 16
+                name = "BC_INCREFS_DONE" if cmd == BC_INCREFS_DONE else "BC_ACQUIRE_DONE"
+                node = get_node(self, node_ptr)
+                if node is None:
+                    log.user_error("%d:%d %s u%016x no match", self.pid, thread.pid, name, node_ptr)
+                    continue
+                if cookie != node.cookie:
+                    log.user_error("%d:%d %s u%016x node %d cookie mismatch %016x != %016x", self.pid,
+                                   thread.pid, name, node_ptr, node.debug_id, cookie, node.cookie)
+                    dec_node_tmpref(node)
+                    continue
+                if cmd == BC_ACQUIRE_DONE:
+                    if not node.pending_strong_ref:
+                        log.user_error("%d:%d BC_ACQUIRE_DONE node %d has no pending acquire request",
+                                       self.pid, thread.pid, node.debug_id)
+                        dec_node_tmpref(node)
+                        continue
+                    node.pending_strong_ref = False
+                else:
+                    if not node.pending_weak_ref:
+                        log.user_error("%d:%d BC_INCREFS_DONE node %d has no pending increfs request",
+                                       self.pid, thread.pid, node.debug_id)
+                        dec_node_tmpref(node)
+                        continue
+                    node.pending_weak_ref = False
+                dec_node_nilocked(node, cmd == BC_ACQUIRE_DONE, False)
+                log.debug(Debug.USER_REFS, "%d:%d %s node %d ls %d lw %d tr %d", self.pid, thread.pid, name,
+                          node.debug_id, node.local_strong_refs, node.local_weak_refs, node.tmp_refs)
+                dec_node_tmpref(node)
+            elif cmd == BC_ATTEMPT_ACQUIRE:
+                log.err("BC_ATTEMPT_ACQUIRE not supported")
+                return -errno.EINVAL, consumed
+            elif cmd == BC_ACQUIRE_RESULT:
+                log.err("BC_ACQUIRE_RESULT not supported")
+                return -errno.EINVAL, consumed
+            elif cmd == BC_FREE_BUFFER:
+                raw = get(8)
+                if raw is None:
+                    return -errno.EFAULT, consumed
+                data_ptr = int.from_bytes(raw, "little")
+                ptr += 8
+                try:
+                    buf = self.alloc.prepare_to_free(data_ptr)
+                except BinderError:
+                    log.user_error("%d:%d BC_FREE_BUFFER u%016x matched unreturned or currently freeing buffer",
+                                   self.pid, thread.pid, data_ptr)
+                    continue
+                if buf is None:
+                    log.user_error("%d:%d BC_FREE_BUFFER u%016x no match", self.pid, thread.pid, data_ptr)
+                    continue
+                log.debug(Debug.FREE_BUFFER, "%d:%d BC_FREE_BUFFER u%016x found buffer %d for %s transaction",
+                          self.pid, thread.pid, data_ptr, buf.debug_id,
+                          "active" if buf.transaction is not None else "finished")
+                free_buf(self, thread, buf, False)
+            elif cmd in (BC_TRANSACTION_SG, BC_REPLY_SG, BC_TRANSACTION, BC_REPLY):
+                sg = cmd in (BC_TRANSACTION_SG, BC_REPLY_SG)
+                n = _TR_SIZE + 8 if sg else _TR_SIZE
+                raw = get(n)
+                if raw is None:
+                    return -errno.EFAULT, consumed
+                ptr += n
+                extra = int.from_bytes(raw[_TR_SIZE:], "little") if sg else 0
+                transaction(self, thread, TR.unpack_from(raw), cmd in (BC_REPLY, BC_REPLY_SG), extra, mem)
+            elif cmd == BC_REGISTER_LOOPER:
+                log.debug(Debug.THREADS, "%d:%d BC_REGISTER_LOOPER", self.pid, thread.pid)
+                if thread.looper & Looper.ENTERED:
+                    thread.looper |= Looper.INVALID
+                    log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called after BC_ENTER_LOOPER",
+                                   self.pid, thread.pid)
+                elif self.requested_threads == 0:
+                    thread.looper |= Looper.INVALID
+                    log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called without request",
+                                   self.pid, thread.pid)
+                else:
+                    self.requested_threads -= 1
+                    self.requested_threads_started += 1
+                thread.looper |= Looper.REGISTERED
+            elif cmd == BC_ENTER_LOOPER:
+                log.debug(Debug.THREADS, "%d:%d BC_ENTER_LOOPER", self.pid, thread.pid)
+                if thread.looper & Looper.REGISTERED:
+                    thread.looper |= Looper.INVALID
+                    log.user_error("%d:%d ERROR: BC_ENTER_LOOPER called after BC_REGISTER_LOOPER",
+                                   self.pid, thread.pid)
+                thread.looper |= Looper.ENTERED
+            elif cmd == BC_EXIT_LOOPER:
+                log.debug(Debug.THREADS, "%d:%d BC_EXIT_LOOPER", self.pid, thread.pid)
+                thread.looper |= Looper.EXITED
+            elif cmd in (BC_REQUEST_DEATH_NOTIFICATION, BC_CLEAR_DEATH_NOTIFICATION):
+                raw = get(12)
+                if raw is None:
+                    return -errno.EFAULT, consumed
+                target, cookie = uapi.HANDLE_COOKIE.unpack(raw)
+                ptr += 12
+                self._death_notification(thread, cmd, target, cookie)
+            elif cmd == BC_DEAD_BINDER_DONE:
+                raw = get(8)
+                if raw is None:
+                    return -errno.EFAULT, consumed
+                cookie = int.from_bytes(raw, "little")
+                ptr += 8
+                death = next((w for w in self.delivered_death if w.cookie == cookie), None)  # type: ignore[attr-defined]
+                log.debug(Debug.DEAD_BINDER, "%d:%d BC_DEAD_BINDER_DONE %016x found %s", self.pid, thread.pid,
+                          cookie, f"{id(death) if death is not None else 0:016x}")
+                if death is None:
+                    log.user_error("%d:%d BC_DEAD_BINDER_DONE %016x not found", self.pid, thread.pid, cookie)
+                    continue
+                dequeue(death)
+                if death.type == WorkType.DEAD_BINDER_AND_CLEAR:
+                    death.type = WorkType.CLEAR_DEATH_NOTIFICATION
+                    self._queue_clear(thread, death)
+            else:
+                log.err("%d:%d unknown command %u", self.pid, thread.pid, cmd)
+                return -errno.EINVAL, consumed
+        return 0, ptr
+
+    def _queue_clear(self, thread: Thread, death: Work) -> None:
+        if thread.looper & (Looper.REGISTERED | Looper.ENTERED):
+            thread.enqueue_work(death)
+        else:
+            self.todo.enqueue(death)
+            self.wakeup_proc()
+
+    def _death_notification(self, thread: Thread, cmd: int, target: int, cookie: int) -> None:
+        log = self.log
+        name = ("BC_REQUEST_DEATH_NOTIFICATION" if cmd == BC_REQUEST_DEATH_NOTIFICATION
+                else "BC_CLEAR_DEATH_NOTIFICATION")
+        ref = get_ref(self, target, False)
+        if ref is None:
+            log.user_error("%d:%d %s invalid ref %d", self.pid, thread.pid, name, target)
+            return
+        log.debug(Debug.DEATH_NOTIFICATION, "%d:%d %s %016x ref %d desc %d s %d w %d for node %d",
+                  self.pid, thread.pid, name, cookie, ref.debug_id, ref.desc, ref.strong, ref.weak,
+                  ref.node.debug_id)
+        if cmd == BC_REQUEST_DEATH_NOTIFICATION:
+            if ref.death is not None:
+                log.user_error("%d:%d BC_REQUEST_DEATH_NOTIFICATION death notification already set",
+                               self.pid, thread.pid)
+                return
+            self.driver.stats.obj_created[Obj.DEATH] += 1
+            ref.death = Death(cookie)
+            if ref.node.proc is None:
+                ref.death.type = WorkType.DEAD_BINDER
+                self.todo.enqueue(ref.death)
+                self.wakeup_proc()
+            return
+        death = ref.death
+        if death is None:
+            log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification not active",
+                           self.pid, thread.pid)
+            return
+        if death.cookie != cookie:
+            log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification cookie mismatch %016x != %016x",
+                           self.pid, thread.pid, death.cookie, cookie)
+            return
+        ref.death = None
+        if not death.queued:
+            death.type = WorkType.CLEAR_DEATH_NOTIFICATION
+            self._queue_clear(thread, death)
+        else:
+            death.type = WorkType.DEAD_BINDER_AND_CLEAR
+
+    # -- read -------------------------------------------------------------------------------------
+
+    def thread_read(self, thread: Thread, buffer: int, size: int, consumed: int, nonblock: bool,
+                    segments: list[tuple[int, bytes]]) -> tuple[int, int]:
+        """binder_thread_read: (ret, consumed); appends the copy-to-user segments.
+
+        Raises WouldBlock where the kernel would sleep, with nothing taken off any queue.
+        """
+        log = self.log
+        out = bytearray()
+        if consumed == 0:
+            out += U32.pack(BR_NOOP)
+        while True:  # retry:
+            wait_for_proc_work = thread.available_for_proc_work()
+            if wait_for_proc_work:
+                if not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
+                    log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
+                                   "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state %x)",
+                                   self.pid, thread.pid, int(thread.looper | Looper.WAITING))
+            if not thread.has_work(wait_for_proc_work):
+                if nonblock:
+                    return -errno.EAGAIN, consumed
+                thread.looper |= Looper.WAITING
+                if wait_for_proc_work and not thread.waiting:
+                    self.waiting_threads.appendleft(thread)
+                    thread.waiting = True
+                waiter = thread.waiter = Waiter()
+                raise WouldBlock(waiter)
+            got_txn = self._read_work(thread, buffer, size, consumed, out, wait_for_proc_work, segments)
+            if got_txn is None:  # only the BR_NOOP and no reason to return: sleep again
+                continue
+            break
+        consumed += len(out)
+        if (self.requested_threads == 0 and not self.waiting_threads
+                and self.requested_threads_started < self.max_threads
+                and thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
+            self.requested_threads += 1
+            log.debug(Debug.THREADS, "%d:%d BR_SPAWN_LOOPER", self.pid, thread.pid)
+            out[0:4] = U32.pack(BR_SPAWN_LOOPER)
+            self.stat_br(thread, BR_SPAWN_LOOPER)
+        segments.insert(0, (buffer + consumed - len(out), bytes(out)))
+        return 0, consumed
+
+    def _read_work(self, thread: Thread, buffer: int, size: int, consumed: int, out: bytearray,
+                   wait_for_proc_work: bool, segments: list[tuple[int, bytes]]) -> bool | None:
+        """The work loop of binder_thread_read; None means "goto retry"."""
+        log = self.log
+        start = consumed
+        while True:
+            if thread.todo:
+                lst = thread.todo
+            elif self.todo and wait_for_proc_work:
+                lst = self.todo
+            else:
+                if start + len(out) == 4 and not thread.looper_need_return:
+                    return None
+                return False
+            if size - (start + len(out)) < _MIN_READ_SPACE:
+                return False
+            w = lst.pop()
+            assert w is not None
+            if not thread.todo:
+                thread.process_todo = False
+            wt = w.type
+            if wt == WorkType.TRANSACTION:
+                assert isinstance(w, Transaction)
+                if self._deliver_transaction(thread, w, out, segments):
+                    return True
+                continue
+            if wt == WorkType.RETURN_ERROR:
+                assert isinstance(w, ReturnError)
+                cmd = w.cmd
+                out += U32.pack(cmd)
+                w.cmd = BR_OK
+                self.stat_br(thread, cmd)
+            elif wt in (WorkType.TRANSACTION_COMPLETE, WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT):
+                if self.oneway_spam_detection_enabled and wt == WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT:
+                    cmd = BR_ONEWAY_SPAM_SUSPECT
+                else:
+                    cmd = BR_TRANSACTION_COMPLETE
+                self.driver.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
+                out += U32.pack(cmd)
+                self.stat_br(thread, cmd)
+                log.debug(Debug.TRANSACTION_COMPLETE, "%d:%d BR_TRANSACTION_COMPLETE", self.pid, thread.pid)
+            elif wt == WorkType.NODE:
+                self._node_work(thread, w.node, out)  # type: ignore[attr-defined]
+            elif wt in (WorkType.DEAD_BINDER, WorkType.DEAD_BINDER_AND_CLEAR,
+                        WorkType.CLEAR_DEATH_NOTIFICATION):
+                assert isinstance(w, Death)
+                cmd = BR_CLEAR_DEATH_NOTIFICATION_DONE if wt == WorkType.CLEAR_DEATH_NOTIFICATION else BR_DEAD_BINDER
+                log.debug(Debug.DEATH_NOTIFICATION, "%d:%d %s %016x", self.pid, thread.pid,
+                          "BR_DEAD_BINDER" if cmd == BR_DEAD_BINDER else "BR_CLEAR_DEATH_NOTIFICATION_DONE",
+                          w.cookie)
+                if wt == WorkType.CLEAR_DEATH_NOTIFICATION:
+                    self.driver.stats.obj_deleted[Obj.DEATH] += 1
+                else:
+                    self.delivered_death.enqueue(w)
+                out += U32.pack(cmd) + uapi.U64.pack(w.cookie)
+                self.stat_br(thread, cmd)
+                if cmd == BR_DEAD_BINDER:
+                    return True  # DEAD_BINDER notifications can cause transactions
+            else:
+                log.err("%d:%d: bad work type %d", self.pid, thread.pid, wt)
+
+    def _node_work(self, thread: Thread, node: Node, out: bytearray) -> None:
+        """BINDER_WORK_NODE: tell the owner about changes of the node's strong/weak state."""
+        log = self.log
+        strong = bool(node.internal_strong_refs or node.local_strong_refs)
+        weak = bool(node.refs or node.local_weak_refs or node.tmp_refs or strong)
+        has_strong, has_weak = node.has_strong_ref, node.has_weak_ref
+        if weak and not has_weak:
+            node.has_weak_ref = node.pending_weak_ref = True
+            node.local_weak_refs += 1
+        if strong and not has_strong:
+            node.has_strong_ref = node.pending_strong_ref = True
+            node.local_strong_refs += 1
+        if not strong and has_strong:
+            node.has_strong_ref = False
+        if not weak and has_weak:
+            node.has_weak_ref = False
+        if not weak and not strong:
+            log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x deleted", self.pid, thread.pid,
+                      node.debug_id, node.ptr, node.cookie)
+            del self.nodes[node.ptr]
+            self.nodes_sorted = None
+            free_node(node)
+        before = len(out)
+        for cond, cmd, name in ((weak and not has_weak, BR_INCREFS, "BR_INCREFS"),
+                                (strong and not has_strong, BR_ACQUIRE, "BR_ACQUIRE"),
+                                (not strong and has_strong, BR_RELEASE, "BR_RELEASE"),
+                                (not weak and has_weak, BR_DECREFS, "BR_DECREFS")):
+            if cond:
+                out += U32.pack(cmd) + uapi.PTR_COOKIE.pack(node.ptr, node.cookie)
+                self.stat_br(thread, cmd)
+                log.debug(Debug.USER_REFS, "%d:%d %s %d u%016x c%016x", self.pid, thread.pid, name,
+                          node.debug_id, node.ptr, node.cookie)
+        if len(out) == before:
+            log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x state unchanged", self.pid,
+                      thread.pid, node.debug_id, node.ptr, node.cookie)
+
+    def _deliver_transaction(self, thread: Thread, t: Transaction, out: bytearray,
+                             segments: list[tuple[int, bytes]]) -> bool:
+        """The BINDER_WORK_TRANSACTION case: write BR_TRANSACTION/BR_REPLY (True when written)."""
+        buf = t.buffer
+        assert buf is not None
+        node = buf.target_node
+        if node is not None:
+            target_ptr, cookie, cmd = node.ptr, node.cookie, BR_TRANSACTION  # type: ignore[attr-defined]
+        else:
+            target_ptr, cookie, cmd = 0, 0, BR_REPLY
+        t_from = t.from_
+        sender_pid = t_from.proc.pid if t_from is not None else 0
+        data_ptr = buf.user_data
+        offsets_ptr = data_ptr + ((buf.data_size + 7) & ~7)
+        trd = TR.pack(target_ptr, cookie, t.code, t.flags, sender_pid, t.sender_euid,
+                      buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
+        if t.security_ctx:
+            cmd = BR_TRANSACTION_SEC_CTX
+            trd += uapi.U64.pack(t.security_ctx)
+        out += U32.pack(cmd) + trd
+        self.stat_br(thread, cmd)
+        self.log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
+                       self.pid, thread.pid,
+                       "BR_TRANSACTION" if cmd == BR_TRANSACTION else
+                       "BR_TRANSACTION_SEC_CTX" if cmd == BR_TRANSACTION_SEC_CTX else "BR_REPLY",
+                       t.debug_id, t_from.proc.pid if t_from else 0, t_from.pid if t_from else 0, cmd,
+                       buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
+        buf.allow_user_free = True
+        segments.append((buf.user_data, bytes(buf.data)))
+        if cmd != BR_REPLY and not (t.flags & TF_ONE_WAY):
+            t.to_parent = thread.transaction_stack
+            t.to_thread = thread
+            thread.transaction_stack = t
+        else:
+            free_transaction(t)
+        return True
+
+    # -- teardown --------------------------------------------------------------------------------
+
+    def release_work(self, lst: WorkList) -> None:
+        """binder_release_work."""
+        log = self.log
+        while (w := lst.pop()) is not None:
+            wt = w.type
+            if wt == WorkType.TRANSACTION:
+                assert isinstance(w, Transaction)
+                cleanup_transaction(w, "process died.", BR_DEAD_REPLY)
+            elif wt == WorkType.RETURN_ERROR:
+                log.debug(Debug.DEAD_TRANSACTION, "undelivered TRANSACTION_ERROR: %u", w.cmd)  # type: ignore[attr-defined]
+            elif wt in (WorkType.TRANSACTION_COMPLETE, WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT):
+                log.debug(Debug.DEAD_TRANSACTION, "undelivered TRANSACTION_COMPLETE")
+                self.driver.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
+            elif wt in (WorkType.DEAD_BINDER_AND_CLEAR, WorkType.CLEAR_DEATH_NOTIFICATION):
+                log.debug(Debug.DEAD_TRANSACTION, "undelivered death notification, %016x", w.cookie)  # type: ignore[attr-defined]
+                self.driver.stats.obj_deleted[Obj.DEATH] += 1
+            elif wt == WorkType.NODE:
+                pass
+            else:
+                log.err("unexpected work type, %d, not freed", wt)
+
+    def thread_release(self, thread: Thread) -> int:
+        """binder_thread_release: a thread exits; returns its active transactions."""
+        log = self.log
+        self.threads.pop(thread.pid, None)
+        self.stop_waiting(thread)
+        t = thread.transaction_stack
+        send_reply = t if t is not None and t.to_thread is thread else None
+        thread.is_dead = True
+        active = 0
+        while t is not None:
+            active += 1
+            log.debug(Debug.DEAD_TRANSACTION, "release %d:%d transaction %d %s, still active",
+                      self.pid, thread.pid, t.debug_id, "in" if t.to_thread is thread else "out")
+            if t.to_thread is thread:
+                self.outstanding_txns -= 1
+                t.to_proc = None
+                t.to_thread = None
+                if t.buffer is not None:
+                    t.buffer.transaction = None
+                    t.buffer = None
+                t = t.to_parent
+            elif t.from_ is thread:
+                t.from_ = None
+                t = t.from_parent
+            else:
+                raise AssertionError("bad transaction stack")
+        if send_reply is not None:
+            send_failed_reply(send_reply, BR_DEAD_REPLY)
+        self.release_work(thread.todo)
+        self.driver.stats.obj_deleted[Obj.THREAD] += 1
+        return active
+
+    def flush(self) -> None:
+        """binder_deferred_flush: every thread returns to user space."""
+        woke = 0
+        for thread in self.threads.values():
+            thread.looper_need_return = True
+            if thread.looper & Looper.WAITING:
+                thread.wake()
+                woke += 1
+        self.log.debug(Debug.OPEN_CLOSE, "binder_flush: %d woke %d threads", self.pid, woke)
+
+    def node_release(self, node: Node, refs: int) -> int:
+        """binder_node_release: the owner is gone; refs with death notifications are told."""
+        d = self.driver
+        self.release_work(node.async_todo)
+        dequeue(node.work)
+        if not node.refs and node.tmp_refs == 1:
+            free_node(node)
+            return refs
+        node.proc = None
+        node.local_strong_refs = 0
+        node.local_weak_refs = 0
+        d.dead_nodes[node] = None
+        death = 0
+        for ref in node.refs:
+            refs += 1
+            if ref.death is None:
+                continue
+            death += 1
+            ref.death.type = WorkType.DEAD_BINDER
+            ref.proc.todo.enqueue(ref.death)
+            ref.proc.wakeup_proc()
+        self.log.debug(Debug.DEAD_BINDER, "node %d now dead, refs %d, death %d", node.debug_id, refs, death)
+        dec_node_tmpref(node)
+        return refs
+
+    def release(self) -> None:
+        """binder_deferred_release: the last close of the file."""
+        d = self.driver
+        log = self.log
+        d.procs.remove(self)
+        ctx = self.context
+        if ctx.mgr_node is not None and ctx.mgr_node.proc is self:
+            log.debug(Debug.DEAD_BINDER, "%s: %d context_mgr_node gone", "binder_deferred_release", self.pid)
+            ctx.mgr_node = None
+        self.is_dead = True
+        self.is_frozen = self.sync_recv = self.async_recv = False
+        threads = active = 0
+        for thread in list(self.threads.values()):
+            threads += 1
+            active += self.thread_release(thread)
+        nodes = incoming = 0
+        for node in sorted(self.nodes.values(), key=lambda n: n.ptr):
+            nodes += 1
+            node.tmp_refs += 1
+            del self.nodes[node.ptr]
+            incoming = self.node_release(node, incoming)
+        self.nodes_sorted = None
+        outgoing = 0
+        for desc in sorted(self.refs_by_desc):
+            ref = self.refs_by_desc.get(desc)
+            if ref is None:
+                continue
+            outgoing += 1
+            cleanup_ref(ref)
+        self.release_work(self.todo)
+        self.release_work(self.delivered_death)
+        log.debug(Debug.OPEN_CLOSE, "%s: %d threads %d, nodes %d (ref %d), refs %d, active transactions %d",
+                  "binder_deferred_release", self.pid, threads, nodes, incoming, outgoing, active)
+        # binder_free_proc: the allocator's buffers go with the proc.
+        for buf in self.alloc.allocated_buffers():
+            if buf.transaction is not None:
+                buf.transaction.buffer = None  # type: ignore[attr-defined]
+                buf.transaction = None
+        self.alloc.deferred_release()
+        d.stats.obj_deleted[Obj.PROC] += 1

@@ -1,0 +1,77 @@
+"""struct binder_thread: one per tid that used a proc, with its todo and transaction stack."""
+
+from __future__ import annotations
+
+from enum import IntFlag
+from typing import TYPE_CHECKING
+
+from ..uapi import BR_OK
+from .errors import Waiter
+from .stats import Stats
+from .work import ReturnError, Work, WorkList
+
+if TYPE_CHECKING:
+    from .process import Proc
+    from .transaction import Transaction
+
+
+class Looper(IntFlag):
+    """BINDER_LOOPER_STATE_* bits."""
+
+    REGISTERED = 0x01
+    ENTERED = 0x02
+    EXITED = 0x04
+    INVALID = 0x08
+    WAITING = 0x10
+    POLL = 0x20
+
+
+class Thread:
+    """A binder thread of a proc."""
+
+    __slots__ = ("proc", "pid", "todo", "process_todo", "looper", "looper_need_return",
+                 "transaction_stack", "return_error", "reply_error", "ee", "tmp_ref",
+                 "is_dead", "stats", "waiter", "waiting", "last_read")
+
+    def __init__(self, proc: Proc, pid: int) -> None:
+        self.proc = proc
+        self.pid = pid
+        self.todo = WorkList()
+        self.process_todo = False
+        self.looper = Looper(0)
+        self.looper_need_return = True  # so that the first read returns at once
+        self.transaction_stack: Transaction | None = None
+        self.return_error = ReturnError(BR_OK)
+        self.reply_error = ReturnError(BR_OK)
+        self.ee = (0, BR_OK, 0)  # extended error: id, command, param
+        self.tmp_ref = 0
+        self.is_dead = False
+        self.stats = Stats()
+        self.waiter: Waiter | None = None  # set while a read of this thread waits
+        self.waiting = False  # on proc.waiting_threads
+        self.last_read: tuple[int, int] | None = None  # (read_buffer, read_size), for the fast path
+
+    def wake(self) -> None:
+        """wake_up_interruptible(&thread->wait)."""
+        w = self.waiter
+        if w is not None:
+            self.waiter = None
+            w.wake()
+
+    def enqueue_work(self, w: Work) -> None:
+        """binder_enqueue_thread_work_ilocked: queue and let the thread process its todo."""
+        self.todo.enqueue(w)
+        self.process_todo = True
+
+    def enqueue_deferred_work(self, w: Work) -> None:
+        """binder_enqueue_deferred_thread_work_ilocked: queue without waking the todo."""
+        self.todo.enqueue(w)
+
+    def available_for_proc_work(self) -> bool:
+        """binder_available_for_proc_work_ilocked."""
+        return self.transaction_stack is None and not self.todo
+
+    def has_work(self, do_proc_work: bool) -> bool:
+        """binder_has_work_ilocked."""
+        return (self.process_todo or self.looper_need_return
+                or (do_proc_work and bool(self.proc.todo)))
