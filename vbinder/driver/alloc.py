@@ -449,7 +449,10 @@ class Alloc:
     # ---- mmap / vma ---------------------------------------------------------------------------
 
     def mmap(self, addr: int, size: int) -> None:
-        """binder_alloc_mmap_handler(): take up to 4 MiB of the mapping [addr, addr + size)."""
+        """binder_alloc_mmap_handler(): take up to 4 MiB of [addr, addr + size rounded to pages).
+
+        Raises BinderError EBUSY if this process mapped before (even if that area is gone).
+        """
         vm_end = addr + _page_align(size)
         if self.buffer_size:
             ret = -errno.EBUSY

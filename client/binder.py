@@ -1,0 +1,171 @@
+"""IBinder, BBinder (a local object) and BpBinder (a proxy to a handle), as libbinder has them."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from vbinder import uapi
+
+from .parcel import Parcel
+
+if TYPE_CHECKING:
+    from .process_state import ProcessState
+
+FIRST_CALL_TRANSACTION = 0x00000001
+LAST_CALL_TRANSACTION = 0x00FFFFFF
+PING_TRANSACTION = 0x5F504E47  # '_PNG'
+INTERFACE_TRANSACTION = 0x5F4E5446  # '_NTF'
+FLAG_ONEWAY = uapi.TF_ONE_WAY
+
+_ids = itertools.count(0x1000, 0x10)
+
+
+class DeadObjectError(Exception):
+    """The remote process is gone (BR_DEAD_REPLY)."""
+
+
+class FailedTransactionError(Exception):
+    """The driver refused the call (BR_FAILED_REPLY, BR_FROZEN_REPLY, or an ioctl error)."""
+
+
+class IBinder:
+    """A binder object, local or remote."""
+
+    def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        try:
+            self.transact(PING_TRANSACTION, Parcel())
+            return True
+        except (DeadObjectError, FailedTransactionError):
+            return False
+
+    def interface_descriptor(self) -> str:
+        reply = self.transact(INTERFACE_TRANSACTION, Parcel())
+        assert reply is not None
+        return reply.read_string16() or ""
+
+
+class BBinder(IBinder):
+    """A local object: subclass and override :meth:`on_transact`.
+
+    Its (ptr, cookie) identity is a process-unique number; the process keeps it alive while the
+    driver holds references to it (BR_INCREFS/BR_ACQUIRE until BR_RELEASE/BR_DECREFS).
+    """
+
+    descriptor = ""
+
+    def __init__(self) -> None:
+        self._ptr = next(_ids)
+
+    def flatten(self) -> tuple[int, int, int, int]:
+        """The flat_binder_object fields that describe this object to the driver."""
+        from .process_state import ProcessState
+
+        ProcessState.self().register_local(self)
+        return uapi.BINDER_TYPE_BINDER, uapi.FLAT_BINDER_FLAG_ACCEPTS_FDS | 0x13, self._ptr, self._ptr
+
+    def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
+        """Call the object in-process, as libbinder does for a local binder."""
+        reply = Parcel()
+        data.set_data_position(0)
+        self.dispatch(code, data, reply, flags)
+        reply.set_data_position(0)
+        return None if flags & FLAG_ONEWAY else reply
+
+    def dispatch(self, code: int, data: Parcel, reply: Parcel, flags: int) -> None:
+        """BBinder::transact: the built-in codes, then :meth:`on_transact`."""
+        if code == PING_TRANSACTION:
+            return
+        if code == INTERFACE_TRANSACTION:
+            reply.write_string16(self.descriptor)
+            return
+        self.on_transact(code, data, reply, flags)
+
+    def on_transact(self, code: int, data: Parcel, reply: Parcel, flags: int) -> None:
+        """Handle one call; raise to fail it (the caller sees an exception status)."""
+        raise UnknownTransactionError(code)
+
+
+class UnknownTransactionError(Exception):
+    """A code the object does not handle (UNKNOWN_TRANSACTION)."""
+
+
+DeathRecipient = Callable[["BpBinder"], None]
+
+
+class BpBinder(IBinder):
+    """A proxy: calls go to ``handle`` through the driver."""
+
+    def __init__(self, process: ProcessState, handle: int) -> None:
+        self.process = process
+        self.handle = handle
+        self.descriptor = ""
+        self._recipients: list[DeathRecipient] = []
+        self._death_requested = False
+        self.dead = False
+        self._lock = threading.Lock()
+
+    def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
+        if self.dead:
+            raise DeadObjectError(f"handle {self.handle} is dead")
+        from .ipc_thread_state import IPCThreadState
+
+        return IPCThreadState.self().transact(self.handle, code, data, flags)
+
+    def link_to_death(self, recipient: DeathRecipient) -> None:
+        """Call ``recipient(self)`` when the remote process dies (BR_DEAD_BINDER)."""
+        from .ipc_thread_state import IPCThreadState
+
+        with self._lock:
+            if self.dead:
+                raise DeadObjectError(f"handle {self.handle} is dead")
+            self._recipients.append(recipient)
+            first = not self._death_requested
+            self._death_requested = True
+        if first:
+            self.process.track_death(self)
+            IPCThreadState.self().request_death_notification(self.handle, self.cookie)
+
+    def unlink_to_death(self, recipient: DeathRecipient) -> None:
+        from .ipc_thread_state import IPCThreadState
+
+        with self._lock:
+            self._recipients.remove(recipient)
+            last = not self._recipients and self._death_requested and not self.dead
+            if last:
+                self._death_requested = False
+        if last:
+            IPCThreadState.self().clear_death_notification(self.handle, self.cookie)
+
+    @property
+    def cookie(self) -> int:
+        return id(self)
+
+    def send_obituary(self) -> None:
+        """BR_DEAD_BINDER arrived: mark dead and tell the recipients."""
+        with self._lock:
+            self.dead = True
+            recipients, self._recipients = self._recipients, []
+        ref = weakref.ref(self)
+        for r in recipients:
+            obj = ref()
+            if obj is not None:
+                r(obj)
+
+    def flatten(self) -> tuple[int, int, int, int]:
+        return uapi.BINDER_TYPE_HANDLE, 0, self.handle, 0
+
+    def __repr__(self) -> str:
+        return f"<BpBinder handle={self.handle}{' dead' if self.dead else ''}>"
+
+    def __del__(self) -> None:
+        try:
+            self.process.proxy_gone(self.handle)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
