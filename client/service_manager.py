@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from .binder import FIRST_CALL_TRANSACTION, BpBinder, IBinder
+from .binder import FIRST_CALL_TRANSACTION, BpBinder, DeadObjectError, IBinder
 from .parcel import EX_ILLEGAL_ARGUMENT, EX_UNSUPPORTED_OPERATION, Parcel, RemoteException, interface_header
 from .process_state import ProcessState
 from .service import Proxy, Service, method
@@ -128,6 +129,13 @@ class ServiceManagerProxy(Proxy):
     def __init__(self, binder: IBinder, device: str = "binder") -> None:
         super().__init__(binder)
         self.header = interface_header(device)
+
+    def call(self, code: int, write: Callable[[Parcel], None] | None = None, oneway: bool = False) -> Parcel:
+        try:
+            return super().call(code, write, oneway)
+        except DeadObjectError:
+            raise DeadObjectError("no service manager runs on this device (start one with "
+                                  "`vbinder servicemanager MOUNTPOINT`)") from None
 
     def check_service(self, name: str) -> IBinder | None:
         """The service, or None when it is not registered."""

@@ -59,13 +59,41 @@ def parse_brs(data: bytes) -> list[BR]:
     return out
 
 
-class Client:
-    """One fake process (one open of a device) with a mirror of its mapped area."""
+class FdFile:
+    """A real device file (a vbinder mount) with DeviceFile's write/read: reads block instead."""
 
-    def __init__(self, driver: Driver, pid: int, device: str = "binder", euid: int = 0) -> None:
+    def __init__(self, path: str) -> None:
+        import os
+
+        self._os = os
+        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+
+    def write(self, offset: int, data: bytes) -> int:
+        return self._os.pwrite(self.fd, data, offset)
+
+    def read(self, offset: int, size: int) -> bytes:
+        head = self._os.pread(self.fd, max(size, abi.HEADER_SIZE) if size < 65536 else 65536, offset)
+        total = abi.reply_total(head)
+        while len(head) < total:
+            head += self._os.pread(self.fd, total - len(head), offset + len(head))
+        return head
+
+    def release(self) -> None:
+        self._os.close(self.fd)
+
+
+class Client:
+    """One process (one open of a device) with a mirror of what the driver wrote to its memory.
+
+    With a Driver it is a fake process on the sans-IO core; with ``file`` (an FdFile) it is the
+    real calling process on a vbinder mount, and reads block instead of raising WouldBlock.
+    """
+
+    def __init__(self, driver: Driver | None, pid: int, device: str = "binder", euid: int = 0,
+                 file: DeviceFile | FdFile | None = None) -> None:
         self.driver = driver
         self.pid = pid
-        self.file: DeviceFile = driver.open(device, pid, pid, euid)
+        self.file = file if file is not None else driver.open(device, pid, pid, euid)  # type: ignore[union-attr]
         self.mem: dict[int, bytes] = {}  # user memory written by the driver (segments applied)
         self.heap = 0x1000_0000 + pid * 0x100_0000
         self.pending: list[tuple[int, bytes]] = []
