@@ -56,13 +56,14 @@ class Driver:
         self._next_mmap = addr + size + (1 << 20)  # a gap, so that areas never touch
         return addr
 
-    def open(self, device: str, tgid: int, tid: int, euid: int, nonblock: bool = False) -> DeviceFile:
-        """binder_open: a new proc for ``tgid`` on ``device``."""
+    def open(self, device: str, tgid: int, tid: int, euid: int, nonblock: bool = False,
+             secctx: bytes | None = None) -> DeviceFile:
+        """binder_open: a new proc for ``tgid`` on ``device`` (``secctx``: its LSM context, NUL-ended)."""
         ctx = self.contexts.get(device)
         if ctx is None:
             raise BinderError(19, f"no binder device {device!r}")  # ENODEV
         self.log.debug(Debug.OPEN_CLOSE, "%s: %d:%d", "binder_open", tgid, tid)
-        proc = Proc(self, ctx, tgid, euid)
+        proc = Proc(self, ctx, tgid, euid, secctx)
         self.stats.obj_created[Obj.PROC] += 1
         self.procs.insert(0, proc)
         return DeviceFile(proc, nonblock)

@@ -29,7 +29,7 @@ class _Key:
     partial: bytearray | None = None
     partial_total: int = 0
     partial_since: float = 0.0
-    pending: ioctl.Pending | None = None  # a read phase not yet produced
+    pending: ioctl.Pending | ioctl.FreezePending | None = None  # a read phase not yet produced
     ticket: Waiter | None = None  # the waiting pread of ``pending``
     reply: bytes | None = None  # produced, not yet read to its end
     extra: dict[str, object] = field(default_factory=dict)

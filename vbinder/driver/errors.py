@@ -19,11 +19,15 @@ class BinderError(Exception):
 
 
 class WouldBlock(Exception):
-    """The read phase has nothing to deliver yet: the caller waits on ``waiter`` and retries."""
+    """The read phase has nothing to deliver yet: the caller waits on ``waiter`` and retries.
 
-    def __init__(self, waiter: Waiter) -> None:
+    With a ``deadline`` (on the driver's clock) the caller retries then, even if not woken.
+    """
+
+    def __init__(self, waiter: Waiter, deadline: float | None = None) -> None:
         super().__init__()
         self.waiter = waiter
+        self.deadline = deadline
 
 
 class Waiter:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from .. import abi, uapi
 from ..abi import UserMemory
 from ..uapi import BR_OK
-from .errors import BinderError
+from .errors import BinderError, Waiter, WouldBlock
 from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
 from .process import Proc
@@ -44,6 +44,15 @@ class Pending:
     bwr: list[int]  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
 
 
+@dataclass(slots=True)
+class FreezePending:
+    """BINDER_FREEZE waiting for the frozen procs' transactions to drain (until ``deadline``)."""
+
+    thread: Thread
+    procs: list[Proc]
+    deadline: float
+
+
 def _finish(proc: Proc, thread: Thread | None, tid: int, cmd: int, ret: int, arg: bytes = b"",
             segments: list[tuple[int, bytes]] | None = None) -> Done:
     """The end of binder_ioctl: clear looper_need_return, log a failed ioctl."""
@@ -55,7 +64,7 @@ def _finish(proc: Proc, thread: Thread | None, tid: int, cmd: int, ret: int, arg
     return Done(ret, arg, segments or [])
 
 
-def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done | Pending:
+def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done | Pending | FreezePending:
     """Run ``cmd`` up to its read phase."""
     if uapi.ioc_size(cmd) != len(arg):
         return _finish(proc, None, tid, cmd, -errno.EINVAL)
@@ -88,6 +97,24 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
         out = _node_debug_info(proc, arg)
     elif cmd == uapi.BINDER_ENABLE_ONEWAY_SPAM_DETECTION:
         proc.oneway_spam_detection_enabled = bool(uapi.U32.unpack(arg)[0])
+    elif cmd == uapi.BINDER_FREEZE:
+        pid, enable, timeout_ms = uapi.FREEZE_INFO.unpack(arg)
+        procs = proc.driver.procs_of(pid)
+        if not procs:
+            ret = -errno.EINVAL
+        elif not enable:
+            for p in procs:
+                p.sync_recv = p.async_recv = p.is_frozen = False
+        else:
+            for p in procs:
+                p.sync_recv = p.async_recv = False
+                p.is_frozen = True
+            pending = FreezePending(thread, procs, proc.clock() + timeout_ms / 1000)
+            if timeout_ms > 0:
+                return pending
+            ret = _freeze_done(pending)
+    elif cmd == uapi.BINDER_GET_FROZEN_INFO:
+        ret, out = _frozen_info(proc, arg)
     elif cmd == uapi.BINDER_GET_EXTENDED_ERROR:
         out = uapi.EXTENDED_ERROR.pack(*thread.ee)
         thread.ee = (0, BR_OK, 0)
@@ -119,8 +146,10 @@ def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[
     return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, 0, WR.pack(*bwr), segments)
 
 
-def resume(proc: Proc, pending: Pending, nonblock: bool) -> Done:
+def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done:
     """Run (again) the read phase of ``pending``; raises WouldBlock while there is nothing to read."""
+    if isinstance(pending, FreezePending):
+        return _freeze_wait(proc, pending)
     thread = pending.thread
     bwr = pending.bwr
     proc.stop_waiting(thread)
@@ -136,14 +165,16 @@ def resume(proc: Proc, pending: Pending, nonblock: bool) -> Done:
     return _write_read_done(proc, thread, bwr, segments)
 
 
-def interrupt(proc: Proc, pending: Pending) -> None:
+def interrupt(proc: Proc, pending: Pending | FreezePending) -> None:
     """The waiting read was interrupted: the thread leaves the waiting threads; the read stays."""
+    if isinstance(pending, FreezePending):
+        return
     proc.stop_waiting(pending.thread)
     if proc.todo:
         proc.wakeup_proc()
 
 
-def cancel(proc: Proc, pending: Pending) -> None:
+def cancel(proc: Proc, pending: Pending | FreezePending) -> None:
     """The read phase is dropped (a new request replaced it)."""
     interrupt(proc, pending)
     pending.thread.looper_need_return = False
@@ -201,6 +232,41 @@ def set_ctx_mgr(proc: Proc, thread: Thread, fbo: tuple[int, int, int, int] | Non
     ctx.mgr_node = node
     dec_node_tmpref(node)
     return 0
+
+
+def _freeze_wait(proc: Proc, pending: FreezePending) -> Done:
+    """The wait of binder_ioctl_freeze: until no transaction is outstanding, or the timeout."""
+    draining = [p for p in pending.procs if p.outstanding_txns and not p.is_dead]
+    if draining and proc.clock() < pending.deadline:
+        waiter = Waiter()
+        for p in draining:
+            p.freeze_waiters.append(waiter)
+        raise WouldBlock(waiter, pending.deadline)
+    return _finish(proc, pending.thread, pending.thread.pid, uapi.BINDER_FREEZE, _freeze_done(pending))
+
+
+def _freeze_done(pending: FreezePending) -> int:
+    """The end of binder_ioctl_freeze for each proc, in order: -EAGAIN while transactions remain."""
+    ret = 0
+    for p in pending.procs:
+        if ret == 0 and p.txns_pending():
+            ret = -errno.EAGAIN
+        if ret:
+            p.is_frozen = False
+    return ret
+
+
+def _frozen_info(proc: Proc, arg: bytes) -> tuple[int, bytes]:
+    """binder_ioctl_get_freezer_info."""
+    pid = uapi.FROZEN_STATUS_INFO.unpack(arg)[0]
+    procs = proc.driver.procs_of(pid)
+    if not procs:
+        return -errno.EINVAL, b""
+    sync_recv = async_recv = 0
+    for p in procs:
+        sync_recv |= int(p.sync_recv) | (int(p.txns_pending()) << 1)
+        async_recv |= int(p.async_recv)
+    return 0, uapi.FROZEN_STATUS_INFO.pack(pid, sync_recv, async_recv)
 
 
 def _node_info_for_ref(proc: Proc, arg: bytes) -> tuple[int, bytes]:

@@ -92,13 +92,15 @@ _REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Re
 class Proc:
     """A binder process: what one open of a device file owns."""
 
-    def __init__(self, driver: Driver, context: Context, pid: int, euid: int) -> None:
+    def __init__(self, driver: Driver, context: Context, pid: int, euid: int, secctx: bytes | None = None) -> None:
         self.driver = driver
         self.log = driver.log
         self.clock: Callable[[], float] = driver.log.clock
         self.context = context
         self.pid = pid
         self.euid = euid
+        self.secctx = secctx  # the LSM context of the opener, as binder sends it (None: no LSM)
+        self.freeze_waiters: list[Waiter] = []
         self.threads: dict[int, Thread] = {}
         self.nodes: dict[int, Node] = {}  # by ptr
         self.nodes_sorted: list[Node] | None = None
@@ -162,6 +164,16 @@ class Proc:
             thread.waiting = False
         thread.waiter = None
         thread.looper &= ~Looper.WAITING
+
+    def wake_freeze_waiters(self) -> None:
+        """wake_up_interruptible_all(&proc->freeze_wait)."""
+        waiters, self.freeze_waiters = self.freeze_waiters, []
+        for w in waiters:
+            w.wake()
+
+    def txns_pending(self) -> bool:
+        """binder_txns_pending_ilocked."""
+        return self.outstanding_txns > 0 or any(th.transaction_stack for th in self.threads.values())
 
     def stat_br(self, thread: Thread, cmd: int) -> None:
         """binder_stat_br."""

@@ -165,6 +165,8 @@ def free_transaction(t: Transaction) -> None:
         if target_proc.outstanding_txns < 0:
             target_proc.log.warn("%s: Unexpected outstanding_txns %d", "binder_free_transaction",
                                  target_proc.outstanding_txns)
+        if not target_proc.outstanding_txns and target_proc.is_frozen:
+            target_proc.wake_freeze_waiters()
         if t.buffer is not None:
             t.buffer.transaction = None
     t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
@@ -391,11 +393,45 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
     elif not pending_async:
         proc.todo.enqueue(t)
     else:
+        outdated = _find_outdated_transaction(t, node) if t.flags & uapi.TF_UPDATE_TXN and proc.is_frozen else None
+        if outdated is not None:
+            proc.log.debug(Debug.TRANSACTION, "txn %d supersedes %d", t.debug_id, outdated.debug_id)
+            dequeue(outdated)
+            proc.outstanding_txns -= 1
         node.async_todo.enqueue(t)
+        if outdated is not None:
+            old = outdated.buffer
+            assert old is not None
+            outdated.buffer = None
+            old.transaction = None
+            release_entire_buffer(proc, None, old, True)
+            proc.alloc.free_buf(old)
+            t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
     if not pending_async:
         proc.wakeup_thread(thread)
     proc.outstanding_txns += 1
     return 0
+
+
+def _can_update_transaction(t1: Transaction, t2: Transaction) -> bool:
+    """binder_can_update_transaction."""
+    both = uapi.TF_ONE_WAY | uapi.TF_UPDATE_TXN
+    if (t1.flags & t2.flags & both) != both or t1.to_proc is None or t2.to_proc is None:
+        return False
+    b1, b2 = t1.buffer, t2.buffer
+    if b1 is None or b2 is None or b1.target_node is None or b2.target_node is None:
+        return False
+    n1, n2 = b1.target_node, b2.target_node
+    return (t1.to_proc.pid == t2.to_proc.pid and t1.code == t2.code and t1.flags == t2.flags
+            and b1.pid == b2.pid and n1.ptr == n2.ptr and n1.cookie == n2.cookie)  # type: ignore[attr-defined]
+
+
+def _find_outdated_transaction(t: Transaction, node: Node) -> Transaction | None:
+    """binder_find_outdated_transaction_ilocked."""
+    for w in node.async_todo:
+        if isinstance(w, Transaction) and _can_update_transaction(w, t):
+            return w
+    return None
 
 
 def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, extra_buffers_size: int,
@@ -593,6 +629,14 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     t.flags = flags
     t.priority = 0
     t.start_time = d.log.clock()
+    secctx = b""
+    if target_node is not None and target_node.txn_security_ctx:
+        if proc.secctx is None:
+            log.debug(Debug.FAILED_TRANSACTION, "%d:%d failed to get security context", thread.pid, proc.pid)
+            return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EOPNOTSUPP, _line()
+            return fail()
+        secctx = proc.secctx
+        extra_buffers_size += _align8(len(secctx))
 
     try:
         buf = target_proc.alloc.new_buf(data_size, offsets_size, extra_buffers_size,
@@ -608,6 +652,10 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
         return fail()
     t.buffer = buf
     stage = "buffer"
+    if secctx:
+        buf_offset = _align8(data_size) + _align8(offsets_size) + _align8(extra_buffers_size) - _align8(len(secctx))
+        t.security_ctx = buf.user_data + buf_offset
+        target_proc.alloc.copy_to_buffer(buf, buf_offset, secctx)
     buf.debug_id = t.debug_id
     buf.transaction = t
     buf.target_node = target_node
@@ -630,6 +678,12 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
         return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EINVAL, _line()
         return fail()
     off_end = off_start + offsets_size
+    sg_buf_offset = _align8(off_end)
+    sg_buf_end_offset = sg_buf_offset + extra_buffers_size - _align8(len(secctx))
+    sg_copies: list[tuple[int, int, int]] = []  # binder_sg_copy: (offset, sender address, length)
+    fixups: list[tuple[int, int, int]] = []  # binder_ptr_fixup, by offset: (offset, fixup data, skip)
+    last_fixup_obj_off = 0
+    last_fixup_min_off = 0
     user_offset = 0
     off_min = 0
     buffer_offset = off_start
@@ -673,9 +727,27 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
                 return_error, return_error_param, return_error_line = BR_FAILED_REPLY, ret, _line()
                 return fail()
             target_proc.alloc.copy_to_buffer(buf, object_offset, FBO.pack(*obj))
-        elif otype in (uapi.BINDER_TYPE_FD, uapi.BINDER_TYPE_FDA, uapi.BINDER_TYPE_PTR):
-            # Not carried yet (file descriptors need a way to move real fds between processes;
-            # scatter-gather buffers come with them): refused, naming the object.
+        elif otype == uapi.BINDER_TYPE_PTR:
+            bp = list(uapi.BUFFER_OBJECT.unpack(raw))  # type, flags, buffer, length, parent, parent_offset
+            if bp[3] > sg_buf_end_offset - sg_buf_offset:
+                log.user_error("%d:%d got transaction with too large buffer", proc.pid, thread.pid)
+                return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EINVAL, _line()
+                return fail()
+            sg_copies.append((sg_buf_offset, bp[2], bp[3]))
+            bp[2] = buf.user_data + sg_buf_offset
+            sg_buf_offset += _align8(bp[3])
+            num_valid = (buffer_offset - off_start) // 8
+            ret = _fixup_parent(fixups, t, thread, bp, off_start, num_valid, last_fixup_obj_off, last_fixup_min_off)
+            if ret < 0:
+                log.debug(Debug.FAILED_TRANSACTION, "%d:%d failed to fixup parent", thread.pid, proc.pid)
+                return_error, return_error_param, return_error_line = BR_FAILED_REPLY, ret, _line()
+                return fail()
+            target_proc.alloc.copy_to_buffer(buf, object_offset, uapi.BUFFER_OBJECT.pack(*bp))
+            last_fixup_obj_off = object_offset
+            last_fixup_min_off = 0
+        elif otype in (uapi.BINDER_TYPE_FD, uapi.BINDER_TYPE_FDA):
+            # Not carried yet (file descriptors need a way to move real fds between
+            # processes): refused, naming the object.
             log.user_error("%d:%d got transaction with unsupported object %s at offset %d",
                            proc.pid, thread.pid, _OBJECT_NAMES[otype], object_offset)
             return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EOPNOTSUPP, _line()
@@ -691,6 +763,10 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
         return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EFAULT, _line()
         return fail()
     target_proc.alloc.copy_to_buffer(buf, user_offset, rest)
+    if not _do_deferred_txn_copies(target_proc, buf, sg_copies, fixups, mem):
+        log.user_error("%d:%d got transaction with invalid offsets ptr", proc.pid, thread.pid)
+        return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EFAULT, _line()
+        return fail()
     if buf.oneway_spam_suspect:
         tcomplete.type = WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT
 
@@ -747,6 +823,99 @@ def _get_user_object(src: bytes, object_offset: int, data_size: int) -> tuple[in
     if not size or object_offset > data_size - size or data_size < size:
         return 0, b""
     return size, src[:size]
+
+
+def _validate_ptr(proc: Proc, buf: Buffer, index: int, start_offset: int,
+                  num_valid: int) -> tuple[list[int], int] | None:
+    """binder_validate_ptr: the PTR object at ``index`` of the offsets array, and its offset."""
+    if index >= num_valid:
+        return None
+    object_offset = int.from_bytes(proc.alloc.copy_from_buffer(buf, start_offset + 8 * index, 8), "little")
+    size, raw = get_object(proc, buf, object_offset, None)
+    if not size or int.from_bytes(raw[:4], "little") != uapi.BINDER_TYPE_PTR:
+        return None
+    return list(uapi.BUFFER_OBJECT.unpack(raw)), object_offset
+
+
+def _validate_fixup(proc: Proc, buf: Buffer, objects_start: int, buffer_obj_offset: int, fixup_offset: int,
+                    last_obj_offset: int, last_min_offset: int) -> bool:
+    """binder_validate_fixup: fixups must go to the last buffer or its ancestors, in order."""
+    if not last_obj_offset:
+        return False
+    while last_obj_offset != buffer_obj_offset:
+        size, raw = get_object(proc, buf, last_obj_offset, None)
+        if size != uapi.BUFFER_OBJECT.size:
+            return False
+        last_bbo = uapi.BUFFER_OBJECT.unpack(raw)
+        if not last_bbo[1] & uapi.BINDER_BUFFER_FLAG_HAS_PARENT:
+            return False
+        last_min_offset = last_bbo[5] + 8
+        last_obj_offset = int.from_bytes(
+            proc.alloc.copy_from_buffer(buf, objects_start + 8 * last_bbo[4], 8), "little")
+    return fixup_offset >= last_min_offset
+
+
+def _add_fixup(fixups: list[tuple[int, int, int]], offset: int, fixup: int, skip: int) -> None:
+    """binder_add_fixup: keep the list sorted by offset (a new equal offset goes first)."""
+    i = len(fixups)
+    while i > 0 and fixups[i - 1][0] >= offset:
+        i -= 1
+    fixups.insert(i, (offset, fixup, skip))
+
+
+def _fixup_parent(fixups: list[tuple[int, int, int]], t: Transaction, thread: Thread, bp: list[int],
+                  off_start: int, num_valid: int, last_fixup_obj_off: int, last_fixup_min_off: int) -> int:
+    """binder_fixup_parent: the parent buffer's pointer to this one is patched on copy."""
+    if not bp[1] & uapi.BINDER_BUFFER_FLAG_HAS_PARENT:
+        return 0
+    proc = thread.proc
+    target_proc = t.to_proc
+    buf = t.buffer
+    assert target_proc is not None and buf is not None
+    found = _validate_ptr(target_proc, buf, bp[4], off_start, num_valid)
+    if found is None:
+        proc.log.user_error("%d:%d got transaction with invalid parent offset or type", proc.pid, thread.pid)
+        return -errno.EINVAL
+    parent, parent_offset = found
+    if not _validate_fixup(target_proc, buf, off_start, parent_offset, bp[5], last_fixup_obj_off,
+                           last_fixup_min_off):
+        proc.log.user_error("%d:%d got transaction with out-of-order buffer fixup", proc.pid, thread.pid)
+        return -errno.EINVAL
+    if parent[3] < 8 or bp[5] > parent[3] - 8:
+        proc.log.user_error("%d:%d got transaction with invalid parent offset", proc.pid, thread.pid)
+        return -errno.EINVAL
+    _add_fixup(fixups, bp[5] + parent[2] - buf.user_data, bp[2], 0)
+    return 0
+
+
+def _do_deferred_txn_copies(proc: Proc, buf: Buffer, sg_copies: list[tuple[int, int, int]],
+                            fixups: list[tuple[int, int, int]], mem: UserMemory) -> bool:
+    """binder_do_deferred_txn_copies: copy the SG buffers, writing the pointer fixups in between."""
+    ok = True
+    pf = 0
+    for offset0, uaddr, length in sg_copies:
+        copied = 0
+        while copied < length:
+            left = length - copied
+            offset = offset0 + copied
+            copy_size = min(left, fixups[pf][0] - offset) if pf < len(fixups) else left
+            if ok and copy_size:
+                chunk = mem.read(uaddr + copied, copy_size)
+                if chunk is None:
+                    ok = False
+                else:
+                    proc.alloc.copy_to_buffer(buf, offset, chunk)
+            copied += copy_size
+            if copy_size != left:
+                f_offset, f_data, f_skip = fixups[pf]
+                if f_skip:
+                    copied += f_skip
+                else:
+                    if ok:
+                        proc.alloc.copy_to_buffer(buf, f_offset, uapi.U64.pack(f_data))
+                    copied += 8
+                pf += 1
+    return ok
 
 
 def set_txn_from_error(t: Transaction, debug_id: int, command: int, param: int) -> None:
