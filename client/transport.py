@@ -199,6 +199,7 @@ def open_transport(path: str | None = None, name: str = "binder") -> Transport:
     except OSError as e:
         raise TransportError(e.errno, f"{dev}: {e.strerror}") from None
     if stat.S_ISCHR(st.st_mode):
-        raise TransportError(errno.ENOTSUP, f"{dev} is a kernel binder device: the kernel transport is not "
-                             "implemented yet")
+        from .kernel_transport import KernelTransport
+
+        return KernelTransport(dev)
     return VbinderTransport(dev)

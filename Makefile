@@ -1,0 +1,34 @@
+# vbinder: `make run` to try it, `make test` to test it. Both install what is missing first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MNT ?= mnt
+export VENV
+
+.PHONY: all bootstrap run test lint bench umount clean
+
+all: test
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+## run: mount vbinder at $(MNT), start the service manager and the echo example, show a call and the tree
+run: bootstrap
+	@PY=$(PY) scripts/demo.sh start $(MNT)
+
+## test: the whole test suite (pass more pytest arguments with PYTEST_ARGS=...)
+test: bootstrap
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(PY) -m ruff check .
+
+bench:
+	@echo "make bench: there are no benchmarks yet"
+
+## umount: stop what `make run` started and unmount $(MNT)
+umount:
+	@PY=$(PY) scripts/demo.sh stop $(MNT)
+
+clean: umount
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache

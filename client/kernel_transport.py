@@ -1,0 +1,191 @@
+"""KernelTransport: the client's transport on a real kernel binder device (``/dev/binder``).
+
+The same interface as :class:`~vbinder_client.transport.VbinderTransport`, with real system
+calls: ioctls through ``fcntl.ioctl`` on a mutable buffer, user memory is the process's memory
+(``place`` keeps bytes alive in ctypes buffers), and the mapped area is a real read-only
+``mmap`` of the device, whose transaction buffers are read at the addresses the driver returns.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import struct
+import threading
+
+from vbinder import uapi
+
+WR = uapi.WRITE_READ
+TR = uapi.TRANSACTION_DATA
+MAP_SIZE = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_TRANSACTIONS = (uapi.BR_TRANSACTION, uapi.BR_TRANSACTION_SEC_CTX, uapi.BR_REPLY)
+
+
+class _PyBuffer(ctypes.Structure):
+    """CPython's Py_buffer (to learn the address of a read-only mmap)."""
+
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+
+
+def buffer_address(obj: object) -> int:
+    """The address of the memory behind a buffer object (read-only ones too)."""
+    view = _PyBuffer()
+    get = ctypes.pythonapi.PyObject_GetBuffer
+    get.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+    get.restype = ctypes.c_int
+    release = ctypes.pythonapi.PyBuffer_Release
+    release.argtypes = [ctypes.POINTER(_PyBuffer)]
+    release.restype = None
+    get(obj, ctypes.byref(view), 0)  # PyBUF_SIMPLE; raises if obj exports no buffer
+    try:
+        return int(view.buf or 0)
+    finally:
+        release(ctypes.byref(view))
+
+
+class KernelTransport:
+    """A kernel binder device: real ioctls, real memory, a real mapped area."""
+
+    def __init__(self, path: str, map_size: int = MAP_SIZE) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self.map_addr = 0
+        self.map_size = 0
+        self._map: mmap.mmap | None = None
+        self._local = threading.local()
+        try:
+            if map_size:
+                self._map = mmap.mmap(self.fd, map_size, mmap.MAP_PRIVATE, mmap.PROT_READ)
+                self.map_addr = buffer_address(self._map)
+                self.map_size = map_size
+        except BaseException:
+            os.close(self.fd)
+            self.fd = -1
+            raise
+
+    # -- ioctls ------------------------------------------------------------------------------------
+
+    def _ioctl(self, cmd: int, buf: bytearray) -> int:
+        """One ioctl on ``buf`` (the kernel's copy-back lands in it), retried after EINTR.
+
+        On EINTR Python has already run the signal handlers when ``fcntl.ioctl`` raises; if a
+        handler raised, its exception propagates instead. The retry passes the struct as the
+        kernel copied it back (for BINDER_WRITE_READ: the updated ``write_consumed``).
+        """
+        while True:
+            try:
+                return fcntl.ioctl(self.fd, cmd, buf, True)
+            except OSError as e:
+                if e.errno != errno.EINTR:
+                    return -(e.errno or errno.EIO)
+
+    def ioctl(self, cmd: int, arg: bytes) -> tuple[int, bytes]:
+        """One ioctl: (return value or -errno, argument copied back).
+
+        As the vbinder ABI: an ``arg`` whose length is not ``_IOC_SIZE(cmd)`` gives -EINVAL (the
+        kernel would read past it); the copy-back is the argument for ioctls that write it when
+        they succeed, and always for BINDER_WRITE_READ; otherwise empty.
+        """
+        if uapi.ioc_size(cmd) != len(arg):
+            return -errno.EINVAL, b""
+        buf = bytearray(arg)
+        ret = self._ioctl(cmd, buf)
+        if cmd == uapi.BINDER_WRITE_READ or (ret >= 0 and uapi.ioc_dir(cmd) & uapi.IOC_READ):
+            return ret, bytes(buf)
+        return ret, b""
+
+    def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:
+        """BINDER_WRITE_READ with ``write`` (BC commands whose pointers were made by ``place``).
+
+        Returns (ret, write_consumed, what was read, transaction buffers by address), the
+        buffers being the bytes of each BR_TRANSACTION/BR_REPLY read, from the mapped area.
+        """
+        local = self._local
+        placed = getattr(local, "placed", None) or []
+        local.placed = []
+        wbuf = ctypes.create_string_buffer(write, max(len(write), 1))
+        rbuf = getattr(local, "rbuf", None)
+        if read_size and (rbuf is None or len(rbuf) < read_size):
+            rbuf = local.rbuf = ctypes.create_string_buffer(read_size)
+        rptr = ctypes.addressof(rbuf) if read_size and rbuf is not None else 0
+        buf = bytearray(WR.pack(len(write), 0, ctypes.addressof(wbuf), read_size, 0, rptr))
+        ret = self._ioctl(uapi.BINDER_WRITE_READ, buf)
+        bwr = WR.unpack(buf)
+        if bwr[1] < len(write):
+            local.placed = placed + local.placed  # commands left unsent still point there
+        read = ctypes.string_at(rptr, bwr[4]) if bwr[4] and rptr else b""
+        return ret, bwr[1], read, self._buffers(read)
+
+    def _buffers(self, read: bytes) -> dict[int, bytes]:
+        """The transaction buffers that ``read`` delivers: {data address: data .. end of buffer}."""
+        out: dict[int, bytes] = {}
+        pos = 0
+        while pos + 4 <= len(read):
+            cmd = _U32.unpack_from(read, pos)[0]
+            pos += 4
+            if cmd in _TRANSACTIONS and pos + TR.size <= len(read):
+                tr = TR.unpack_from(read, pos)
+                secctx = _U64.unpack_from(read, pos + TR.size)[0] if cmd == uapi.BR_TRANSACTION_SEC_CTX else 0
+                data = self._buffer(tr, secctx)
+                if data is not None:
+                    out[tr[8]] = data
+            pos += uapi.ioc_size(cmd)
+        return out
+
+    def _buffer(self, tr: tuple[int, ...], secctx: int) -> bytes | None:
+        """A buffer's bytes: data, offsets, and what scatter-gather objects and secctx add."""
+        data_size, offsets_size, data_ptr, offsets_ptr = tr[6], tr[7], tr[8], tr[9]
+        m = self._map
+        if m is None or not data_ptr and not offsets_size:
+            return None
+        start = data_ptr - self.map_addr
+        end = start + data_size
+        if offsets_size:
+            end = max(end, offsets_ptr - self.map_addr + offsets_size)
+        if start < 0 or end > self.map_size:
+            return None
+        raw = m[start:end]
+        # Scatter-gather copies (BINDER_TYPE_PTR) and the security context follow the offsets.
+        off_start = offsets_ptr - data_ptr
+        for i in range(offsets_size // 8):
+            at = off_start + 8 * i
+            if at + 8 > len(raw):
+                break
+            obj = _U64.unpack_from(raw, at)[0]
+            if obj + uapi.BUFFER_OBJECT.size <= data_size and _U32.unpack_from(raw, obj)[0] == uapi.BINDER_TYPE_PTR:
+                _t, _f, bptr, length, _p, _po = uapi.BUFFER_OBJECT.unpack_from(raw, obj)
+                end = max(end, bptr - self.map_addr + length)
+        if secctx:
+            at = secctx - self.map_addr
+            nul = m.find(b"\0", at, self.map_size) if 0 <= at < self.map_size else -1
+            end = max(end, nul + 1 if nul >= 0 else at)
+        if end > len(raw) + start and end <= self.map_size:
+            raw = m[start:end]
+        return raw
+
+    def place(self, data: bytes) -> int:
+        """Put ``data`` in this thread's memory until its next write_read; returns its address."""
+        local = self._local
+        placed = getattr(local, "placed", None)
+        if placed is None:
+            placed = local.placed = []
+        buf = ctypes.create_string_buffer(data, max(len(data), 1))
+        placed.append(buf)
+        return ctypes.addressof(buf)
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Install what vbinder needs, and only what is missing; fast when everything is there.
+#
+#   system:  fuse3 (fusermount3), libfuse3-dev + pkg-config + gcc + python3-dev (pyfuse3 builds
+#            from source), python3 >= 3.11 with venv.      apt-get, as root (or with sudo -n)
+#   python:  .venv with `pip install -e '.[test]'`, redone when pyproject.toml changes.
+#
+# Environment: VENV (default .venv), PYTHON (the interpreter for the venv; default: the first
+# python3.11+ found on PATH).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+STAMP=$VENV/.vbinder-bootstrap
+
+say() { echo "bootstrap: $*" >&2; }
+
+# -- the interpreter ---------------------------------------------------------------------------------
+
+py_ok() {  # a python >= 3.11?
+    "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+
+find_python() {
+    if [[ -n ${PYTHON:-} ]]; then
+        echo "$PYTHON"
+        return
+    fi
+    local p
+    for p in python3 python3.13 python3.12 python3.11; do
+        if command -v "$p" >/dev/null && py_ok "$p"; then
+            command -v "$p"
+            return
+        fi
+    done
+}
+
+# -- system packages ---------------------------------------------------------------------------------
+
+missing_packages() {  # the apt packages whose files are missing, one per line
+    local py=$1
+    command -v fusermount3 >/dev/null || echo fuse3
+    command -v pkg-config >/dev/null || echo pkg-config
+    if command -v pkg-config >/dev/null && ! pkg-config --exists fuse3; then echo libfuse3-dev; fi
+    command -v gcc >/dev/null || echo gcc
+    if [[ -z $py ]]; then
+        echo python3 python3-venv python3-dev
+        return
+    fi
+    # Only a venv that still has to be built needs the headers and ensurepip.
+    if ! venv_ready; then
+        "$py" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+            || echo python3-dev
+        "$py" -c 'import ensurepip, venv' 2>/dev/null || echo python3-venv
+    fi
+}
+
+install_packages() {
+    local -a pkgs=("$@")
+    local -a sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            say "missing system packages: ${pkgs[*]}"
+            say "as root, run:  apt-get install -y ${pkgs[*]}"
+            say "(a user other than root also needs read/write access to /dev/fuse; and, for"
+            say " 'vbinder mount --allow-other', user_allow_other in /etc/fuse.conf)"
+            exit 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null; then
+        say "missing: ${pkgs[*]} (as Debian names them); no apt-get here: install their equivalents"
+        exit 1
+    fi
+    say "installing ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -q </dev/null >&2
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null >&2
+}
+
+# -- the venv ---------------------------------------------------------------------------------------
+
+stamp_value() {  # what the venv was built from: pyproject.toml and where this checkout is
+    { cat pyproject.toml; pwd; } | sha256sum | cut -d' ' -f1
+}
+
+venv_ready() {
+    [[ -x $VENV/bin/python && -f $STAMP && $(cat "$STAMP") == "$(stamp_value)" ]] \
+        && "$VENV/bin/python" -c '' 2>/dev/null
+}
+
+# -- main -------------------------------------------------------------------------------------------
+
+PY=$(find_python)
+mapfile -t missing < <(missing_packages "$PY" | tr ' ' '\n' | sort -u)
+if ((${#missing[@]})); then
+    install_packages "${missing[@]}"
+    PY=$(find_python)
+fi
+if [[ -z $PY ]] || ! py_ok "$PY"; then
+    say "no python 3.11 or newer found (set PYTHON=/path/to/python3.11)"
+    exit 1
+fi
+
+if venv_ready; then
+    exit 0
+fi
+if [[ -e $VENV ]] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    say "$VENV is broken: recreating it"
+    rm -rf "$VENV"
+fi
+if [[ ! -x $VENV/bin/python ]]; then
+    say "creating $VENV with $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+    "$PY" -m venv "$VENV"
+fi
+say "installing vbinder and its test dependencies into $VENV"
+"$VENV/bin/python" -m pip install -q -e '.[test]' >&2
+stamp_value >"$STAMP"
+say "ready: $VENV"

@@ -1,0 +1,34 @@
+"""Shared fixtures: a vbinder daemon mounted in a subprocess (DESIGN.md "Conventions")."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import Daemon, fuse_usable
+
+
+@pytest.fixture
+def vbinder_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A mounted daemon (``.mountpoint``, ``.proc``, ``.log_text()``); stopped with SIGTERM."""
+    reason = fuse_usable()
+    if reason:
+        pytest.skip(reason)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    daemon = Daemon(mnt, tmp_path / "daemon.log")
+    try:
+        yield daemon
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop()
+        else:
+            daemon.kill()
+
+
+@pytest.fixture
+def vbinder_mount(vbinder_daemon: Daemon) -> Path:
+    """The path of a mounted vbinder tree."""
+    return vbinder_daemon.mountpoint

@@ -1,0 +1,31 @@
+"""A client that blocks in a binder read: ``python blocked_reader.py DEVICE`` (repo on PYTHONPATH).
+
+It enters the looper (the first read returns at once: a new thread has looper_need_return), prints
+``waiting``, then blocks in a read-only pread (the ABI's fast path). Ctrl-C (SIGINT) makes it print
+``interrupted``; after SIGCONT from a stop it goes on waiting (os.pread retries on EINTR).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tests.fs.fsutil import key, write_read
+from vbinder import uapi
+
+
+def main() -> None:
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    first = write_read(fd, uapi.U32.pack(uapi.BC_ENTER_LOOPER), 256)
+    assert first.code == 0, first
+    print("waiting", flush=True)
+    try:
+        os.pread(fd, 24, key())
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        return
+    print("woke", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Test support: a vbinder daemon mounted in a subprocess (DESIGN.md "Conventions")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MOUNT_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+def daemon_env() -> dict[str, str]:
+    """The environment of daemon subprocesses: this checkout first on the import path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def fuse_usable() -> str | None:
+    """Why FUSE tests cannot run here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "no access to /dev/fuse"
+    return None
+
+
+def is_mounted(path: Path) -> bool:
+    """In /proc/self/mountinfo (unlike os.path.ismount, also true for a dead mount)."""
+    from vbinder.fs.mounts import find_mount
+
+    return find_mount(str(path)) is not None
+
+
+def force_unmount(path: Path) -> None:
+    subprocess.run(["fusermount3", "-u", "-z", str(path)], stdin=subprocess.DEVNULL,
+                   capture_output=True, check=False)
+
+
+class Daemon:
+    """A ``vbinder mount --foreground`` subprocess and its mount."""
+
+    def __init__(self, mountpoint: Path, log: Path, argv: list[str] | None = None) -> None:
+        self.mountpoint = mountpoint
+        self.log = log
+        cmd = argv or [sys.executable, "-m", "vbinder", "mount", str(mountpoint), "--foreground"]
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                         env=daemon_env())
+        deadline = time.monotonic() + MOUNT_TIMEOUT
+        while not os.path.ismount(mountpoint):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited ({self.proc.returncode}):\n{self.log_text()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"no mount after {MOUNT_TIMEOUT} s:\n{self.log_text()}")
+            time.sleep(0.02)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM, then check that the daemon exited and the mount is gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"the daemon ignored SIGTERM:\n{self.log_text()}") from None
+        if is_mounted(self.mountpoint):
+            force_unmount(self.mountpoint)
+            raise AssertionError(f"SIGTERM left the mount behind:\n{self.log_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL and clean up the dead mount it leaves."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if is_mounted(self.mountpoint):
+            force_unmount(self.mountpoint)

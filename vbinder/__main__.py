@@ -1,0 +1,7 @@
+"""``python -m vbinder``: the same as the ``vbinder`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,207 @@
+"""The ``vbinder`` command: ``vbinder mount MOUNTPOINT`` and ``vbinder umount MOUNTPOINT``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import select
+import sys
+import time
+from collections.abc import Sequence
+
+from .fs.mounts import MountError, check_mountable, unmount
+
+DEFAULT_DEVICES = "binder,hwbinder,vndbinder"
+READY_TIMEOUT = 60.0
+DEFAULT_DEBUG_MASK = 7  # binder.c 6.1: USER_ERROR | FAILED_TRANSACTION | DEAD_TRANSACTION
+
+log = logging.getLogger("vbinder")
+
+
+def _devices(text: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    if not names:
+        raise argparse.ArgumentTypeError("at least one device")
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", n) or n in (".", ".."):
+            raise argparse.ArgumentTypeError(f"bad device name {n!r}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError("a device is named twice")
+    return names
+
+
+def _mask(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1 << 32:
+        raise argparse.ArgumentTypeError("out of range (u32)")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vbinder", description="Android's binder driver, served over FUSE.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = sub.add_parser("mount", help="mount vbinder at MOUNTPOINT",
+                       description="Mount vbinder at MOUNTPOINT: MOUNTPOINT/dev/binder and the rest of the "
+                                   "tree. Returns once the mount is ready, unless --foreground.")
+    m.add_argument("mountpoint", metavar="MOUNTPOINT")
+    m.add_argument("--devices", type=_devices, default=_devices(DEFAULT_DEVICES),
+                   help=f"comma-separated device names (default {DEFAULT_DEVICES})")
+    m.add_argument("--debug-mask", type=_mask, default=DEFAULT_DEBUG_MASK, metavar="N",
+                   help="binder's debug_mask parameter (default %(default)s)")
+    m.add_argument("--foreground", "-f", action="store_true",
+                   help="stay in the foreground; Ctrl-C or SIGTERM unmounts")
+    m.add_argument("--allow-other", action="store_true",
+                   help="let other users use the mount (a user other than root needs user_allow_other "
+                        "in /etc/fuse.conf)")
+    m.add_argument("--verbose", "-v", action="store_true",
+                   help="copy the driver's log lines (proc/kmsg) to the daemon's log")
+    m.add_argument("--log-file", metavar="FILE",
+                   help="the daemon's log (default: stderr; nowhere once detached)")
+
+    u = sub.add_parser("umount", help="unmount the vbinder mount at MOUNTPOINT (also a dead one)")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT")
+
+    s = sub.add_parser("servicemanager", help="run a service manager (the context manager of a device)",
+                       description="Become the context manager (handle 0) of MOUNTPOINT/dev/DEVICE and serve "
+                                   "Android's IServiceManager protocol until killed, as Android's servicemanager.")
+    s.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?",
+                   help="the vbinder mount (default: the one vbinder mount, or $BINDER_DEVICE)")
+    s.add_argument("--device", default="binder", help="binder (default) or vndbinder")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "umount":
+            unmount(args.mountpoint)
+            return 0
+        if args.command == "servicemanager":
+            return _servicemanager(args)
+        return _mount(args)
+    except MountError as e:
+        print(f"vbinder: {e}", file=sys.stderr)
+        return 1
+
+
+def _servicemanager(args: argparse.Namespace) -> int:
+    from vbinder_client.service_manager import serve
+    from vbinder_client.transport import TransportError, find_device
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s servicemanager[%(process)d] %(message)s")
+    path = os.path.join(args.mountpoint, "dev", args.device) if args.mountpoint else None
+    try:
+        serve(find_device(path, args.device), args.device)
+    except (TransportError, OSError) as e:
+        print(f"vbinder servicemanager: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _setup_logging(args: argparse.Namespace, stream: object = None) -> None:
+    fmt = "%(asctime)s vbinder[%(process)d] %(levelname)s %(name)s: %(message)s"
+    handler: logging.Handler
+    if args.log_file:
+        handler = logging.FileHandler(args.log_file)
+    else:
+        handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def _mount(args: argparse.Namespace) -> int:
+    mountpoint = os.path.abspath(args.mountpoint)
+    check_mountable(mountpoint, args.allow_other)
+    try:
+        from .fs import daemon  # pyfuse3 and trio: only the daemon needs them
+    except ImportError as e:
+        raise MountError(f"{e}: install the daemon's dependencies (scripts/bootstrap.sh, or "
+                         "pip install 'vbinder[daemon]')") from None
+    if args.foreground:
+        _setup_logging(args)
+        daemon.serve(mountpoint, args.devices, args.debug_mask, args.allow_other, args.verbose,
+                     ready=lambda: log.info("ready: %s (Ctrl-C to unmount)", mountpoint))
+        return 0
+    return _detach(args, mountpoint)
+
+
+def _detach(args: argparse.Namespace, mountpoint: str) -> int:
+    """Fork the daemon (before trio and pyfuse3 start) and wait until it says ready, or fails."""
+    r, w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(r)
+        os._exit(_daemon_child(args, mountpoint, w))
+    os.close(w)
+    chunks = []
+    deadline = time.monotonic() + READY_TIMEOUT
+    while (left := deadline - time.monotonic()) > 0 and select.select([r], [], [], left)[0]:
+        if not (chunk := os.read(r, 4096)):
+            break
+        chunks.append(chunk)
+    else:
+        os.close(r)
+        raise MountError(f"the daemon (pid {pid}) was not ready after {READY_TIMEOUT:.0f} s")
+    os.close(r)
+    answer = b"".join(chunks).decode(errors="replace")
+    if answer.startswith("ready"):
+        print(f"vbinder: mounted at {mountpoint} (daemon pid {pid}); "
+              f"unmount with: vbinder umount {args.mountpoint}", file=sys.stderr)
+        return 0
+    os.waitpid(pid, 0)
+    raise MountError(answer.removeprefix("error: ").strip() or "the daemon exited before the mount was ready")
+
+
+def _daemon_child(args: argparse.Namespace, mountpoint: str, w: int) -> int:
+    """The detached daemon: serve, telling the parent on ``w`` "ready" or what went wrong."""
+    pipe: int | None = w
+
+    def tell(message: str) -> None:
+        nonlocal pipe
+        if pipe is not None:
+            try:
+                os.write(pipe, message.encode())
+            except OSError:
+                pass  # the parent is gone
+            os.close(pipe)
+            pipe = None
+
+    try:
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        _setup_logging(args)
+        if not args.log_file:
+            logging.getLogger().setLevel(logging.WARNING)  # the caller's terminal: problems only
+
+        def ready() -> None:
+            tell("ready\n")
+            # Let go of the caller's terminal or pipes: logging continues to --log-file only.
+            if not args.log_file:
+                logging.getLogger().handlers[:] = [logging.NullHandler()]
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+
+        from .fs import daemon
+
+        daemon.serve(mountpoint, args.devices, args.debug_mask, args.allow_other, args.verbose,
+                     ready=ready)
+        return 0
+    except MountError as e:
+        tell(f"error: {e}\n")
+    except BaseException as e:  # noqa: BLE001 - the parent must hear of any failure
+        logging.getLogger("vbinder").exception("the daemon failed")
+        tell(f"error: the daemon failed: {type(e).__name__}: {e}\n")
+    return 1

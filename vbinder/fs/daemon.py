@@ -1,0 +1,135 @@
+"""Running a mount: the driver, the tree and the handlers in one trio thread.
+
+``serve`` mounts, runs pyfuse3's loop with the watchdog and the signal handler beside it, and
+unmounts lazily on SIGINT/SIGTERM/SIGHUP (clients may still hold fds; their calls then fail
+with ENOTCONN).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pyfuse3
+import trio
+
+from .host import Host
+from .mounts import FSNAME, MountError
+from .ops import Operations
+from .tree import Tree
+from .watchdog import Watchdog
+
+log = logging.getLogger(__name__)
+
+# Each request in flight holds one pyfuse3 task, and every idle looper thread of every client
+# holds one (platform fact 7).
+MAX_TASKS = 10_000
+SHUTDOWN_GRACE = 5.0
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def make_driver(devices: list[str], debug_mask: int, host: Host) -> Any:
+    """The driver core (``vbinder.driver.Driver``)."""
+    from ..driver import Driver
+
+    return Driver(devices=devices, debug_mask=debug_mask, host=host)
+
+
+# Replaceable, for tests that serve a fake core.
+driver_factory: Callable[[list[str], int, Host], Any] = make_driver
+
+
+def build_tree(driver: Any, uid: int, gid: int) -> Tree:
+    """The tree of DESIGN.md, with a device file for each of the driver's devices.
+
+    Debugfs and parameter files are ``tree.add_generated(path, read, write)`` calls on the driver's
+    printers and parameters.
+    """
+    tree = Tree(uid, gid)
+    for name in driver.devices:
+        tree.add_device(f"dev/{name}", name)
+    tree.mkdir("sys/kernel/debug/binder/proc")
+    tree.mkdir("sys/module/binder/parameters")
+    tree.mkdir("sys/module/binder_alloc/parameters")
+    tree.add_symlink("proc/binder", "../sys/kernel/debug/binder")
+    tree.add_stream("proc/kmsg")
+    return tree
+
+
+def mount_options(allow_other: bool) -> set[str]:
+    options = {f"fsname={FSNAME}", f"subtype={FSNAME}", "default_permissions"}
+    if allow_other:
+        options.add("allow_other")
+    return options
+
+
+def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: bool = False,
+          verbose: bool = False, ready: Callable[[], None] | None = None) -> None:
+    """Mount at ``mountpoint`` and serve until unmounted or signalled.
+
+    ``ready`` is called once the mount answers requests. Raises MountError when mounting fails.
+    """
+    host = Host()
+    driver = driver_factory(devices, debug_mask, host)
+    if verbose:
+        klog = logging.getLogger("vbinder.kmsg")
+        driver.log.listeners.append(klog.info)
+    ops = Operations(driver, build_tree(driver, os.getuid(), os.getgid()), host, Watchdog(host))
+
+    # A signal between the mount and its handler would leave a dead mount (fact 10): hold them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        try:
+            pyfuse3.init(ops, mountpoint, mount_options(allow_other))
+        except RuntimeError as e:
+            raise MountError(f"cannot mount at {mountpoint}: {e} (see libfuse's message above)") from None
+        log.info("mounted %s at %s (devices %s)", FSNAME, mountpoint, ",".join(devices))
+        try:
+            trio.run(_main, ops, mountpoint, ready)
+        finally:
+            pyfuse3.close(unmount=True)
+            log.info("unmounted %s", mountpoint)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+
+async def _main(ops: Operations, mountpoint: str, ready: Callable[[], None] | None) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_handle_signals, ops, nursery.cancel_scope)
+        nursery.start_soon(ops.watchdog.run)
+        if ready is not None:
+            nursery.start_soon(_announce, mountpoint, ready)
+        await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
+        nursery.cancel_scope.cancel()
+
+
+async def _handle_signals(ops: Operations, scope: trio.CancelScope,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The first signal stops the loop gracefully; a second one, or a stuck loop, cancels it."""
+    with trio.open_signal_receiver(*SIGNALS) as signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+        task_status.started()
+        async for signum in signals:
+            log.info("%s: unmounting", signal.Signals(signum).name)
+            ops.shutdown()
+            pyfuse3.terminate()
+            break
+        with trio.move_on_after(SHUTDOWN_GRACE):
+            async for _signum in signals:
+                break
+        log.warning("stopping without waiting for handlers")
+        scope.cancel()
+
+
+async def _announce(mountpoint: str, ready: Callable[[], None]) -> None:
+    """Call ``ready`` once a stat of the mount's root has made the round trip."""
+    try:
+        await trio.to_thread.run_sync(os.stat, mountpoint, abandon_on_cancel=True)
+    except OSError as e:
+        log.error("the mount does not answer: %s", os.strerror(e.errno or errno.EIO))
+        return
+    ready()

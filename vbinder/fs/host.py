@@ -1,0 +1,114 @@
+"""What the daemon learns about client threads from /proc (DESIGN.md "Identity", "Waiting")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class ThreadStatus:
+    """The fields of ``/proc/<tid>/status`` that the watchdog needs."""
+
+    tgid: int
+    state: str  # one letter: R, S, D, T, t, Z, ...
+    sigpnd: int  # signals pending for this thread
+    shdpnd: int  # signals pending for the thread group
+    sigblk: int  # signals this thread blocks
+
+    def deliverable(self) -> bool:
+        """True when a signal pending for this thread, or its group, is not blocked by it."""
+        return bool((self.sigpnd | self.shdpnd) & ~self.sigblk)
+
+
+def read_status(tid: int, proc: str = "/proc") -> ThreadStatus | None:
+    """Parse ``/proc/<tid>/status``; None when the thread is gone."""
+    try:
+        with open(f"{proc}/{tid}/status", "rb") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    fields: dict[bytes, bytes] = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(b":")
+        if sep:
+            fields[name] = value.strip()
+    try:
+        return ThreadStatus(
+            tgid=int(fields[b"Tgid"]),
+            state=fields[b"State"][:1].decode(),
+            sigpnd=int(fields[b"SigPnd"], 16),
+            shdpnd=int(fields[b"ShdPnd"], 16),
+            sigblk=int(fields[b"SigBlk"], 16),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def thread_states(tgid: int, proc: str = "/proc") -> list[str]:
+    """The state letter of every thread of process ``tgid`` (empty when it is gone)."""
+    try:
+        tids = os.listdir(f"{proc}/{tgid}/task")
+    except OSError:
+        return []
+    states = []
+    for tid in tids:
+        try:
+            with open(f"{proc}/{tgid}/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) S ...": comm may contain spaces and parentheses; the state follows the last ')'.
+        rest = stat[stat.rfind(b")") + 2:]
+        if rest:
+            states.append(chr(rest[0]))
+    return states
+
+
+class Host:
+    """The driver's view of the host's threads, read from /proc (the ``host`` given to Driver)."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc
+
+    def tgid(self, tid: int) -> int | None:
+        """The process (thread group) of thread ``tid``, or None when it is gone."""
+        status = read_status(tid, self.proc)
+        return status.tgid if status is not None else None
+
+    def start_time(self, tid: int) -> int | None:
+        """Field 22 of ``/proc/<tid>/stat`` (start time in clock ticks), or None when it is gone."""
+        try:
+            with open(f"{self.proc}/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        fields = stat[stat.rfind(b")") + 2:].split()
+        try:
+            return int(fields[19])  # fields[0] is field 3 (state)
+        except (IndexError, ValueError):
+            return None
+
+    def status(self, tid: int) -> ThreadStatus | None:
+        return read_status(tid, self.proc)
+
+    def security_context(self, tid: int) -> bytes | None:
+        """The LSM context binder would send for ``tid`` (NUL-ended), or None when no LSM gives one."""
+        try:
+            with open(f"{self.proc}/{tid}/attr/current", "rb") as f:
+                ctx = f.read().rstrip(b"\n\0")
+        except OSError:
+            return None
+        return ctx + b"\0" if ctx else None
+
+    def thread_states(self, tgid: int) -> list[str]:
+        return thread_states(tgid, self.proc)
+
+    def tids(self, tgid: int) -> list[int]:
+        """The threads of process ``tgid`` (empty when it is gone)."""
+        try:
+            return [int(t) for t in os.listdir(f"{self.proc}/{tgid}/task")]
+        except OSError:
+            return []

@@ -1,0 +1,446 @@
+"""The pyfuse3 ``Operations`` of a vbinder mount: the tree, device files, waits.
+
+Thin by design: device files go straight to the driver's :class:`DeviceFile` with the raw file
+offset; a read that would block waits on a trio event that the driver's ticket sets, inside a
+cancel scope the watchdog can cancel. Handlers return, or raise ``FUSEError``, and nothing else:
+any other exception becomes EIO and a log line (platform fact 9).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import math
+import os
+import select
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+import trio
+from pyfuse3 import FUSEError
+
+from ..abi import split_offset
+from ..driver import BinderError, WouldBlock
+from .host import Host
+from .tree import Device, Dir, Generated, Node, Stream, Symlink, Tree
+from .watchdog import Watch, Watchdog
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ATTR_TIMEOUT = 1.0
+ENTRY_TIMEOUT = 1.0
+
+
+def handler(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Map a handler's errors to FUSEError: BinderError to its errno, anything else to EIO."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except FUSEError:
+            raise
+        except BinderError as e:
+            raise FUSEError(e.errno) from None
+        except Exception:
+            log.exception("%s failed: answering EIO", fn.__name__)
+            raise FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+# -- open files ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class DeviceHandle:
+    """An open device file: one binder proc."""
+
+    node: Device
+    file: Any  # vbinder.driver.DeviceFile
+    tgid: int
+    polls: dict[int, pyfuse3.PollHandle] = field(default_factory=dict)  # tid -> waiting poll
+
+
+@dataclass(slots=True, eq=False)
+class GeneratedHandle:
+    node: Generated
+    content: bytes
+
+
+@dataclass(slots=True, eq=False)
+class StreamHandle:
+    """An open ``proc/kmsg``: the next log sequence to deliver, and a partly delivered line."""
+
+    node: Stream
+    tgid: int
+    seq: int
+    rest: bytes = b""
+
+
+Handle = DeviceHandle | GeneratedHandle | StreamHandle
+
+
+class Operations(pyfuse3.Operations):
+    """The file system of one vbinder mount."""
+
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+
+    def __init__(self, driver: Any, tree: Tree, host: Host, watchdog: Watchdog | None = None) -> None:
+        super().__init__()
+        self.driver = driver
+        self.tree = tree
+        self.host = host
+        self.watchdog = watchdog if watchdog is not None else Watchdog(host)
+        self.handles: dict[int, Handle] = {}
+        self._polling: set[DeviceHandle] = set()  # files with a poll(2) waiting
+        self._next_fh = 1
+        self.closing = False
+        self._log_event: trio.Event | None = None  # set by the next log line
+        driver.log.listeners.append(self._on_log_line)
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _node(self, inode: int) -> Node:
+        node = self.tree.nodes.get(inode)
+        if node is None:
+            raise FUSEError(errno.ENOENT)
+        return node
+
+    def _handle(self, fh: int) -> Handle:
+        h = self.handles.get(fh)
+        if h is None:
+            raise FUSEError(errno.EBADF)
+        return h
+
+    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = node.inode
+        a.generation = 0
+        a.entry_timeout = ENTRY_TIMEOUT
+        a.attr_timeout = ATTR_TIMEOUT
+        a.st_mode = node.st_mode
+        a.st_nlink = self.tree.nlink(node)
+        a.st_uid = self.tree.uid
+        a.st_gid = self.tree.gid
+        a.st_rdev = 0
+        a.st_size = self.tree.size(node)
+        a.st_blksize = 4096
+        a.st_blocks = 0
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.tree.time_ns
+        return a
+
+    def _new_fh(self, h: Handle) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = h
+        return fh
+
+    def _on_log_line(self, _line: str) -> None:
+        if self._log_event is not None:
+            self._log_event.set()
+            self._log_event = None
+
+    async def _wait(self, ticket: Any, watch: Watch, deadline: float | None = None) -> int | None:
+        """Wait until ``ticket`` wakes or ``deadline`` (driver clock) passes (None), or the watchdog
+        ends the wait (its errno, or 0)."""
+        if self.closing:
+            return errno.ENOTCONN
+        event = trio.Event()
+        ticket.wake_cb = event.set
+        self.watchdog.add(watch)
+        until = math.inf if deadline is None else trio.current_time() + deadline - self.driver.log.clock()
+        try:
+            with watch.scope, trio.move_on_at(until):
+                await event.wait()
+        finally:
+            self.watchdog.discard(watch)
+            ticket.wake_cb = None
+        return watch.result
+
+    def _notify_polls(self) -> None:
+        """Wake the poll(2) callers whose thread now has something to read."""
+        for h in list(self._polling):
+            for tid in [t for t in h.polls if h.file.poll(t)]:
+                ph = h.polls.pop(tid)
+                try:
+                    ph.notify()
+                except OSError as e:
+                    log.debug("poll notify failed: %s", e)
+            if not h.polls:
+                self._polling.discard(h)
+
+    def shutdown(self) -> None:
+        """Stop waiting: every waiting read is answered ENOTCONN, new ones too."""
+        self.closing = True
+        self.watchdog.end_all(errno.ENOTCONN)
+
+    # -- the tree ------------------------------------------------------------------------------------
+
+    @handler
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+                     ) -> pyfuse3.EntryAttributes:
+        node = self.tree.lookup(parent_inode, name)
+        if node is None:
+            raise FUSEError(errno.ENOENT)
+        node.nlookup += 1
+        return self._attrs(node)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        try:
+            for inode, n in inode_list:
+                self.tree.forget(inode, n)
+        except Exception:
+            log.exception("forget failed")
+
+    @handler
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(self._node(inode))
+
+    @handler
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+                      fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = self._node(inode)
+        if fields.update_mode or fields.update_uid or fields.update_gid:
+            raise FUSEError(errno.EPERM)
+        if fields.update_size and not isinstance(node, Device | Generated):
+            raise FUSEError(errno.EINVAL if isinstance(node, Stream) else errno.EISDIR)
+        # Truncation (``echo 8 > file`` opens with O_TRUNC, fact 11) and times are accepted and
+        # change nothing: sizes stay 0, times stay the mount's.
+        return self._attrs(node)
+
+    @handler
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        node = self._node(inode)
+        if not isinstance(node, Symlink):
+            raise FUSEError(errno.EINVAL)
+        return node.target
+
+    @handler
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        if not isinstance(self._node(inode), Dir):
+            raise FUSEError(errno.ENOTDIR)
+        return inode
+
+    @handler
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        d = self._node(fh)
+        assert isinstance(d, Dir)
+        # Entries in name order; next_id is the position after the entry.
+        entries = sorted(d.children.items())
+        for i, (name, ino) in enumerate(entries[start_id:], start_id):
+            node = self.tree.nodes[ino]
+            if not pyfuse3.readdir_reply(token, name, self._attrs(node), i + 1):
+                break
+            node.nlookup += 1
+
+    @handler
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    @handler
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_files = len(self.tree.nodes)
+        s.f_namemax = 255
+        return s
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    @handler
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        node = self._node(inode)
+        writing = (flags & os.O_ACCMODE) != os.O_RDONLY
+        reading = (flags & os.O_ACCMODE) != os.O_WRONLY
+        if isinstance(node, Dir):
+            raise FUSEError(errno.EISDIR)
+        if isinstance(node, Device):
+            if flags & (os.O_DIRECT | os.O_APPEND):
+                raise FUSEError(errno.EINVAL)  # the kernel would reorder chunks or ignore offsets
+            if ctx.pid == 0:
+                raise FUSEError(errno.EPERM)  # a caller outside the daemon's pid namespace
+            tgid = self.host.tgid(ctx.pid)
+            if tgid is None:
+                raise FUSEError(errno.ESRCH)
+            f = self.driver.open(node.device, tgid=tgid, tid=ctx.pid, euid=ctx.uid,
+                                 nonblock=bool(flags & os.O_NONBLOCK),
+                                 secctx=self.host.security_context(ctx.pid))
+            fh = self._new_fh(DeviceHandle(node, f, tgid))
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
+        if isinstance(node, Generated):
+            if (writing and node.write is None) or (reading and node.read is None):
+                raise FUSEError(errno.EACCES)  # root passes default_permissions: decide here
+            content = node.read() if reading and node.read is not None else b""
+            fh = self._new_fh(GeneratedHandle(node, content))
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+        if isinstance(node, Stream):
+            if writing:
+                raise FUSEError(errno.EACCES)
+            if ctx.pid == 0:
+                raise FUSEError(errno.EPERM)
+            tgid = self.host.tgid(ctx.pid)
+            if tgid is None:
+                raise FUSEError(errno.ESRCH)
+            fh = self._new_fh(StreamHandle(node, tgid, seq=0))  # from the oldest line kept
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
+        raise FUSEError(errno.EINVAL)
+
+    @handler
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        h = self._handle(fh)
+        if isinstance(h, DeviceHandle):
+            try:
+                return await self._device_read(h, off, size)
+            finally:
+                self._notify_polls()
+        if isinstance(h, GeneratedHandle):
+            return h.content[off:off + size]
+        return await self._stream_read(h, size)
+
+    async def _device_read(self, h: DeviceHandle, off: int, size: int) -> bytes:
+        try:
+            return h.file.read(off, size)
+        except WouldBlock as wb:
+            ticket, deadline = wb.waiter, wb.deadline
+        while True:
+            ended = await self._wait(ticket, Watch(tid=split_offset(off)[0], tgid=None), deadline)
+            if ended is not None:
+                h.file.abandon(off, ticket)
+                raise FUSEError(ended or errno.EINTR)
+            try:
+                return h.file.resume(off, size, ticket)
+            except WouldBlock as wb:
+                ticket, deadline = wb.waiter, wb.deadline
+
+    async def _stream_read(self, h: StreamHandle, size: int) -> bytes:
+        """proc/kmsg: whole lines when they fit; waits while there are none."""
+        dlog = self.driver.log
+        while not h.rest:
+            lines, h.seq = dlog.lines_since(h.seq)
+            if lines:
+                h.rest = "".join(line + "\n" for line in lines).encode()
+                break
+            if self.closing:
+                raise FUSEError(errno.ENOTCONN)
+            if self._log_event is None:
+                self._log_event = trio.Event()
+            event = self._log_event
+            watch = Watch(tid=None, tgid=h.tgid)
+            self.watchdog.add(watch)
+            try:
+                with watch.scope:
+                    await event.wait()
+            finally:
+                self.watchdog.discard(watch)
+            if watch.result == 0:
+                return b""  # the opener exited
+            if watch.result is not None:
+                raise FUSEError(watch.result)
+        out = h.rest[:size]
+        if len(out) < len(h.rest) and b"\n" in out:
+            out = out[:out.rindex(b"\n") + 1]
+        h.rest = h.rest[len(out):]
+        return out
+
+    @handler
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        h = self._handle(fh)
+        if isinstance(h, DeviceHandle):
+            try:
+                return h.file.write(off, buf)
+            finally:
+                self._notify_polls()
+        if isinstance(h, GeneratedHandle) and h.node.write is not None:
+            h.node.write(bytes(buf))
+            return len(buf)
+        raise FUSEError(errno.EBADF)
+
+    @handler
+    async def poll(self, inode: int, fh: int, poll_handle: pyfuse3.PollHandle | None,
+                   ctx: pyfuse3.RequestContext) -> int:
+        h = self._handle(fh)
+        if isinstance(h, DeviceHandle):
+            if h.file.poll(ctx.pid):
+                h.polls.pop(ctx.pid, None)
+                return select.POLLIN
+            if poll_handle is not None:
+                h.polls[ctx.pid] = poll_handle
+                self._polling.add(h)
+            return 0
+        if isinstance(h, StreamHandle):
+            lines, _seq = self.driver.log.lines_since(h.seq)
+            return select.POLLIN if (h.rest or lines) else 0
+        return select.POLLIN | select.POLLOUT
+
+    @handler
+    async def flush(self, fh: int) -> None:
+        h = self._handle(fh)
+        if isinstance(h, DeviceHandle):
+            h.file.flush()
+            self._notify_polls()
+
+    @handler
+    async def release(self, fh: int) -> None:
+        h = self.handles.pop(fh, None)
+        if isinstance(h, DeviceHandle):
+            h.polls.clear()
+            self._polling.discard(h)
+            h.file.release()
+            self._notify_polls()
+
+    @handler
+    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
+        self._node(inode)
+        return True  # default_permissions: the kernel checks the modes
+
+    @handler
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        self._handle(fh)
+
+    # Everything that would change the tree is refused.
+
+    @handler
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise FUSEError(errno.EPERM)
+
+    @handler
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        raise FUSEError(errno.EACCES)
