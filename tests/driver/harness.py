@@ -16,9 +16,13 @@ class FakeHost:
 
     def __init__(self) -> None:
         self.tgids: dict[int, int] = {}
+        self.start_times: dict[int, int] = {}
 
     def tgid(self, tid: int) -> int | None:
         return self.tgids.get(tid, tid)
+
+    def start_time(self, tid: int) -> int | None:
+        return self.start_times.get(tid, 1)
 
 
 def make_driver(**kw: object) -> Driver:

@@ -351,3 +351,22 @@ def test_new_request_cancels_a_blocked_read() -> None:
         server.finish(w.value)
     assert e.value.errno == errno.ECANCELED
     assert not server.file.proc.waiting_threads
+
+
+def test_a_reused_tid_is_a_new_thread() -> None:
+    # DESIGN.md, Identity: a key whose tid has a new start time is a new thread.
+    d, server, client = server_client()
+    with pytest.raises(WouldBlock):
+        client.write_read(client.bc_transaction(0, 1, b"abcd"), 256)
+    old = client.file.proc.threads[200]
+    assert old.transaction_stack is not None
+    d.host.start_times[200] = 2  # type: ignore[union-attr]  # the task exited; a new one got its tid
+    d.log.clock.t += 2.0  # type: ignore[attr-defined]
+    assert client.ioctl(uapi.BINDER_VERSION, uapi.VERSION.pack(0)).code == 0
+    new = client.file.proc.threads[200]
+    assert new is not old and old.is_dead and new.transaction_stack is None
+    # the server's reply finds no caller: the old thread's call is gone
+    r = server.write_read(b"", 256)
+    tr = r.brs[1].tr
+    r = server.write_read(cmd(uapi.BC_FREE_BUFFER, tr[8], fmt="Q") + server.bc_transaction(0, 0, b"", reply=True), 256)
+    assert r.names == ["BR_NOOP", "BR_TRANSACTION_COMPLETE"]

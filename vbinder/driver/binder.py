@@ -24,6 +24,8 @@ class Host(Protocol):
 
     def tgid(self, tid: int) -> int | None: ...
 
+    def start_time(self, tid: int) -> int | None: ...
+
 
 class Driver:
     """All binder devices of one mount: contexts, procs, the debug-id counter, stats and logs."""

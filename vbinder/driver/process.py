@@ -86,6 +86,7 @@ U32 = uapi.U32
 TR = uapi.TRANSACTION_DATA
 _TR_SIZE = TR.size
 _MIN_READ_SPACE = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
+TID_RECHECK_INTERVAL = 1.0  # seconds a tid may be idle before its task's start time is checked again
 _REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
 
 
@@ -129,11 +130,27 @@ class Proc:
     # -- threads and wakeups ----------------------------------------------------------------------
 
     def get_thread(self, tid: int) -> Thread:
-        """binder_get_thread: the thread for ``tid``, created on first use."""
+        """binder_get_thread: the thread for ``tid``, created on first use.
+
+        A tid whose task has a new start time is a new thread: the old one's state is dropped
+        (checked when the tid was idle for a while, since a tid is reused only after its task
+        exited; DESIGN.md, Identity).
+        """
         thread = self.threads.get(tid)
+        now = self.clock()
+        if thread is not None and now - thread.last_seen > TID_RECHECK_INTERVAL:
+            host = self.driver.host
+            start = host.start_time(tid) if host is not None else None
+            if start is not None and thread.start_time is not None and start != thread.start_time:
+                self.thread_release(thread)
+                thread = None
         if thread is None:
             thread = self.threads[tid] = Thread(self, tid)
             self.driver.stats.obj_created[Obj.THREAD] += 1
+            host = self.driver.host
+            if host is not None:
+                thread.start_time = host.start_time(tid)
+        thread.last_seen = now
         return thread
 
     def select_thread(self) -> Thread | None:

@@ -31,7 +31,7 @@ class Thread:
 
     __slots__ = ("proc", "pid", "todo", "process_todo", "looper", "looper_need_return",
                  "transaction_stack", "return_error", "reply_error", "ee", "tmp_ref",
-                 "is_dead", "stats", "waiter", "waiting", "last_read")
+                 "is_dead", "stats", "waiter", "waiting", "last_read", "start_time", "last_seen")
 
     def __init__(self, proc: Proc, pid: int) -> None:
         self.proc = proc
@@ -50,6 +50,8 @@ class Thread:
         self.waiter: Waiter | None = None  # set while a read of this thread waits
         self.waiting = False  # on proc.waiting_threads
         self.last_read: tuple[int, int] | None = None  # (read_buffer, read_size), for the fast path
+        self.start_time: int | None = None  # of the host task with this tid (DESIGN.md, Identity)
+        self.last_seen = 0.0
 
     def wake(self) -> None:
         """wake_up_interruptible(&thread->wait)."""
