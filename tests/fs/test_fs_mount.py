@@ -55,7 +55,16 @@ def test_tree(vbinder_mount: Path) -> None:
     link = m / "proc" / "binder"
     assert stat.S_ISLNK(os.lstat(link).st_mode)
     assert os.readlink(link) == "../sys/kernel/debug/binder"
-    assert os.listdir(link) == ["proc"]
+    debugfs = ["failed_transaction_log", "proc", "state", "stats", "transaction_log", "transactions"]
+    assert sorted(os.listdir(link)) == debugfs  # the oracle's list (samples/stock/report.txt)
+    for name in debugfs[:1] + debugfs[2:]:
+        st = os.lstat(m / "sys/kernel/debug/binder" / name)
+        assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o444 and st.st_size == 0
+    params = {"binder": {"debug_mask": 0o644, "devices": 0o444, "stop_on_user_error": 0o644},
+              "binder_alloc": {"debug_mask": 0o644}}
+    for module, files in params.items():
+        for name, mode in files.items():
+            assert stat.S_IMODE(os.lstat(m / "sys/module" / module / "parameters" / name).st_mode) == mode
     assert os.path.samefile(link, m / "sys/kernel/debug/binder")
     kmsg = os.lstat(m / "proc" / "kmsg")
     assert stat.S_ISREG(kmsg.st_mode) and stat.S_IMODE(kmsg.st_mode) == 0o400

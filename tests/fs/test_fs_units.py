@@ -8,11 +8,11 @@ import signal
 import stat
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from vbinder import cli
+from vbinder.driver import Driver
 from vbinder.fs import mounts
 from vbinder.fs.daemon import build_tree
 from vbinder.fs.host import Host, ThreadStatus, read_status
@@ -23,7 +23,7 @@ from vbinder.fs.watchdog import Watch, Watchdog
 
 
 def test_tree_layout() -> None:
-    t = build_tree(SimpleNamespace(devices=["binder", "vndbinder"]), 1000, 1001)
+    t = build_tree(Driver(devices=["binder", "vndbinder"]), 1000, 1001)
     assert sorted(t.root.children) == [b"dev", b"proc", b"sys"]
     dev = t.resolve("dev/binder")
     assert isinstance(dev, Device) and dev.device == "binder" and dev.st_mode == stat.S_IFREG | 0o666

@@ -12,6 +12,7 @@ from .device import DeviceFile
 from .errors import BinderError
 from .log import DEFAULT_ALLOC_DEBUG_MASK, DEFAULT_DEBUG_MASK, Debug, Log
 from .node import Node
+from .params import Params
 from .process import Proc
 from .stats import Obj, Stats
 from .transaction import TransactionLog
@@ -38,12 +39,16 @@ class Driver:
         self.log = Log(debug_mask, alloc_debug_mask, clock=clock)
         self.host = host
         self.procs: list[Proc] = []  # binder_procs: newest first
+        # pid -> the proc whose debugfs entry proc/<pid> is: binder_open creates one only when no
+        # proc of that pid exists; binder_release of that proc removes it, even if others remain.
+        self.debugfs_procs: dict[int, Proc] = {}
         self.dead_nodes: dict[Node, None] = {}
         self.stats = Stats()
         self.transaction_log = TransactionLog()
         self.failed_transaction_log = TransactionLog()
         self.last_id = 0
         self._next_mmap = abi.MMAP_BASE
+        self.params = Params(self)
 
     def next_id(self) -> int:
         """atomic_inc_return(&binder_last_id): debug ids of nodes, refs and transactions."""
@@ -67,6 +72,8 @@ class Driver:
         self.log.debug(Debug.OPEN_CLOSE, "%s: %d:%d", "binder_open", tgid, tid)
         proc = Proc(self, ctx, tgid, euid, secctx)
         self.stats.obj_created[Obj.PROC] += 1
+        if not any(p.pid == tgid for p in self.procs):
+            self.debugfs_procs[tgid] = proc
         self.procs.insert(0, proc)
         return DeviceFile(proc, nonblock)
 

@@ -86,6 +86,7 @@ U32 = uapi.U32
 TR = uapi.TRANSACTION_DATA
 _TR_SIZE = TR.size
 _MIN_READ_SPACE = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
+TASK_SIZE = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
 TID_RECHECK_INTERVAL = 1.0  # seconds a tid may be idle before its task's start time is checked again
 _REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
 
@@ -435,6 +436,8 @@ class Proc:
         Raises WouldBlock where the kernel would sleep, with nothing taken off any queue.
         """
         log = self.log
+        if buffer + size > TASK_SIZE or consumed > size:
+            return -errno.EFAULT, consumed  # put_user/copy_to_user outside user space
         out = bytearray()
         if consumed == 0:
             out += U32.pack(BR_NOOP)
@@ -698,6 +701,8 @@ class Proc:
         d = self.driver
         log = self.log
         d.procs.remove(self)
+        if d.debugfs_procs.get(self.pid) is self:
+            del d.debugfs_procs[self.pid]
         ctx = self.context
         if ctx.mgr_node is not None and ctx.mgr_node.proc is self:
             log.debug(Debug.DEAD_BINDER, "%s: %d context_mgr_node gone", "binder_deferred_release", self.pid)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # Each request in flight holds one pyfuse3 task, and every idle looper thread of every client
 # holds one (platform fact 7).
 MAX_TASKS = 10_000
+DEBUGFS = "sys/kernel/debug/binder"
 SHUTDOWN_GRACE = 5.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -49,12 +50,19 @@ def build_tree(driver: Any, uid: int, gid: int) -> Tree:
     Debugfs and parameter files are ``tree.add_generated(path, read, write)`` calls on the driver's
     printers and parameters.
     """
+    from ..driver import debugfs
+
     tree = Tree(uid, gid)
     for name in driver.devices:
         tree.add_device(f"dev/{name}", name)
     tree.mkdir("sys/kernel/debug/binder/proc")
-    tree.mkdir("sys/module/binder/parameters")
-    tree.mkdir("sys/module/binder_alloc/parameters")
+    for name, render in (("state", debugfs.render_state), ("stats", debugfs.render_stats),
+                         ("transactions", debugfs.render_transactions),
+                         ("transaction_log", debugfs.render_transaction_log),
+                         ("failed_transaction_log", debugfs.render_failed_transaction_log)):
+        tree.add_generated(f"{DEBUGFS}/{name}", lambda render=render: render(driver).encode(), mode=0o444)
+    for param in driver.params:
+        tree.add_generated(param.path, param.read, param.write if param.writable else None, mode=param.mode)
     tree.add_symlink("proc/binder", "../sys/kernel/debug/binder")
     tree.add_stream("proc/kmsg")
     return tree

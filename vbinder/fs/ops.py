@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+PROC_DIR = "sys/kernel/debug/binder/proc"
 ATTR_TIMEOUT = 1.0
 ENTRY_TIMEOUT = 1.0
 
@@ -104,6 +105,7 @@ class Operations(pyfuse3.Operations):
         self._next_fh = 1
         self.closing = False
         self._log_event: trio.Event | None = None  # set by the next log line
+        self._proc_files: set[int] = set()  # the pids with a debugfs proc/<pid> file in the tree
         driver.log.listeners.append(self._on_log_line)
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -164,6 +166,24 @@ class Operations(pyfuse3.Operations):
             self.watchdog.discard(watch)
             ticket.wake_cb = None
         return watch.result
+
+    def _sync_proc_files(self) -> None:
+        """Make debugfs's proc/ directory show the driver's entries (after an open or release)."""
+        want = set(self.driver.debugfs_procs)
+        if want == self._proc_files:
+            return
+        from ..driver.debugfs import render_proc
+
+        for pid in self._proc_files - want:
+            node = self.tree.resolve(f"{PROC_DIR}/{pid}")
+            self.tree.remove(f"{PROC_DIR}/{pid}")
+            if node is not None:
+                pyfuse3.invalidate_entry_async(node.parent, str(pid).encode(), deleted=node.inode,
+                                               ignore_enoent=True)
+        for pid in want - self._proc_files:
+            self.tree.add_generated(f"{PROC_DIR}/{pid}", lambda pid=pid: render_proc(self.driver, pid).encode(),
+                                    mode=0o444)
+        self._proc_files = want
 
     def _notify_polls(self) -> None:
         """Wake the poll(2) callers whose thread now has something to read."""
@@ -274,6 +294,7 @@ class Operations(pyfuse3.Operations):
                                  nonblock=bool(flags & os.O_NONBLOCK),
                                  secctx=self.host.security_context(ctx.pid))
             fh = self._new_fh(DeviceHandle(node, f, tgid))
+            self._sync_proc_files()
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
         if isinstance(node, Generated):
             if (writing and node.write is None) or (reading and node.read is None):
@@ -360,7 +381,7 @@ class Operations(pyfuse3.Operations):
                 self._notify_polls()
         if isinstance(h, GeneratedHandle) and h.node.write is not None:
             h.node.write(bytes(buf))
-            return len(buf)
+            return len(buf)  # a parameter takes the whole write (param_attr_store)
         raise FUSEError(errno.EBADF)
 
     @handler
@@ -394,6 +415,7 @@ class Operations(pyfuse3.Operations):
             h.polls.clear()
             self._polling.discard(h)
             h.file.release()
+            self._sync_proc_files()
             self._notify_polls()
 
     @handler

@@ -1,0 +1,220 @@
+"""The module parameters of 6.1's binder, as /sys/module/*/parameters files.
+
+``binder``: ``debug_mask`` (uint, 0644), ``stop_on_user_error`` (int, 0644, with
+binder_set_stop_on_user_error as setter) and ``devices`` (charp, 0444); ``binder_alloc``:
+``debug_mask`` (uint, 0644). Their values live in the driver's :class:`~.log.Log`.
+
+A read gives param_get_uint/int/charp's text. A write is what a write(2) to the sysfs file does
+(kernfs_fop_write_iter, sysfs_kf_write, param_attr_store, param_set_uint/int): at most one page
+is taken, an empty write does nothing, the text ends at the first NUL, and it is parsed by
+kstrtouint/kstrtoint with base 0 (lib/kstrtox.c): decimal, ``0x`` hex, ``0`` octal, one
+leading ``+`` (or ``-`` for int), one trailing newline. Garbage raises BinderError(EINVAL), a
+value out of range BinderError(ERANGE) (as the oracle shows), and the value stays unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from .errors import BinderError
+
+if TYPE_CHECKING:
+    from .binder import Driver
+
+PAGE_SIZE = 4096
+_U64 = (1 << 64) - 1
+
+
+# -- lib/kstrtox.c ------------------------------------------------------------------------------
+
+
+def _at(s: bytes, i: int) -> int:
+    """s[i] of a NUL-terminated C string."""
+    return s[i] if i < len(s) else 0
+
+
+def _isxdigit(c: int) -> bool:
+    return 0x30 <= c <= 0x39 or 0x61 <= (c | 0x20) <= 0x66
+
+
+def _kstrtoull(s: bytes, base: int) -> int:
+    """_kstrtoull: _parse_integer_fixup_radix, _parse_integer, then one optional newline."""
+    pos = 0
+    if base == 0:
+        if _at(s, 0) == 0x30:  # '0'
+            base = 16 if (_at(s, 1) | 0x20) == 0x78 and _isxdigit(_at(s, 2)) else 8
+        else:
+            base = 10
+    if base == 16 and _at(s, 0) == 0x30 and (_at(s, 1) | 0x20) == 0x78:
+        pos = 2
+    res = 0
+    rv = 0
+    overflow = False
+    while True:
+        c = _at(s, pos + rv)
+        lc = c | 0x20
+        if 0x30 <= c <= 0x39:
+            val = c - 0x30
+        elif 0x61 <= lc <= 0x66:
+            val = lc - 0x61 + 10
+        else:
+            break
+        if val >= base:
+            break
+        if res >> 60 and res > (_U64 - val) // base:
+            overflow = True
+        res = (res * base + val) & _U64
+        rv += 1
+    if overflow:
+        raise BinderError(errno.ERANGE, "number out of range")
+    if rv == 0:
+        raise BinderError(errno.EINVAL, "not a number")
+    pos += rv
+    if _at(s, pos) == 0x0A:  # '\n'
+        pos += 1
+    if _at(s, pos):
+        raise BinderError(errno.EINVAL, "trailing characters")
+    return res
+
+
+def kstrtoull(s: bytes, base: int = 0) -> int:
+    """kstrtoull: one leading '+' allowed."""
+    if _at(s, 0) == 0x2B:  # '+'
+        s = s[1:]
+    return _kstrtoull(s, base)
+
+
+def _s64(x: int) -> int:
+    x &= _U64
+    return x - (1 << 64) if x >> 63 else x
+
+
+def kstrtoll(s: bytes, base: int = 0) -> int:
+    """kstrtoll: a leading '-' (then no '+'), or what kstrtoull takes."""
+    if _at(s, 0) == 0x2D:  # '-'
+        tmp = _kstrtoull(s[1:], base)
+        if _s64(-tmp) > 0:
+            raise BinderError(errno.ERANGE, "number out of range")
+        return _s64(-tmp)
+    tmp = kstrtoull(s, base)
+    if _s64(tmp) < 0:
+        raise BinderError(errno.ERANGE, "number out of range")
+    return tmp
+
+
+def kstrtouint(s: bytes, base: int = 0) -> int:
+    """kstrtouint: kstrtoull, then the value must fit 32 bits."""
+    tmp = kstrtoull(s, base)
+    if tmp > 0xFFFFFFFF:
+        raise BinderError(errno.ERANGE, "number out of range")
+    return tmp
+
+
+def kstrtoint(s: bytes, base: int = 0) -> int:
+    """kstrtoint: kstrtoll, then the value must fit a signed 32-bit int."""
+    tmp = kstrtoll(s, base)
+    if not -(1 << 31) <= tmp < (1 << 31):
+        raise BinderError(errno.ERANGE, "number out of range")
+    return tmp
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+class Param:
+    """One parameter file: ``read()`` gives its text, ``write(data)`` stores like a write(2)."""
+
+    def __init__(self, module: str, name: str, mode: int, get: Callable[[], bytes],
+                 store: Callable[[bytes], None] | None = None) -> None:
+        self.module = module
+        self.name = name
+        self.mode = mode
+        self._get = get
+        self._store = store
+
+    @property
+    def path(self) -> str:
+        """Its path below the mount: ``sys/module/<module>/parameters/<name>``."""
+        return f"sys/module/{self.module}/parameters/{self.name}"
+
+    @property
+    def writable(self) -> bool:
+        """Whether the file has a store at all (kernfs refuses an open for writing otherwise)."""
+        return self._store is not None and bool(self.mode & 0o222)
+
+    def read(self) -> bytes:
+        """param_attr_show: the value's text, with its newline."""
+        return self._get()
+
+    def write(self, data: bytes) -> int:
+        """One write(2): returns the bytes taken (at most a page); raises BinderError.
+
+        EACCES for a read-only parameter (kernfs_fop_open), EINVAL/ERANGE from the parse.
+        """
+        if not self.writable:
+            raise BinderError(errno.EACCES, f"{self.name} is read-only")
+        data = data[:PAGE_SIZE]  # kernfs_fop_write_iter: no atomic_write_len, one page
+        if not data:
+            return 0  # sysfs_kf_write
+        assert self._store is not None
+        self._store(data.split(b"\0", 1)[0])  # the buffer is a C string
+        return len(data)  # param_attr_store returns the whole length
+
+
+class Params:
+    """All parameter files of the driver, by (module, name).
+
+    ``user_error_wait`` is 6.1's binder_user_error_wait: the callables in it are run when a
+    write to ``stop_on_user_error`` leaves the value below 2 (the I/O layer lets held calls run).
+    """
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.user_error_wait: list[Callable[[], None]] = []
+        log = driver.log
+
+        def set_debug_mask(s: bytes) -> None:
+            log.debug_mask = kstrtouint(s)
+
+        def set_alloc_debug_mask(s: bytes) -> None:
+            log.alloc_debug_mask = kstrtouint(s)
+
+        def set_stop_on_user_error(s: bytes) -> None:
+            """binder_set_stop_on_user_error: param_set_int, then wake (even if that failed)."""
+            error: BinderError | None = None
+            try:
+                log.stop_on_user_error = kstrtoint(s)
+            except BinderError as e:
+                error = e
+            if log.stop_on_user_error < 2:
+                for wake in list(self.user_error_wait):
+                    wake()
+            if error is not None:
+                raise error
+
+        devices = ",".join(driver.devices)
+        self._params: dict[tuple[str, str], Param] = {
+            (p.module, p.name): p for p in (
+                Param("binder", "debug_mask", 0o644, lambda: b"%u\n" % log.debug_mask, set_debug_mask),
+                Param("binder", "stop_on_user_error", 0o644, lambda: b"%d\n" % log.stop_on_user_error,
+                      set_stop_on_user_error),
+                Param("binder", "devices", 0o444, lambda: devices.encode() + b"\n"),
+                Param("binder_alloc", "debug_mask", 0o644, lambda: b"%u\n" % log.alloc_debug_mask,
+                      set_alloc_debug_mask),
+            )
+        }
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self._params.values())
+
+    def get(self, module: str, name: str) -> Param:
+        """The parameter ``name`` of ``module`` (KeyError if there is none)."""
+        return self._params[(module, name)]
+
+    def read(self, module: str, name: str) -> bytes:
+        return self.get(module, name).read()
+
+    def write(self, module: str, name: str, data: bytes) -> int:
+        return self.get(module, name).write(data)
