@@ -370,3 +370,18 @@ def test_a_reused_tid_is_a_new_thread() -> None:
     tr = r.brs[1].tr
     r = server.write_read(cmd(uapi.BC_FREE_BUFFER, tr[8], fmt="Q") + server.bc_transaction(0, 0, b"", reply=True), 256)
     assert r.names == ["BR_NOOP", "BR_TRANSACTION_COMPLETE"]
+
+
+def test_stop_on_user_error_holds_calls_until_written_below_2() -> None:
+    # 6.1 binder_user_error: with stop_on_user_error set, a user error makes it 2 and every ioctl
+    # waits at entry until it is written below 2 (DESIGN.md: the pwrite only records the ioctl).
+    d, server, client = server_client()
+    d.params.write("binder", "stop_on_user_error", b"1\n")
+    client.write_read(cmd(uapi.BC_FREE_BUFFER, 0xDEAD000, fmt="Q"), 0)  # a user error: "no match"
+    assert d.log.stop_on_user_error == 2
+    client.request(uapi.BINDER_VERSION, uapi.VERSION.pack(0))
+    with pytest.raises(WouldBlock) as held:
+        client.reply()
+    d.params.write("binder", "stop_on_user_error", b"0\n")
+    f = client.resume(held.value)
+    assert f.code == 0 and uapi.VERSION.unpack(f.arg) == (8,)

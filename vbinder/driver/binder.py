@@ -9,7 +9,7 @@ from typing import Protocol
 from .. import abi
 from .context import Context
 from .device import DeviceFile
-from .errors import BinderError
+from .errors import BinderError, Waiter
 from .log import DEFAULT_ALLOC_DEBUG_MASK, DEFAULT_DEBUG_MASK, Debug, Log
 from .node import Node
 from .params import Params
@@ -47,8 +47,21 @@ class Driver:
         self.transaction_log = TransactionLog()
         self.failed_transaction_log = TransactionLog()
         self.last_id = 0
+        self._held: list[Waiter] = []  # reads of calls held by stop_on_user_error
         self._next_mmap = abi.MMAP_BASE
         self.params = Params(self)
+        self.params.user_error_wait.append(self._release_held)
+
+    def hold_waiter(self) -> Waiter:
+        """A waiter woken when stop_on_user_error drops below 2 (binder_user_error_wait)."""
+        w = Waiter()
+        self._held.append(w)
+        return w
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        for w in held:
+            w.wake()
 
     def next_id(self) -> int:
         """atomic_inc_return(&binder_last_id): debug ids of nodes, refs and transactions."""

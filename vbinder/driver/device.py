@@ -29,7 +29,7 @@ class _Key:
     partial: bytearray | None = None
     partial_total: int = 0
     partial_since: float = 0.0
-    pending: ioctl.Pending | ioctl.FreezePending | None = None  # a read phase not yet produced
+    pending: ioctl.Pending | ioctl.FreezePending | ioctl.Held | None = None  # a read phase not yet produced
     ticket: Waiter | None = None  # the waiting pread of ``pending``
     reply: bytes | None = None  # produced, not yet read to its end
     extra: dict[str, object] = field(default_factory=dict)
@@ -128,7 +128,11 @@ class DeviceFile:
         except abi.FrameError as e:
             raise self._refuse(tid, errno.EINVAL, f"malformed frame: {e}") from None
         self._cancel_pending(k)
-        outcome = ioctl.start(self.proc, tid, frame.code, frame.arg, abi.UserMemory(frame.segments))
+        mem = abi.UserMemory(frame.segments)
+        if ioctl.held(self.proc):  # stop_on_user_error: the ioctl runs in its pread, after the hold
+            k.pending = ioctl.Held(tid, frame.code, frame.arg, mem)
+            return len(data)
+        outcome = ioctl.start(self.proc, tid, frame.code, frame.arg, mem)
         if isinstance(outcome, ioctl.Done):
             self._set_reply(k, outcome)
         else:
@@ -155,7 +159,7 @@ class DeviceFile:
             if pending is None:
                 raise BinderError(errno.ENOMSG, "no request in flight and no earlier read")
             k = self._key(tid)
-            k.pending = pending
+            k.pending = ioctl.hold(self.proc, pending) if ioctl.held(self.proc) else pending
         return self._run_read(k, tid, size)
 
     def resume(self, offset: int, size: int, ticket: Waiter) -> bytes:
@@ -184,6 +188,16 @@ class DeviceFile:
     def _run_read(self, k: _Key, tid: int, size: int) -> bytes:
         assert k.pending is not None
         try:
+            if isinstance(k.pending, ioctl.Held):
+                h = k.pending
+                if ioctl.held(self.proc):
+                    raise WouldBlock(self.proc.driver.hold_waiter())
+                outcome = ioctl.start(self.proc, h.tid, h.cmd, h.arg, h.mem)
+                if isinstance(outcome, ioctl.Done):
+                    k.pending = None
+                    self._set_reply(k, outcome)
+                    return self._read_reply(k, 0, size)
+                k.pending = outcome
             done = ioctl.resume(self.proc, k.pending, self.nonblock)
         except WouldBlock as wb:
             if self.waiting >= MAX_WAITING:

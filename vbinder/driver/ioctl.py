@@ -53,6 +53,21 @@ class FreezePending:
     deadline: float
 
 
+@dataclass(slots=True)
+class Held:
+    """An ioctl that arrived while stop_on_user_error held calls: it runs when the hold ends."""
+
+    tid: int
+    cmd: int
+    arg: bytes
+    mem: UserMemory
+
+
+def held(proc: Proc) -> bool:
+    """wait_event_interruptible(binder_user_error_wait, binder_stop_on_user_error < 2) would wait."""
+    return proc.log.stop_on_user_error >= 2
+
+
 def _finish(proc: Proc, thread: Thread | None, tid: int, cmd: int, ret: int, arg: bytes = b"",
             segments: list[tuple[int, bytes]] | None = None) -> Done:
     """The end of binder_ioctl: clear looper_need_return, log a failed ioctl."""
@@ -165,19 +180,26 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
     return _write_read_done(proc, thread, bwr, segments)
 
 
-def interrupt(proc: Proc, pending: Pending | FreezePending) -> None:
+def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:
     """The waiting read was interrupted: the thread leaves the waiting threads; the read stays."""
-    if isinstance(pending, FreezePending):
+    if not isinstance(pending, Pending):
         return
     proc.stop_waiting(pending.thread)
     if proc.todo:
         proc.wakeup_proc()
 
 
-def cancel(proc: Proc, pending: Pending | FreezePending) -> None:
+def cancel(proc: Proc, pending: Pending | FreezePending | Held) -> None:
     """The read phase is dropped (a new request replaced it)."""
     interrupt(proc, pending)
-    pending.thread.looper_need_return = False
+    if not isinstance(pending, Held):
+        pending.thread.looper_need_return = False
+
+
+def hold(proc: Proc, pending: Pending) -> Held:
+    """A fast-path read that must wait for the hold: as the BINDER_WRITE_READ it stands for."""
+    bwr = pending.bwr
+    return Held(pending.thread.pid, uapi.BINDER_WRITE_READ, WR.pack(*bwr), UserMemory([]))
 
 
 def fast_path(proc: Proc, tid: int) -> Pending | None:
