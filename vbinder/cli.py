@@ -73,6 +73,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?",
                    help="the vbinder mount (default: the one vbinder mount, or $BINDER_DEVICE)")
     s.add_argument("--device", default="binder", help="binder (default) or vndbinder")
+
+    for name, help_ in (("state", "print debugfs state (or another debugfs file with --file)"),
+                        ("log", "print the driver's log (proc/kmsg)"),
+                        ("param", "show or set module parameters")):
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--mount", "-m", metavar="MOUNTPOINT",
+                       help="the vbinder mount (default: the one in /proc/mounts)")
+        if name == "state":
+            c.add_argument("--file", default="state",
+                           help="state, stats, transactions, transaction_log, failed_transaction_log or proc/PID")
+        elif name == "log":
+            c.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+            c.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT")
+        else:
+            c.add_argument("name", nargs="?", help="debug_mask, stop_on_user_error, devices or "
+                                                  "alloc_debug_mask (binder_alloc's debug_mask)")
+            c.add_argument("value", nargs="?", help="a new value (as for echo VALUE > the file)")
     return p
 
 
@@ -84,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "servicemanager":
             return _servicemanager(args)
+        if args.command in ("state", "log", "param"):
+            from . import inspect
+
+            return inspect.main(args)
         return _mount(args)
     except MountError as e:
         print(f"vbinder: {e}", file=sys.stderr)

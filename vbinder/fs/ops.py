@@ -83,6 +83,7 @@ class StreamHandle:
     tgid: int
     seq: int
     rest: bytes = b""
+    nonblock: bool = False  # O_NONBLOCK at open: EAGAIN when nothing is new
 
 
 Handle = DeviceHandle | GeneratedHandle | StreamHandle
@@ -310,7 +311,8 @@ class Operations(pyfuse3.Operations):
             tgid = self.host.tgid(ctx.pid)
             if tgid is None:
                 raise FUSEError(errno.ESRCH)
-            fh = self._new_fh(StreamHandle(node, tgid, seq=0))  # from the oldest line kept
+            fh = self._new_fh(StreamHandle(node, tgid, seq=0,  # from the oldest line kept
+                                           nonblock=bool(flags & os.O_NONBLOCK)))
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
         raise FUSEError(errno.EINVAL)
 
@@ -351,6 +353,8 @@ class Operations(pyfuse3.Operations):
                 break
             if self.closing:
                 raise FUSEError(errno.ENOTCONN)
+            if h.nonblock:
+                raise FUSEError(errno.EAGAIN)
             if self._log_event is None:
                 self._log_event = trio.Event()
             event = self._log_event

@@ -1,0 +1,133 @@
+"""``vbinder state``, ``vbinder log`` and ``vbinder param``: the debug files without their paths."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+from vbinder_client.transport import vbinder_mounts
+
+from .fs.mounts import MountError
+
+DEBUGFS = "sys/kernel/debug/binder"
+PARAMS = {
+    "debug_mask": "sys/module/binder/parameters/debug_mask",
+    "stop_on_user_error": "sys/module/binder/parameters/stop_on_user_error",
+    "devices": "sys/module/binder/parameters/devices",
+    "alloc_debug_mask": "sys/module/binder_alloc/parameters/debug_mask",
+}
+# debug_mask bits as binder.c names them, for a readable `vbinder param`.
+DEBUG_BITS = ("USER_ERROR", "FAILED_TRANSACTION", "DEAD_TRANSACTION", "OPEN_CLOSE", "DEAD_BINDER",
+              "DEATH_NOTIFICATION", "READ_WRITE", "USER_REFS", "THREADS", "TRANSACTION",
+              "TRANSACTION_COMPLETE", "FREE_BUFFER", "INTERNAL_REFS", "PRIORITY_CAP", "SPINLOCKS")
+ALLOC_BITS = ("USER_ERROR", "OPEN_CLOSE", "BUFFER_ALLOC", "BUFFER_ALLOC_ASYNC")
+
+
+def find_mount(explicit: str | None) -> str:
+    """The vbinder mount to read: ``explicit``, or the only one in /proc/mounts."""
+    if explicit:
+        return explicit
+    mounts = vbinder_mounts()
+    if len(mounts) == 1:
+        return mounts[0]
+    if not mounts:
+        raise MountError("no vbinder mount (mount one with `vbinder mount DIR`)")
+    raise MountError(f"several vbinder mounts ({', '.join(mounts)}): choose one with --mount")
+
+
+def _bits(value: int, names: tuple[str, ...]) -> str:
+    set_ = [n for i, n in enumerate(names) if value & (1 << i)]
+    return " | ".join(set_) if set_ else "none"
+
+
+def _color(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if sys.stdout.isatty() else text
+
+
+def _highlight(line: str) -> str:
+    """On a terminal: log levels and failures stand out."""
+    if not sys.stdout.isatty():
+        return line
+    if "failed" in line or "ERROR" in line or "<3>" in line:
+        return _color(line, "31")
+    if " BC_" in line or " BR_" in line:
+        return _color(line, "36")
+    return line
+
+
+def state(mount: str, name: str) -> int:
+    path = os.path.join(mount, DEBUGFS, name)
+    try:
+        with open(path) as f:
+            sys.stdout.write(f.read())
+    except FileNotFoundError:
+        print(f"vbinder state: no {name} in {os.path.join(mount, DEBUGFS)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def log(mount: str, follow: bool, grep: str | None) -> int:
+    path = os.path.join(mount, "proc", "kmsg")
+    flags = os.O_RDONLY | (0 if follow else os.O_NONBLOCK)
+    fd = os.open(path, flags)
+    buf = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break  # nothing new: without --follow, done
+            if not chunk:
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace")
+                if grep is None or grep in line:
+                    print(_highlight(line), flush=follow)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        os.close(fd)
+    return 0
+
+
+def param(mount: str, name: str | None, value: str | None) -> int:
+    if name is None:
+        for n, rel in PARAMS.items():
+            with open(os.path.join(mount, rel)) as f:
+                text = f.read().strip()
+            extra = ""
+            if n in ("debug_mask", "alloc_debug_mask"):
+                extra = f"  ({_bits(int(text), DEBUG_BITS if n == 'debug_mask' else ALLOC_BITS)})"
+            print(f"{n:<20} {text}{extra}")
+        return 0
+    rel = PARAMS.get(name)
+    if rel is None:
+        print(f"vbinder param: no parameter {name!r} (one of {', '.join(PARAMS)})", file=sys.stderr)
+        return 2
+    path = os.path.join(mount, rel)
+    if value is None:
+        with open(path) as f:
+            sys.stdout.write(f.read())
+        return 0
+    try:
+        with open(path, "w") as f:
+            f.write(value + "\n")
+    except OSError as e:
+        why = {errno.EINVAL: "not a valid value", errno.ERANGE: "out of range",
+               errno.EACCES: "not writable (read-only, or you are not root)"}.get(e.errno or 0, e.strerror)
+        print(f"vbinder param: {name} = {value!r}: {why}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    mount = find_mount(args.mount)
+    if args.command == "state":
+        return state(mount, args.file)
+    if args.command == "log":
+        return log(mount, args.follow, args.grep)
+    return param(mount, args.name, args.value)
