@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import IntFlag
 from typing import TYPE_CHECKING
 
 from ..uapi import BR_OK
@@ -15,8 +14,8 @@ if TYPE_CHECKING:
     from .transaction import Transaction
 
 
-class Looper(IntFlag):
-    """BINDER_LOOPER_STATE_* bits."""
+class Looper:
+    """BINDER_LOOPER_STATE_* bits (plain ints: IntFlag's operators are slow per call)."""
 
     REGISTERED = 0x01
     ENTERED = 0x02
@@ -38,7 +37,7 @@ class Thread:
         self.pid = pid
         self.todo = WorkList()
         self.process_todo = False
-        self.looper = Looper(0)
+        self.looper = 0
         self.looper_need_return = True  # so that the first read returns at once
         self.transaction_stack: Transaction | None = None
         self.return_error = ReturnError(BR_OK)
