@@ -23,8 +23,7 @@ test: bootstrap
 lint: bootstrap
 	$(PY) -m ruff check .
 
-bench:
-	@echo "make bench: there are no benchmarks yet"
+include bench/Makefile.inc
 
 ## umount: stop what `make run` started and unmount $(MNT)
 umount:

@@ -33,10 +33,7 @@ from dataclasses import dataclass, field
 import pyfuse3
 import trio
 
-try:  # the same task limit as vbinder's daemon (platform fact 7)
-    from vbinder.fs.daemon import MAX_TASKS
-except ImportError:  # pragma: no cover - vbinder's daemon extras missing
-    MAX_TASKS = 10_000
+from vbinder.fs.daemon import MAX_TASKS, MIN_TASKS  # the same task settings as vbinder's daemon
 
 log = logging.getLogger("bench.floorfs")
 
@@ -67,6 +64,14 @@ class FloorOperations(pyfuse3.Operations):
         super().__init__()
         self.channels: dict[int, Channel] = {}
         self.time_ns = time.time_ns()
+        self.closing = False
+
+    def shutdown(self) -> None:
+        """Answer every waiting read (ENOTCONN), as vbinder does: a process killed while it waits
+        in a FUSE read stays stuck until the read is answered (DESIGN.md, platform fact 8)."""
+        self.closing = True
+        for ch in self.channels.values():
+            ch.event.set()
 
     def _channel(self, n: int) -> Channel:
         ch = self.channels.get(n)
@@ -133,6 +138,8 @@ class FloorOperations(pyfuse3.Operations):
         pos = off & POS_MASK
         if pos == 0:
             while not ch.ready:
+                if self.closing:
+                    raise pyfuse3.FUSEError(errno.ENOTCONN)
                 if ch.event.is_set():
                     ch.event = trio.Event()
                 await ch.event.wait()
@@ -154,24 +161,26 @@ def mount_options() -> set[str]:
 def serve(mountpoint: str) -> None:
     """Mount at ``mountpoint`` and serve until SIGINT/SIGTERM/SIGHUP, then unmount."""
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    pyfuse3.init(FloorOperations(), mountpoint, mount_options())
+    ops = FloorOperations()
+    pyfuse3.init(ops, mountpoint, mount_options())
     try:
-        trio.run(_main)
+        trio.run(_main, ops)
     finally:
         pyfuse3.close(unmount=True)
 
 
-async def _main() -> None:
+async def _main(ops: FloorOperations) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_signals)
-        await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
+        nursery.start_soon(_signals, ops)
+        await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
         nursery.cancel_scope.cancel()
 
 
-async def _signals() -> None:
+async def _signals(ops: FloorOperations) -> None:
     with trio.open_signal_receiver(*SIGNALS) as signals:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
         async for _signum in signals:
+            ops.shutdown()
             pyfuse3.terminate()
             return
 

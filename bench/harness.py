@@ -160,8 +160,8 @@ def latency(samples_ns: Sequence[int]) -> dict[str, float]:
     """p50, p99 and mean of round-trip samples, in microseconds."""
     s = sorted(samples_ns)
     if not s:
-        return {"n": 0, "p50": float("nan"), "p99": float("nan"), "mean": float("nan")}
-    return {"n": len(s), "p50": percentile(s, 50) / 1e3, "p99": percentile(s, 99) / 1e3,
+        return {"count": 0, "p50": float("nan"), "p99": float("nan"), "mean": float("nan")}
+    return {"count": len(s), "p50": percentile(s, 50) / 1e3, "p99": percentile(s, 99) / 1e3,
             "mean": sum(s) / len(s) / 1e3}
 
 
@@ -267,10 +267,14 @@ class Supervisor:
         self.procs.append((name, p))
         return p
 
-    def worker(self, name: str, role: str, args: dict[str, Any] | None = None, wait: float | None = 60.0) -> Worker:
-        """Start a worker; with ``wait``, return once it is ready (BenchError if it fails)."""
+    def worker(self, name: str, role: str, args: dict[str, Any] | None = None, wait: float | None = 60.0,
+               pipe: bool = True) -> Worker:
+        """Start a worker; with ``wait``, return once it is ready (BenchError if it fails).
+
+        Without ``pipe`` its stdout goes to its log (file system daemons: nothing reads them).
+        """
         argv = [self.python, "-m", "bench.worker", role, json.dumps(args or {})]
-        p = self.popen(name, argv, stdout=subprocess.PIPE)
+        p = self.popen(name, argv, stdout=subprocess.PIPE if pipe else None)
         w = Worker(name, p, self.logs / f"{self._seq:03d}-{name}.log")
         if wait is not None:
             w.recv(wait)
@@ -309,7 +313,9 @@ class Supervisor:
     def mount(self, name: str, role: str, mountpoint: Path, args: dict[str, Any], timeout: float = 30.0) -> Worker:
         """Start a file system daemon (role ``daemon`` or ``floorfs``) and wait for its mount."""
         mountpoint.mkdir(parents=True, exist_ok=True)
-        w = self.worker(name, role, {"mount": str(mountpoint), **args}, wait=None)
+        if mounted(mountpoint):
+            raise BenchError(f"{mountpoint} is already mounted")
+        w = self.worker(name, role, {"mount": str(mountpoint), **args}, wait=None, pipe=False)
         self.mounts.append((mountpoint, w.popen))
         deadline = time.monotonic() + timeout
         while not os.path.ismount(mountpoint):
@@ -350,7 +356,7 @@ class Supervisor:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 problems.append(f"{n} (pid {p.pid}) did not die")
-        for mountpoint, p in list(self.mounts):
+        for _mountpoint, p in list(self.mounts):
             _kill(p, signal.SIGTERM)
         for mountpoint, p in list(self.mounts):
             try:
@@ -388,12 +394,13 @@ def remove_workdir(workdir: Path, keep: bool) -> None:
 
 @contextlib.contextmanager
 def signals_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run as Ctrl-C does (the cleanup runs)."""
+    """SIGINT (also where it was ignored, as in a script's background job), SIGTERM and SIGHUP end
+    the run with KeyboardInterrupt: the cleanup runs."""
 
     def interrupt(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

@@ -170,6 +170,7 @@ def _bench_classes() -> tuple[type, type, type]:
         def __init__(self, counter: str | None) -> None:
             super().__init__()
             self.count = 0
+            self.blocks_done = 0
             self.lock = threading.Lock()
             self.release = threading.Event()
             self.leaves: list[Service] = []
@@ -201,6 +202,8 @@ def _bench_classes() -> tuple[type, type, type]:
         @method(BLOCK, oneway=True)
         def block(self, data: Parcel, reply: Parcel) -> None:
             self.release.wait(300)
+            with self.lock:
+                self.blocks_done += 1
 
     class BenchProxy(Proxy):
         descriptor = BENCH_DESCRIPTOR
@@ -239,7 +242,8 @@ def role_server(device: str, name: str, counter: str | None = None) -> None:
         svc.release.clear()
         return 0
 
-    serve_commands({"release": release, "block": block, "count": lambda: svc.count})
+    serve_commands({"release": release, "block": block, "count": lambda: svc.count,
+                    "blocks_done": lambda: svc.blocks_done})
 
 
 class VbinderClient(Caller):
@@ -304,6 +308,11 @@ class VbinderClient(Caller):
             self.held.extend(reply.read_strong_binder() for _i in range(got))
             n -= k
         return len(self.held)
+
+    def drop(self) -> int:
+        """Let go of the binders held (their refs go with the next call)."""
+        self.held.clear()
+        return 0
 
     def block(self, n: int, **_: Any) -> int:
         """``n`` oneway calls that the target holds until released: one runs, the rest wait."""
@@ -399,7 +408,7 @@ def role_client(kind: str, **args: Any) -> None:
                                                "sync_for": client.sync_for}
     if isinstance(client, VbinderClient):
         handlers.update(use=client.use, oneway=client.oneway, make_binders=client.make_binders,
-                        block=client.block, drop=lambda: client.held.clear() or 0)
+                        block=client.block, drop=client.drop)
     serve_commands(handlers)
 
 
@@ -460,8 +469,9 @@ def role_opener(device: str) -> None:
 def role_threads(device: str) -> None:
     """Threads of one binder process: ``idle`` ones made one ioctl, ``looper`` ones wait for work."""
     ensure_client()
-    from vbinder import uapi
     from vbinder_client import ProcessState
+
+    from vbinder import uapi
 
     ps = ProcessState.init(device)
     park = threading.Event()

@@ -18,7 +18,7 @@ import pyfuse3
 import trio
 
 from .host import Host
-from .mounts import FSNAME, MountError
+from .mounts import FSNAME, MountError, find_mount, is_attached
 from .ops import Operations
 from .tree import Tree
 from .watchdog import Watchdog
@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 # Each request in flight holds one pyfuse3 task, and every idle looper thread of every client
 # holds one (platform fact 7).
 MAX_TASKS = 10_000
+MIN_TASKS = 32  # idle worker tasks kept: fewer means a task spawned per request under load
 DEBUGFS = "sys/kernel/debug/binder"
 SHUTDOWN_GRACE = 5.0
+DETACH_CHECK = 0.5  # seconds between checks that the mount is still attached
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -96,22 +98,27 @@ def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: boo
         except RuntimeError as e:
             raise MountError(f"cannot mount at {mountpoint}: {e} (see libfuse's message above)") from None
         log.info("mounted %s at %s (devices %s)", FSNAME, mountpoint, ",".join(devices))
+        m = find_mount(mountpoint)
+        dev = m.dev if m is not None else ""
         try:
-            trio.run(_main, ops, mountpoint, ready)
+            trio.run(_main, ops, mountpoint, ready, dev)
         finally:
-            pyfuse3.close(unmount=True)
+            # Not when the mount was detached already (libfuse would print an error).
+            pyfuse3.close(unmount=not dev or is_attached(dev))
             log.info("unmounted %s", mountpoint)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
 
-async def _main(ops: Operations, mountpoint: str, ready: Callable[[], None] | None) -> None:
+async def _main(ops: Operations, mountpoint: str, ready: Callable[[], None] | None, dev: str = "") -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(_handle_signals, ops, nursery.cancel_scope)
         nursery.start_soon(ops.watchdog.run)
+        if dev:
+            nursery.start_soon(_watch_detach, ops, dev)
         if ready is not None:
             nursery.start_soon(_announce, mountpoint, ready)
-        await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
+        await pyfuse3.main(min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
         nursery.cancel_scope.cancel()
 
 
@@ -131,6 +138,26 @@ async def _handle_signals(ops: Operations, scope: trio.CancelScope,
                 break
         log.warning("stopping without waiting for handlers")
         scope.cancel()
+
+
+async def _watch_detach(ops: Operations, dev: str) -> None:
+    """Stop once the mount is detached (``vbinder umount`` is a lazy unmount).
+
+    Without this, the FUSE connection would live on for as long as clients hold files open, and
+    clients blocked in calls would wait for ever: stopping answers them ENOTCONN, as SIGTERM does,
+    and closing the connection fails whatever they do next the same way.
+    """
+    while True:
+        await trio.sleep(DETACH_CHECK)
+        try:
+            attached = is_attached(dev)
+        except OSError:
+            continue
+        if not attached:
+            log.info("the mount was detached: stopping")
+            ops.shutdown()
+            pyfuse3.terminate()
+            return
 
 
 async def _announce(mountpoint: str, ready: Callable[[], None]) -> None:
