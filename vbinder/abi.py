@@ -99,8 +99,8 @@ def encode_reply(ret: int, arg: bytes = b"",
 
 
 def frame_total(header: bytes) -> int:
-    """The ``total`` of a request whose first 24 bytes are ``header`` (checks the magic)."""
-    magic, _cmd, _arg_len, _nseg, total = HEADER.unpack_from(header)
+    """The ``total`` of a request that starts with ``header`` (24 bytes or more; checks the magic)."""
+    magic, _cmd, _arg_len, _nseg, total = HEADER.unpack_from(header)  # the first 24 bytes
     if magic != REQUEST_MAGIC:
         raise FrameError("bad magic")
     if total < HEADER_SIZE or total > MAX_FRAME:

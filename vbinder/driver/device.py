@@ -94,6 +94,23 @@ class DeviceFile:
         """A pwrite: one chunk of a request frame. Returns the bytes taken."""
         tid, pos = abi.split_offset(offset)
         k = self._key(tid)
+        if pos == 0 and len(data) >= abi.HEADER_SIZE:
+            # The usual case: a whole frame in one write (no copy into a partial buffer).
+            self._drop_partial(k)
+            try:
+                total = abi.frame_total(data)
+            except abi.FrameError as e:
+                raise self._refuse(tid, errno.EINVAL, f"malformed frame: {e}") from None
+            if total == len(data):
+                self._execute(k, tid, data)
+                return len(data)
+        frame = self._collect(k, tid, pos, data)
+        if frame is not None:
+            self._execute(k, tid, frame)
+        return len(data)
+
+    def _collect(self, k: _Key, tid: int, pos: int, data: bytes) -> bytes | None:
+        """Add a chunk to the thread's partial frame: the whole frame once complete, else None."""
         if pos == 0:
             self._drop_partial(k)
             k.partial = bytearray()
@@ -115,12 +132,16 @@ class DeviceFile:
                 self._drop_partial(k)
                 raise self._refuse(tid, errno.EINVAL, f"malformed frame: {e}") from None
         if not k.partial_total or len(part) < k.partial_total:
-            return len(data)
+            return None
         if len(part) > k.partial_total:
             self._drop_partial(k)
             raise self._refuse(tid, errno.EINVAL, "malformed frame: longer than its total")
-        frame_bytes = bytes(part)
+        frame = bytes(part)
         self._drop_partial(k)
+        return frame
+
+    def _execute(self, k: _Key, tid: int, frame_bytes: bytes) -> None:
+        """A complete request: check it, cancel what it replaces, run its write phase."""
         if k.reply is not None:
             raise self._refuse(tid, errno.EBUSY, "new request before the last reply was read")
         try:
@@ -131,13 +152,12 @@ class DeviceFile:
         mem = abi.UserMemory(frame.segments)
         if ioctl.held(self.proc):  # stop_on_user_error: the ioctl runs in its pread, after the hold
             k.pending = ioctl.Held(tid, frame.code, frame.arg, mem)
-            return len(data)
+            return
         outcome = ioctl.start(self.proc, tid, frame.code, frame.arg, mem)
         if isinstance(outcome, ioctl.Done):
             self._set_reply(k, outcome)
         else:
             k.pending = outcome
-        return len(data)
 
     def read(self, offset: int, size: int) -> bytes:
         """A pread: the reply at ``pos``, or the read phase at pos 0 (may raise WouldBlock)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -37,11 +38,15 @@ class Watch:
     tgid: int | None
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     result: int | None = None
+    wake: Callable[[], None] | None = None  # a waiter woken directly, instead of through ``scope``
 
     def end(self, result: int) -> None:
         if self.result is None:
             self.result = result
-            self.scope.cancel()
+            if self.wake is not None:
+                self.wake()
+            else:
+                self.scope.cancel()
 
 
 class Watchdog:
