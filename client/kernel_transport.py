@@ -19,6 +19,8 @@ import threading
 
 from vbinder import uapi
 
+from . import transport as _transport
+
 WR = uapi.WRITE_READ
 TR = uapi.TRANSACTION_DATA
 MAP_SIZE = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
@@ -108,8 +110,14 @@ class KernelTransport:
 
         Returns (ret, write_consumed, what was read, transaction buffers by address), the
         buffers being the bytes of each BR_TRANSACTION/BR_REPLY read, from the mapped area.
+
+        If KeyboardInterrupt ends it while its read phase waits (Ctrl-C; under the client's
+        ``signal_guard`` only there), the exchange stays in flight, as VbinderTransport's does:
+        :meth:`in_flight` says so and :meth:`resume` finishes it. The kernel keeps nothing for an
+        interrupted read (it had read nothing), so a new call simply drops it.
         """
         local = self._local
+        local.inflight = None
         placed = getattr(local, "placed", None) or []
         local.placed = []
         wbuf = ctypes.create_string_buffer(write, max(len(write), 1))
@@ -118,12 +126,61 @@ class KernelTransport:
             rbuf = local.rbuf = ctypes.create_string_buffer(read_size)
         rptr = ctypes.addressof(rbuf) if read_size and rbuf is not None else 0
         buf = bytearray(WR.pack(len(write), 0, ctypes.addressof(wbuf), read_size, 0, rptr))
-        ret = self._ioctl(uapi.BINDER_WRITE_READ, buf)
+        exchange = (len(write), buf, wbuf, rbuf, placed)
+        ret = self._wait(exchange, read_size > 0)
+        return self._result(ret, exchange)
+
+    def _wait(self, exchange: tuple, may_wait: bool) -> int:
+        """The BINDER_WRITE_READ of ``exchange``; Ctrl-C while it waits leaves it in flight."""
+        local = self._local
+        buf = exchange[1]
+        guard = getattr(_transport, "signal_guard", None)
+        issued = False
+        try:
+            if may_wait and guard is not None and guard.active:
+                with guard.interruptible():
+                    issued = True
+                    return self._ioctl(uapi.BINDER_WRITE_READ, buf)
+            issued = True
+            return self._ioctl(uapi.BINDER_WRITE_READ, buf)
+        except KeyboardInterrupt:
+            if issued:
+                local.inflight = exchange  # resume() re-issues it, or returns it if it completed
+            else:
+                local.placed = exchange[4] + local.placed
+            raise
+
+    def _result(self, ret: int, exchange: tuple) -> tuple[int, int, bytes, dict[int, bytes]]:
+        local = self._local
+        write_len, buf, _wbuf, _rbuf, placed = exchange
         bwr = WR.unpack(buf)
-        if bwr[1] < len(write):
+        if bwr[1] < write_len:
             local.placed = placed + local.placed  # commands left unsent still point there
-        read = ctypes.string_at(rptr, bwr[4]) if bwr[4] and rptr else b""
+        read = ctypes.string_at(bwr[5], bwr[4]) if bwr[4] and bwr[5] else b""
         return ret, bwr[1], read, self._buffers(read)
+
+    def in_flight(self) -> int | None:
+        """The write size of this thread's exchange that Ctrl-C interrupted, or None."""
+        inflight = getattr(self._local, "inflight", None)
+        return None if inflight is None else inflight[0]
+
+    def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]:
+        """Finish the exchange that Ctrl-C interrupted: its result.
+
+        If the ioctl had returned (the interrupt came just after it), that is its result; else it
+        is issued again with the struct the kernel copied back (nothing left to write).
+        """
+        local = self._local
+        exchange = getattr(local, "inflight", None)
+        if exchange is None:
+            return 0, 0, b"", {}
+        local.inflight = None
+        bwr = WR.unpack(exchange[1])
+        if bwr[4] or not bwr[3]:
+            # It completed: a read returns at least BR_NOOP, and a write alone never waits.
+            return self._result(0, exchange)
+        ret = self._wait(exchange, True)
+        return self._result(ret, exchange)
 
     def _buffers(self, read: bytes) -> dict[int, bytes]:
         """The transaction buffers that ``read`` delivers: {data address: data .. end of buffer}."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import signal
 import stat
 import threading
-from typing import Protocol
+from types import FrameType
+from typing import Any, Protocol
 
 from vbinder import abi, uapi
 
@@ -25,6 +27,156 @@ _USER_BASE = 0x1000_0000_0000
 
 class TransportError(OSError):
     """An ioctl failed (``errno`` set), or the device could not be used."""
+
+
+class SignalGuard:
+    """Keeps Ctrl-C from tearing an exchange with the driver apart (the main thread's only).
+
+    Python runs signal handlers in the main thread, between bytecodes: a KeyboardInterrupt raised
+    just after a ``pwrite`` or ``pread`` returned would drop what it did (a request sent, then
+    sent again; a reply read, then lost). While the guard is held (``with signal_guard:``, by
+    IPCThreadState around each exchange and its bookkeeping), SIGINT's handler only records the
+    signal, and the recorded signal is handled when the outermost guard is released; except inside
+    :meth:`interruptible`, around the one ``pread`` that waits for the driver, where an interrupt
+    loses nothing (the read phase stays in flight: see ``VbinderTransport.resume``). So Ctrl-C
+    still ends a blocked call at once. Other threads, and a SIGINT that is ignored or left to
+    its default action, are not affected. Other signals whose Python handlers raise are not
+    guarded (a SystemExit from a SIGTERM handler is expected to end the process).
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._saved: Any = None  # the handler we stand in for (None: not guarding)
+        self._pending: list[int] = []
+        self._interruptible = False
+        self._immediate = False  # the next read phase is known to return at once
+
+    @property
+    def active(self) -> bool:
+        """True in the main thread while a guard is held and stands in for SIGINT's handler."""
+        return self._saved is not None and threading.get_ident() == threading.main_thread().ident
+
+    @property
+    def interrupts_waits(self) -> bool:
+        """True where a read phase may wait and Ctrl-C should end the wait (see ``_receive``)."""
+        return not self._immediate and self.active
+
+    def immediate(self) -> _Immediate:
+        """A section whose read phase returns at once (BR_TRANSACTION_COMPLETE of a one-way call
+        or a reply is queued as it is sent): no need to read it in an interruptible way."""
+        return _Immediate(self)
+
+    def __enter__(self) -> SignalGuard:
+        if threading.get_ident() != threading.main_thread().ident:
+            return self
+        if self._depth == 0:
+            handler = signal.getsignal(signal.SIGINT)
+            if callable(handler):
+                try:
+                    signal.signal(signal.SIGINT, self._handler)
+                    self._saved = handler
+                except ValueError:  # not the main interpreter
+                    pass
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if threading.get_ident() != threading.main_thread().ident:
+            return
+        self._depth -= 1
+        if self._depth or self._saved is None:
+            return
+        handler, self._saved = self._saved, None
+        signal.signal(signal.SIGINT, handler)
+        pending, self._pending = self._pending, []
+        for signum in pending:
+            handler(signum, None)  # typically raises KeyboardInterrupt: the exchange is complete
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._interruptible:
+            self._interruptible = False
+            self._saved(signum, frame)
+        else:
+            self._pending.append(signum)
+
+    def interruptible(self) -> _Interruptible:
+        """The section where SIGINT's handler runs at once (a wait that loses nothing if interrupted)."""
+        return _Interruptible(self)
+
+    def released(self) -> _Released:
+        """A section where the guard is let go (the user's code: a service's method, a death
+        recipient), and taken again after it."""
+        return _Released(self)
+
+
+class _Interruptible:
+    __slots__ = ("guard",)
+
+    def __init__(self, guard: SignalGuard) -> None:
+        self.guard = guard
+
+    def __enter__(self) -> None:
+        self.guard._interruptible = True
+        if self.guard._pending:  # a Ctrl-C came before the wait: do not start it
+            self.guard._interruptible = False
+            self.guard._saved(self.guard._pending.pop(), None)
+
+    def __exit__(self, *exc: object) -> None:
+        self.guard._interruptible = False
+
+
+class _Immediate:
+    __slots__ = ("guard", "main")
+
+    def __init__(self, guard: SignalGuard) -> None:
+        self.guard = guard
+        self.main = False
+
+    def __enter__(self) -> None:
+        self.main = threading.get_ident() == threading.main_thread().ident  # the flag is the main thread's
+        if self.main:
+            self.guard._immediate = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.main:
+            self.guard._immediate = False
+
+
+class _Released:
+    __slots__ = ("guard", "depth", "handler")
+
+    def __init__(self, guard: SignalGuard) -> None:
+        self.guard = guard
+        self.depth = 0
+
+    def __enter__(self) -> None:
+        g = self.guard
+        if g._saved is None or g._depth == 0 or threading.get_ident() != threading.main_thread().ident:
+            self.depth = 0
+            return
+        self.depth, g._depth = g._depth, 0
+        self.handler, g._saved = g._saved, None
+        signal.signal(signal.SIGINT, self.handler)
+        pending, g._pending = g._pending, []
+        try:
+            for signum in pending:
+                self.handler(signum, None)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.depth:
+            return
+        g = self.guard
+        g._depth, self.depth = self.depth, 0
+        handler = signal.getsignal(signal.SIGINT)  # the user's code may have set another one
+        if callable(handler):
+            g._saved = handler
+            signal.signal(signal.SIGINT, g._handler)
+
+
+signal_guard = SignalGuard()
 
 
 class Transport(Protocol):
@@ -118,19 +270,36 @@ class VbinderTransport:
             key = local.key = abi.key(threading.get_native_id())
         return key
 
-    def _exchange(self, request: bytes | None) -> abi.Frame:
-        """pwrite ``request`` (None: the read-only fast path) and pread its whole reply."""
+    def _send(self, request: bytes) -> None:
+        n = os.pwrite(self.fd, request, self._key())
+        if n != len(request):
+            raise TransportError(errno.EIO, f"short write of a request ({n} of {len(request)})")
+
+    def _receive(self, wait: bool = False) -> abi.Frame:
+        """pread the whole reply of this thread's request (of the read-only fast path, if none).
+
+        With ``wait`` (a read phase that may wait) under :data:`signal_guard`, the first pread
+        takes only the header, inside the guard's interruptible section: it never returns the
+        last byte of a BINDER_WRITE_READ reply, so a Ctrl-C that ends it, even just after it
+        returned, loses nothing (the reply stays readable, or the read phase in flight).
+        """
         fd = self.fd
         key = self._key()
-        if request is not None:
-            n = os.pwrite(fd, request, key)
-            if n != len(request):
-                raise TransportError(errno.EIO, f"short write of a request ({n} of {len(request)})")
-        data = os.pread(fd, _FIRST_READ, key)
+        if wait and signal_guard.interrupts_waits:
+            with signal_guard.interruptible():
+                data = os.pread(fd, abi.HEADER_SIZE, key)
+        else:
+            data = os.pread(fd, _FIRST_READ, key)
         total = abi.reply_total(data)
         if total > len(data):
             data += os.pread(fd, total - len(data), key + len(data))
         return abi.decode_reply(data)
+
+    def _exchange(self, request: bytes | None) -> abi.Frame:
+        """pwrite ``request`` (None: the read-only fast path) and pread its whole reply."""
+        if request is not None:
+            self._send(request)
+        return self._receive()
 
     def ioctl(self, cmd: int, arg: bytes, segments: list[tuple[int, bytes]] | None = None) -> tuple[int, bytes]:
         """One ioctl: (return value, argument copied back)."""
@@ -141,6 +310,12 @@ class VbinderTransport:
         """BINDER_WRITE_READ with ``write`` (BC commands whose pointers were made by ``place``).
 
         Returns (ret, write_consumed, what was read, transaction buffers by address).
+
+        If SIGINT's handler raises (KeyboardInterrupt) while its read phase waits (see
+        :class:`SignalGuard`), the exchange stays in flight: :meth:`in_flight` says so, and
+        :meth:`resume` finishes it. The only other call allowed meanwhile is one that replaces a
+        read-only read phase with a new request (``write`` not empty); it fails with EBUSY if
+        that read phase had produced its reply, which :meth:`resume` then returns.
         """
         local = self._local
         read_buffer = getattr(local, "read_buffer", 0)
@@ -148,24 +323,74 @@ class VbinderTransport:
             read_buffer = local.read_buffer = _USER_BASE + (threading.get_native_id() << 24)
         data_segments = getattr(local, "segments", None) or []
         local.segments = []
+        before = getattr(local, "inflight", None)
         f = None
-        if not write and not data_segments and getattr(local, "last_read_size", 0) == read_size:
-            try:
-                f = self._exchange(None)  # the ABI's read-only fast path
-            except OSError as e:
-                if e.errno != errno.ENOMSG:
+        try:
+            if not write and not data_segments and getattr(local, "last_read_size", 0) == read_size:
+                local.inflight = (0, [])  # the pread itself starts the read phase
+                try:
+                    f = self._receive(read_size > 0)  # the ABI's read-only fast path
+                except OSError as e:
+                    if e.errno != errno.ENOMSG:
+                        raise
+                    local.inflight = before
+            if f is None:
+                waddr = read_buffer + 0x10000
+                arg = WR.pack(len(write), 0, waddr, read_size, 0, read_buffer)
+                request = abi.encode_request(uapi.BINDER_WRITE_READ, arg, [*data_segments, (waddr, write)])
+                try:
+                    self._send(request)
+                except BaseException:
+                    local.inflight = before  # not sent: what was in flight still is
                     raise
-        if f is None:
-            waddr = read_buffer + 0x10000
-            arg = WR.pack(len(write), 0, waddr, read_size, 0, read_buffer)
-            request = abi.encode_request(uapi.BINDER_WRITE_READ, arg, [*data_segments, (waddr, write)])
-            f = self._exchange(request)
-            local.last_read_size = read_size if read_size else getattr(local, "last_read_size", 0)
+                local.inflight = (len(write), data_segments)
+                f = self._receive(read_size > 0)
+                local.last_read_size = read_size if read_size else getattr(local, "last_read_size", 0)
+        except OSError:
+            if getattr(local, "inflight", None) is not before:
+                local.inflight = None  # ours failed (the daemon is gone, say): nothing to resume
+            local.segments = data_segments + local.segments
+            raise
+        except BaseException:  # SIGINT's handler raised (KeyboardInterrupt) while the read phase waited
+            if local.inflight is before:  # nothing in flight is ours: the segments are unsent
+                local.segments = data_segments + local.segments
+            raise
+        local.inflight = None
+        return self._result(f, len(write), data_segments)
+
+    def in_flight(self) -> int | None:
+        """The write size of this thread's exchange that Ctrl-C interrupted, or None."""
+        inflight = getattr(self._local, "inflight", None)
+        return None if inflight is None else inflight[0]
+
+    def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]:
+        """Finish the exchange that Ctrl-C interrupted (see :meth:`write_read`): its result.
+
+        A pread at pos 0 continues its read phase, or reads its reply if produced (DESIGN.md,
+        "One request per thread"); it may wait again, and be interrupted again.
+        """
+        local = self._local
+        write_len, data_segments = getattr(local, "inflight", None) or (0, [])
+        try:
+            f = self._receive(True)  # interrupted again (not an OSError): still in flight
+        except OSError as e:
+            local.inflight = None
+            local.segments = data_segments + local.segments
+            if e.errno == errno.ENOMSG:
+                return 0, 0, b"", {}  # nothing was in flight after all
+            raise
+        local.inflight = None
+        return self._result(f, write_len, data_segments)
+
+    def _result(self, f: abi.Frame, write_len: int, data_segments: list[tuple[int, bytes]]
+                ) -> tuple[int, int, bytes, dict[int, bytes]]:
+        local = self._local
         bwr = WR.unpack(f.arg)
-        if bwr[1] < len(write):
+        if bwr[1] < write_len:
             local.segments = data_segments + local.segments  # commands left unsent still point there
         buffers: dict[int, bytes] = {}
         read = b""
+        read_buffer = local.read_buffer
         for addr, data in f.segments:
             if addr == read_buffer:
                 read = data

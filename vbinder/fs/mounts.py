@@ -21,6 +21,7 @@ class MountInfo:
     fstype: str
     source: str
     options: str
+    dev: str = ""  # "major:minor" of the mounted file system (one per FUSE connection)
 
 
 def _unescape(field: str) -> str:
@@ -56,7 +57,7 @@ def mounts() -> list[MountInfo]:
             fields, rest = left.split(" "), right.split(" ")
             if len(fields) < 6 or len(rest) < 2:
                 continue
-            result.append(MountInfo(_unescape(fields[4]), rest[0], _unescape(rest[1]), fields[5]))
+            result.append(MountInfo(_unescape(fields[4]), rest[0], _unescape(rest[1]), fields[5], fields[2]))
     return result
 
 
@@ -68,6 +69,15 @@ def find_mount(path: str) -> MountInfo | None:
         if m.mountpoint == path:
             found = m
     return found
+
+
+def is_attached(dev: str) -> bool:
+    """True while a mount of the file system ``dev`` ("major:minor") is in this mount namespace.
+
+    A lazy unmount (``vbinder umount``, ``fusermount3 -u -z``) detaches the mount at once, while
+    the FUSE connection lives on for as long as clients hold files open.
+    """
+    return any(m.dev == dev for m in mounts())
 
 
 def is_vbinder(m: MountInfo) -> bool:
