@@ -25,6 +25,16 @@ lint: bootstrap
 
 include bench/Makefile.inc
 
+.PHONY: faults-long fuzz-long
+## faults-long: the long fault, fuzz-through-a-mount and load runs (tests/faults, marker `long`)
+faults-long: bootstrap
+	$(PY) -m pytest tests/faults -m long $(PYTEST_ARGS)
+
+## fuzz-long: the long fuzz runs of the device ABI, on the core and through a mount
+fuzz-long: bootstrap
+	VBINDER_FUZZ_EXAMPLES=5000 $(PY) -m pytest tests/driver/test_fuzz.py $(PYTEST_ARGS)
+	$(PY) -m pytest tests/faults/test_fuzz_mount.py -m long $(PYTEST_ARGS)
+
 ## umount: stop what `make run` started and unmount $(MNT)
 umount:
 	@PY=$(PY) scripts/demo.sh stop $(MNT)
