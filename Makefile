@@ -25,7 +25,11 @@ lint: bootstrap
 
 include bench/Makefile.inc
 
-.PHONY: faults-long fuzz-long
+.PHONY: faults-long fuzz-long conformance-kernel
+## conformance-kernel: record the real 6.1 kernel's transcripts of tests/conformance (oracle VMs, 2 at once; SCENARIOS=... for some)
+conformance-kernel: bootstrap
+	$(PY) tests/conformance/run_kernel.py $(SCENARIOS)
+
 ## faults-long: the long fault, fuzz-through-a-mount and load runs (tests/faults, marker `long`)
 faults-long: bootstrap
 	$(PY) -m pytest tests/faults -m long $(PYTEST_ARGS)

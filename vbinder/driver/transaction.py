@@ -632,8 +632,10 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     secctx = b""
     if target_node is not None and target_node.txn_security_ctx:
         if proc.secctx is None:
+            # No LSM context for the sender: the call fails as on the oracle's 6.1 (whose
+            # security_secid_to_secctx answers -EINVAL for it).
             log.debug(Debug.FAILED_TRANSACTION, "%d:%d failed to get security context", thread.pid, proc.pid)
-            return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EOPNOTSUPP, _line()
+            return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EINVAL, _line()
             return fail()
         secctx = proc.secctx
         extra_buffers_size += _align8(len(secctx))
@@ -746,6 +748,16 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
             last_fixup_obj_off = object_offset
             last_fixup_min_off = 0
         elif otype in (uapi.BINDER_TYPE_FD, uapi.BINDER_TYPE_FDA):
+            # binder_translate_fd: first, the target must accept fds (-EPERM, as 6.1).
+            allows = bool(in_reply_to.flags & uapi.TF_ACCEPT_FDS) if in_reply_to is not None else \
+                bool(target_node is not None and target_node.accept_fds)
+            if not allows:
+                fd = uapi.FD_OBJECT.unpack(raw[:24])[2] & 0xFFFFFFFF if otype == uapi.BINDER_TYPE_FD else 0
+                log.user_error("%d:%d got %s with fd, %d, but target does not allow fds", proc.pid, thread.pid,
+                               "reply" if in_reply_to is not None else "transaction", fd)
+                log.debug(Debug.FAILED_TRANSACTION, "%d:%d translate fd failed", thread.pid, proc.pid)
+                return_error, return_error_param, return_error_line = BR_FAILED_REPLY, -errno.EPERM, _line()
+                return fail()
             # Not carried yet (file descriptors need a way to move real fds between
             # processes): refused, naming the object.
             log.user_error("%d:%d got transaction with unsupported object %s at offset %d",
