@@ -249,8 +249,9 @@ class DeviceFile:
     def waiting_tids(self) -> list[int]:
         return [tid for tid, k in self.keys.items() if k.ticket is not None]
 
-    def flush(self) -> None:
-        ioctl.flush(self.proc)
+    def flush(self, mm_gone: bool = False) -> None:
+        """A close of the file (binder_flush); ``mm_gone``: the opener's memory went first."""
+        ioctl.flush(self.proc, mm_gone)
 
     def release(self) -> None:
         for k in self.keys.values():

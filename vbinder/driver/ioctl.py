@@ -218,8 +218,10 @@ def poll(proc: Proc, tid: int) -> bool:
     return thread.has_work(thread.available_for_proc_work())
 
 
-def flush(proc: Proc) -> None:
-    """binder_flush."""
+def flush(proc: Proc, mm_gone: bool = False) -> None:
+    """binder_flush; when the opener's memory is gone (it exits), binder_vma_close first."""
+    if mm_gone and proc.alloc.mapped:
+        _vma_close(proc)
     proc.flush()
 
 

@@ -94,6 +94,17 @@ class Host:
     def status(self, tid: int) -> ThreadStatus | None:
         return read_status(tid, self.proc)
 
+    def mm_gone(self, tgid: int) -> bool:
+        """The process has dropped its memory (it is exiting, or gone): its mappings are closed.
+
+        A task without an mm has no ``VmSize`` line in its status (exit_mm runs before exit_files).
+        """
+        try:
+            with open(f"{self.proc}/{tgid}/status", "rb") as f:
+                return b"\nVmSize:" not in f.read()
+        except OSError:
+            return True
+
     def security_context(self, tid: int) -> bytes | None:
         """The LSM context binder would send for ``tid`` (NUL-ended), or None when no LSM gives one."""
         try:

@@ -426,7 +426,9 @@ class Operations(pyfuse3.Operations):
     async def flush(self, fh: int) -> None:
         h = self._handle(fh)
         if isinstance(h, DeviceHandle):
-            h.file.flush()
+            # A process that exits closes its mappings before its files (exit_mm, exit_files):
+            # its mapped area goes first, as binder_vma_close would.
+            h.file.flush(mm_gone=self.host.mm_gone(h.tgid))
             self._notify_polls()
 
     @handler
