@@ -88,10 +88,16 @@ start() {
     echo "== ls -lR $MNT"
     ls -lR "$MNT"
 
+    echo "== cat $MNT/sys/kernel/debug/binder/state"
+    cat "$MNT/sys/kernel/debug/binder/state"
+    echo "== cat $MNT/sys/kernel/debug/binder/transaction_log (the last 5 lines)"
+    tail -n 5 "$MNT/sys/kernel/debug/binder/transaction_log"
+
     cat <<EOF
 
 vbinder is mounted at $MNT and stays mounted (daemon log: $RUN/vbinder.log, driver log: $MNT/proc/kmsg).
-Try:      ls -l $MNT/dev;  cat $MNT/proc/kmsg
+Try:      $PY -m vbinder state;  $PY -m vbinder param debug_mask 0x3fbf;  $PY examples/echo_client.py;
+          $PY -m vbinder log    (or: cat $MNT/proc/kmsg)
 Unmount:  make umount        (or: $PY -m vbinder umount $MNT)
 EOF
 }
