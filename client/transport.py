@@ -29,6 +29,17 @@ class TransportError(OSError):
     """An ioctl failed (``errno`` set), or the device could not be used."""
 
 
+_MAIN_IDENT = threading.main_thread().ident  # Python runs signal handlers in this thread only
+# The C functions under signal.signal/getsignal: the same, without their enum conversions (a
+# guarded call swaps SIGINT's handler twice; those conversions were a fifth of the client's time).
+try:
+    from _signal import getsignal as _getsignal
+    from _signal import signal as _setsignal
+except ImportError:  # pragma: no cover - not CPython
+    _getsignal, _setsignal = signal.getsignal, signal.signal
+_SIGINT = int(signal.SIGINT)
+
+
 class SignalGuard:
     """Keeps Ctrl-C from tearing an exchange with the driver apart (the main thread's only).
 
@@ -54,7 +65,7 @@ class SignalGuard:
     @property
     def active(self) -> bool:
         """True in the main thread while a guard is held and stands in for SIGINT's handler."""
-        return self._saved is not None and threading.get_ident() == threading.main_thread().ident
+        return self._saved is not None and threading.get_ident() == _MAIN_IDENT
 
     @property
     def interrupts_waits(self) -> bool:
@@ -67,13 +78,13 @@ class SignalGuard:
         return _Immediate(self)
 
     def __enter__(self) -> SignalGuard:
-        if threading.get_ident() != threading.main_thread().ident:
+        if threading.get_ident() != _MAIN_IDENT:
             return self
         if self._depth == 0:
-            handler = signal.getsignal(signal.SIGINT)
+            handler = _getsignal(_SIGINT)
             if callable(handler):
                 try:
-                    signal.signal(signal.SIGINT, self._handler)
+                    _setsignal(_SIGINT, self._handler)
                     self._saved = handler
                 except ValueError:  # not the main interpreter
                     pass
@@ -81,13 +92,13 @@ class SignalGuard:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if threading.get_ident() != threading.main_thread().ident:
+        if threading.get_ident() != _MAIN_IDENT:
             return
         self._depth -= 1
         if self._depth or self._saved is None:
             return
         handler, self._saved = self._saved, None
-        signal.signal(signal.SIGINT, handler)
+        _setsignal(_SIGINT, handler)
         pending, self._pending = self._pending, []
         for signum in pending:
             handler(signum, None)  # typically raises KeyboardInterrupt: the exchange is complete
@@ -133,7 +144,7 @@ class _Immediate:
         self.main = False
 
     def __enter__(self) -> None:
-        self.main = threading.get_ident() == threading.main_thread().ident  # the flag is the main thread's
+        self.main = threading.get_ident() == _MAIN_IDENT  # the flag is the main thread's
         if self.main:
             self.guard._immediate = True
 
@@ -151,12 +162,12 @@ class _Released:
 
     def __enter__(self) -> None:
         g = self.guard
-        if g._saved is None or g._depth == 0 or threading.get_ident() != threading.main_thread().ident:
+        if g._saved is None or g._depth == 0 or threading.get_ident() != _MAIN_IDENT:
             self.depth = 0
             return
         self.depth, g._depth = g._depth, 0
         self.handler, g._saved = g._saved, None
-        signal.signal(signal.SIGINT, self.handler)
+        _setsignal(_SIGINT, self.handler)
         pending, g._pending = g._pending, []
         try:
             for signum in pending:
@@ -170,10 +181,10 @@ class _Released:
             return
         g = self.guard
         g._depth, self.depth = self.depth, 0
-        handler = signal.getsignal(signal.SIGINT)  # the user's code may have set another one
+        handler = _getsignal(_SIGINT)  # the user's code may have set another one
         if callable(handler):
             g._saved = handler
-            signal.signal(signal.SIGINT, g._handler)
+            _setsignal(_SIGINT, g._handler)
 
 
 signal_guard = SignalGuard()
