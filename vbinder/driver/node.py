@@ -91,7 +91,6 @@ def new_node(proc: Proc, ptr: int, cookie: int, flags: int, tid: int) -> Node:
     d.stats.obj_created[Obj.NODE] += 1
     node.tmp_refs += 1
     proc.nodes[ptr] = node
-    proc.nodes_sorted = None
     d.log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x created",
                 proc.pid, tid, node.debug_id, ptr, cookie)
     return node
@@ -155,7 +154,6 @@ def dec_node_nilocked(node: Node, strong: bool, internal: bool) -> bool:
         if proc is not None:
             dequeue(node.work)
             del proc.nodes[node.ptr]
-            proc.nodes_sorted = None
             node.driver.log.debug(Debug.INTERNAL_REFS, "refless node %d deleted", node.debug_id)
         else:
             node.driver.dead_nodes.pop(node, None)
@@ -205,7 +203,6 @@ def get_ref_for_node(proc: Proc, node: Node, create: bool) -> Ref | None:
     ref = Ref(d.next_id(), proc, node, desc)
     proc.refs_by_node[node] = ref
     by_desc[desc] = ref
-    proc.refs_sorted = None
     node.refs[ref] = None
     d.log.debug(Debug.INTERNAL_REFS, "%d new ref %d desc %d for node %d",
                 proc.pid, ref.debug_id, desc, node.debug_id)
@@ -221,7 +218,6 @@ def cleanup_ref(ref: Ref) -> None:
                 proc.pid, ref.debug_id, ref.desc, node.debug_id)
     del proc.refs_by_desc[ref.desc]
     del proc.refs_by_node[node]
-    proc.refs_sorted = None
     if ref.strong:
         dec_node_nilocked(node, True, True)
     node.refs.pop(ref, None)

@@ -105,10 +105,8 @@ class Proc:
         self.freeze_waiters: list[Waiter] = []
         self.threads: dict[int, Thread] = {}
         self.nodes: dict[int, Node] = {}  # by ptr
-        self.nodes_sorted: list[Node] | None = None
         self.refs_by_desc: dict[int, Ref] = {}
         self.refs_by_node: dict[Node, Ref] = {}
-        self.refs_sorted: list[Ref] | None = None
         self.todo = WorkList()
         self.waiting_threads: deque[Thread] = deque()  # most recently idle first
         self.delivered_death = WorkList()
@@ -553,7 +551,6 @@ class Proc:
             log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x deleted", self.pid, thread.pid,
                       node.debug_id, node.ptr, node.cookie)
             del self.nodes[node.ptr]
-            self.nodes_sorted = None
             free_node(node)
         before = len(out)
         for cond, cmd, name in ((weak and not has_weak, BR_INCREFS, "BR_INCREFS"),
@@ -719,7 +716,6 @@ class Proc:
             node.tmp_refs += 1
             del self.nodes[node.ptr]
             incoming = self.node_release(node, incoming)
-        self.nodes_sorted = None
         outgoing = 0
         for desc in sorted(self.refs_by_desc):
             ref = self.refs_by_desc.get(desc)

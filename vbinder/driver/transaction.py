@@ -68,7 +68,7 @@ def _align8(n: int) -> int:
 class Transaction(Work):
     """struct binder_transaction (its ``work`` is the object itself)."""
 
-    __slots__ = ("driver", "debug_id", "from_", "from_pid", "from_tid", "from_parent", "to_proc", "to_thread",
+    __slots__ = ("driver", "debug_id", "from_", "from_parent", "to_proc", "to_thread",
                  "to_parent", "need_reply", "buffer", "code", "flags", "priority", "saved_priority",
                  "sender_euid", "start_time", "security_ctx")
 
@@ -77,8 +77,6 @@ class Transaction(Work):
         self.driver = driver
         self.debug_id = debug_id
         self.from_: Thread | None = None
-        self.from_pid = 0
-        self.from_tid = 0
         self.from_parent: Transaction | None = None
         self.to_proc: Proc | None = None
         self.to_thread: Thread | None = None
@@ -620,8 +618,6 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
                   proc.pid, thread.pid, t.debug_id, target_proc.pid, target_node.debug_id,
                   data_ptr, offsets_ptr, data_size, offsets_size, extra_buffers_size)
     t.from_ = thread if not reply and not (flags & TF_ONE_WAY) else None
-    t.from_pid = proc.pid
-    t.from_tid = thread.pid
     t.sender_euid = proc.euid
     t.to_proc = target_proc
     t.to_thread = target_thread

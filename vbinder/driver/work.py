@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from collections import deque
 from enum import IntEnum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .node import Node
 
 
 class WorkType(IntEnum):
@@ -98,7 +94,3 @@ def dequeue(w: Work) -> None:
         q.items.remove(w)
         w.queue = None
 
-
-def node_of(w: Work) -> Node:
-    """The node whose ``work`` member is ``w``."""
-    return w.node  # type: ignore[attr-defined]
