@@ -205,6 +205,8 @@ class Operations(pyfuse3.Operations):
 
     def _notify_polls(self) -> None:
         """Wake the poll(2) callers whose thread now has something to read."""
+        if not self._polling:  # the usual case, after every device read and write
+            return
         for h in list(self._polling):
             for tid in [t for t in h.polls if h.file.poll(t)]:
                 ph = h.polls.pop(tid)
