@@ -385,3 +385,23 @@ def test_stop_on_user_error_holds_calls_until_written_below_2() -> None:
     d.params.write("binder", "stop_on_user_error", b"0\n")
     f = client.resume(held.value)
     assert f.code == 0 and uapi.VERSION.unpack(f.arg) == (8,)
+
+
+def test_a_partial_frame_left_for_10_s_is_dropped() -> None:
+    # DESIGN.md, one request per thread: "a partial frame left for 10 s is dropped".
+    d = make_driver()
+    c = Client(d, 10)
+    frame = abi.encode_request(uapi.BINDER_VERSION, uapi.VERSION.pack(0))
+    c.file.write(abi.key(11), frame[:10])
+    held = c.file.held
+    assert held >= 10
+    d.log.clock.t += 11  # type: ignore[attr-defined]
+    c.file.write(abi.key(12), frame[:10])  # another split frame starts: the old one is dropped
+    assert c.file.held == 10
+    from vbinder.driver import BinderError
+    with pytest.raises(BinderError) as e:  # its next chunk no longer fits anything
+        c.file.write(abi.key(11) + 10, frame[10:])
+    assert e.value.errno == errno.EINVAL
+    assert c.file.write(abi.key(12) + 10, frame[10:]) == len(frame) - 10
+    f = abi.decode_reply(c.file.read(abi.key(12), 4096))
+    assert f.code == 0

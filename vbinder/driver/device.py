@@ -9,7 +9,7 @@ waits on the ticket it carries and calls :meth:`DeviceFile.resume`.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import abi
 from . import ioctl
@@ -32,7 +32,6 @@ class _Key:
     pending: ioctl.Pending | ioctl.FreezePending | ioctl.Held | None = None  # a read phase not yet produced
     ticket: Waiter | None = None  # the waiting pread of ``pending``
     reply: bytes | None = None  # produced, not yet read to its end
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class DeviceFile:
@@ -71,12 +70,12 @@ class DeviceFile:
         self.held += len(reply)
         k.reply = reply
 
-    def _expire(self, now: float) -> None:
-        """Drop partial frames left for longer than PARTIAL_TIMEOUT, and idle keys."""
+    def _expire(self, now: float, keep: _Key | None = None) -> None:
+        """Drop partial frames left for longer than PARTIAL_TIMEOUT, and idle keys (not ``keep``)."""
         for tid, k in list(self.keys.items()):
             if k.partial is not None and now - k.partial_since > PARTIAL_TIMEOUT:
                 self._drop_partial(k)
-            if k.partial is None and k.pending is None and k.reply is None:
+            if k is not keep and k.partial is None and k.pending is None and k.reply is None:
                 del self.keys[tid]
 
     def _cancel_pending(self, k: _Key) -> None:
@@ -113,8 +112,10 @@ class DeviceFile:
         """Add a chunk to the thread's partial frame: the whole frame once complete, else None."""
         if pos == 0:
             self._drop_partial(k)
+            now = self.proc.clock()
+            self._expire(now, keep=k)  # partial frames left for 10 s go (only split frames get here)
             k.partial = bytearray()
-            k.partial_since = self.proc.clock()
+            k.partial_since = now
             k.partial_total = 0
         elif k.partial is None or pos != len(k.partial):
             self._drop_partial(k)
