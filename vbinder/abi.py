@@ -59,10 +59,6 @@ def split_offset(offset: int) -> tuple[int, int]:
     return offset >> KEY_SHIFT, offset & POS_MASK
 
 
-def _pad8(n: int) -> int:
-    return (n + 7) & ~7
-
-
 @dataclass(slots=True)
 class Frame:
     """A decoded request (``code`` is the ioctl number) or reply (``code`` is the return value)."""
@@ -72,18 +68,18 @@ class Frame:
     segments: list[tuple[int, bytes]] = field(default_factory=list)
 
 
+_PAD = tuple(b"\0" * ((8 - n) % 8) for n in range(8))  # padding after n % 8 bytes
+
+
 def _encode(header: struct.Struct, magic: bytes, code: int, arg: bytes,
             segments: list[tuple[int, bytes]] | tuple[tuple[int, bytes], ...]) -> bytes:
-    parts = [b"", arg, b"\0" * (_pad8(len(arg)) - len(arg))]
-    total = HEADER_SIZE + _pad8(len(arg))
+    pack_seg = SEGMENT.pack
+    parts = [b"", arg, _PAD[len(arg) & 7]]
+    total = HEADER_SIZE + ((len(arg) + 7) & ~7)
     for addr, data in segments:
         n = len(data)
-        parts.append(SEGMENT.pack(addr, n))
-        parts.append(data)
-        pad = _pad8(n) - n
-        if pad:
-            parts.append(b"\0" * pad)
-        total += 16 + n + pad
+        parts += (pack_seg(addr, n), data, _PAD[n & 7])
+        total += 16 + ((n + 7) & ~7)
     parts[0] = header.pack(magic, code, len(arg), len(segments), total)
     return b"".join(parts)
 
@@ -110,33 +106,36 @@ def frame_total(header: bytes) -> int:
 
 def _decode(buf: bytes | bytearray | memoryview, header: struct.Struct, magic: bytes,
             check_overlap: bool) -> Frame:
-    if len(buf) < HEADER_SIZE:
+    total_len = len(buf)
+    if total_len < HEADER_SIZE:
         raise FrameError("short frame")
     got_magic, code, arg_len, nseg, total = header.unpack_from(buf)
     if got_magic != magic:
         raise FrameError("bad magic")
-    if total != len(buf) or total > MAX_FRAME:
+    if total != total_len or total > MAX_FRAME:
         raise FrameError("total disagrees with the frame's length")
     if nseg > MAX_SEGMENTS:
         raise FrameError("too many segments")
-    mv = memoryview(buf)
-    pos = HEADER_SIZE + _pad8(arg_len)
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)
+    pos = HEADER_SIZE + ((arg_len + 7) & ~7)
     if pos > total:
         raise FrameError("argument runs past the end")
-    arg = bytes(mv[HEADER_SIZE:HEADER_SIZE + arg_len])
+    arg = buf[HEADER_SIZE:HEADER_SIZE + arg_len]
     segments: list[tuple[int, bytes]] = []
+    unpack_seg = SEGMENT.unpack_from
     for _ in range(nseg):
         if pos + 16 > total:
             raise FrameError("segment header runs past the end")
-        addr, n = SEGMENT.unpack_from(buf, pos)
+        addr, n = unpack_seg(buf, pos)
         pos += 16
-        end = pos + _pad8(n)
+        end = pos + ((n + 7) & ~7)
         if end > total:
             raise FrameError("segment runs past the end")
         if n:
             if addr + n > 1 << 64:
                 raise FrameError("segment wraps the address space")
-            segments.append((addr, bytes(mv[pos:pos + n])))
+            segments.append((addr, buf[pos:pos + n]))
         pos = end
     if pos != total:
         raise FrameError("frame has trailing bytes")
