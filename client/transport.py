@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import resource
@@ -38,6 +39,12 @@ try:
 except ImportError:  # pragma: no cover - not CPython
     _getsignal, _setsignal = signal.getsignal, signal.signal
 _SIGINT = int(signal.SIGINT)
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc_pread = _libc.pread
+_libc_pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
+_libc_pread.restype = ctypes.c_ssize_t
+_check_signals = ctypes.pythonapi.PyErr_CheckSignals  # raises what a handler raised
+_check_signals.restype = ctypes.c_int
 
 
 class SignalGuard:
@@ -109,6 +116,12 @@ class SignalGuard:
             self._saved(signum, frame)
         else:
             self._pending.append(signum)
+
+    def deliver_pending(self) -> None:
+        """Hand a recorded SIGINT to its handler now (typically: raise KeyboardInterrupt)."""
+        if self._pending and self._saved is not None:
+            handler = self._saved
+            handler(self._pending.pop(), None)
 
     def interruptible(self) -> _Interruptible:
         """The section where SIGINT's handler runs at once (a wait that loses nothing if interrupted)."""
@@ -297,14 +310,36 @@ class VbinderTransport:
         fd = self.fd
         key = self._key()
         if wait and signal_guard.interrupts_waits:
-            with signal_guard.interruptible():
-                data = os.pread(fd, abi.HEADER_SIZE, key)
+            data = self._guarded_pread(fd, key)
         else:
             data = os.pread(fd, _FIRST_READ, key)
         total = abi.reply_total(data)
         if total > len(data):
             data += os.pread(fd, total - len(data), key + len(data))
         return abi.decode_reply(data)
+
+    def _guarded_pread(self, fd: int, key: int) -> bytes:
+        """The waiting pread of the main thread under :data:`signal_guard`.
+
+        It runs through libc rather than ``os.pread``: Python's retry on EINTR would run SIGINT's
+        handler inside the call, and a KeyboardInterrupt raised just after a pread returned would
+        lose the reply it read. Here SIGINT's handler only records the signal during the call; if
+        the daemon answered EINTR (it saw the signal), the recorded SIGINT is handed to its handler
+        and the read phase stays in flight; if the reply came, the call completes and the guard
+        raises the interrupt after it. One pread, as any other thread's.
+        """
+        buf = getattr(self._local, "rbuf", None)
+        if buf is None:
+            buf = self._local.rbuf = ctypes.create_string_buffer(_FIRST_READ)
+        while True:
+            signal_guard.deliver_pending()  # a Ctrl-C that came before the wait: do not start it
+            n = _libc_pread(fd, buf, _FIRST_READ, key)
+            if n >= 0:
+                return ctypes.string_at(buf, n)
+            err = ctypes.get_errno()
+            if err != errno.EINTR:
+                raise OSError(err, os.strerror(err))
+            _check_signals()  # run the Python handlers of the signals that ended the wait, now
 
     def _exchange(self, request: bytes | None) -> abi.Frame:
         """pwrite ``request`` (None: the read-only fast path) and pread its whole reply."""
