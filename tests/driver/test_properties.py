@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from vbinder import uapi
 from vbinder.driver import BinderError, WouldBlock
-from vbinder.driver.stats import Obj
+from vbinder.driver.stats import OBJ_NAMES
 
 from .harness import Client, cmd, flat_binder, flat_handle, make_driver
 
@@ -185,7 +185,7 @@ class Traffic(RuleBasedStateMachine):
     def teardown(self) -> None:
         for c in self.procs:
             c.file.release()
-        for kind in Obj:
+        for kind in range(len(OBJ_NAMES)):
             assert self.d.stats.active(kind) == 0, (kind.name, self.d.stats.active(kind))
         assert not self.d.dead_nodes
         assert not self.d.procs

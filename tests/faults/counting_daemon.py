@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from vbinder import cli
-from vbinder.driver.stats import OBJ_NAMES, Obj
+from vbinder.driver.stats import OBJ_NAMES
 from vbinder.fs import daemon
 from vbinder.fs.ops import DeviceHandle
 from vbinder.fs.tree import Tree
@@ -44,7 +44,7 @@ def counts(driver: Any) -> dict[str, Any]:
         })
     out: dict[str, Any] = {
         "procs": procs,
-        "active": {name: driver.stats.active(Obj(i)) for i, name in enumerate(OBJ_NAMES)},
+        "active": {name: driver.stats.active(i) for i, name in enumerate(OBJ_NAMES)},
         "dead_nodes": len(driver.dead_nodes),
     }
     if _ops:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from ..abi import MMAP_MAX_USED, PAGE_SIZE
 from .errors import BinderError
 from .log import AllocDebug, Log
+
+if TYPE_CHECKING:
+    from .node import Node
 
 PAGE_MASK: Final = ~(PAGE_SIZE - 1)
 _U64: Final = (1 << 64) - 1
@@ -78,7 +81,7 @@ class Buffer:
         self.debug_id = 0
         self.pid = 0
         self.transaction: object | None = None
-        self.target_node: object | None = None
+        self.target_node: Node | None = None
         self.data = bytearray()
         # alloc->buffers links (address order)
         self._prev: Buffer | None = None
@@ -336,6 +339,7 @@ def _rb_erase(node: Buffer, root: _RbRoot) -> None:
             successor._rb_right = child
             child._rb_parent = successor
         tmp = node._rb_left
+        assert tmp is not None
         successor._rb_left = tmp
         tmp._rb_parent = successor
         _rb_change_child(node, successor, node._rb_parent, root)

@@ -222,6 +222,7 @@ class DeviceFile:
             done = ioctl.resume(self.proc, k.pending, self.nonblock)
         except WouldBlock as wb:
             if self.waiting >= MAX_WAITING:
+                assert k.pending is not None
                 ioctl.interrupt(self.proc, k.pending)
                 raise self._refuse(tid, errno.EAGAIN, "too many waiting preads") from None
             k.ticket = wb.waiter

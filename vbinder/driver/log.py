@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 KERN_ERR = 3
 KERN_WARNING = 4
@@ -19,30 +20,30 @@ KERN_INFO = 6
 class Debug:
     """binder.c's debug_mask bits (6.1). Plain ints: IntFlag's ``&`` is slow on the per-call path."""
 
-    USER_ERROR = 1 << 0
-    FAILED_TRANSACTION = 1 << 1
-    DEAD_TRANSACTION = 1 << 2
-    OPEN_CLOSE = 1 << 3
-    DEAD_BINDER = 1 << 4
-    DEATH_NOTIFICATION = 1 << 5
-    READ_WRITE = 1 << 6
-    USER_REFS = 1 << 7
-    THREADS = 1 << 8
-    TRANSACTION = 1 << 9
-    TRANSACTION_COMPLETE = 1 << 10
-    FREE_BUFFER = 1 << 11
-    INTERNAL_REFS = 1 << 12
-    PRIORITY_CAP = 1 << 13
-    SPINLOCKS = 1 << 14
+    USER_ERROR: Final = 1 << 0
+    FAILED_TRANSACTION: Final = 1 << 1
+    DEAD_TRANSACTION: Final = 1 << 2
+    OPEN_CLOSE: Final = 1 << 3
+    DEAD_BINDER: Final = 1 << 4
+    DEATH_NOTIFICATION: Final = 1 << 5
+    READ_WRITE: Final = 1 << 6
+    USER_REFS: Final = 1 << 7
+    THREADS: Final = 1 << 8
+    TRANSACTION: Final = 1 << 9
+    TRANSACTION_COMPLETE: Final = 1 << 10
+    FREE_BUFFER: Final = 1 << 11
+    INTERNAL_REFS: Final = 1 << 12
+    PRIORITY_CAP: Final = 1 << 13
+    SPINLOCKS: Final = 1 << 14
 
 
 class AllocDebug:
     """binder_alloc.c's debug_mask bits (6.1)."""
 
-    USER_ERROR = 1 << 0
-    OPEN_CLOSE = 1 << 1
-    BUFFER_ALLOC = 1 << 2
-    BUFFER_ALLOC_ASYNC = 1 << 3
+    USER_ERROR: Final = 1 << 0
+    OPEN_CLOSE: Final = 1 << 1
+    BUFFER_ALLOC: Final = 1 << 2
+    BUFFER_ALLOC_ASYNC: Final = 1 << 3
 
 
 DEFAULT_DEBUG_MASK = Debug.USER_ERROR | Debug.FAILED_TRANSACTION | Debug.DEAD_TRANSACTION

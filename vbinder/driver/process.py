@@ -54,7 +54,7 @@ from ..uapi import (
 )
 from .alloc import Alloc
 from .errors import BinderError, Waiter, WouldBlock
-from .log import Debug
+from .log import Debug, Log
 from .node import (
     cleanup_ref,
     dec_node_nilocked,
@@ -95,36 +95,36 @@ class Proc:
     """A binder process: what one open of a device file owns."""
 
     def __init__(self, driver: Driver, context: Context, pid: int, euid: int, secctx: bytes | None = None) -> None:
-        self.driver = driver
-        self.log = driver.log
+        self.driver: Driver = driver
+        self.log: Log = driver.log
         self.clock: Callable[[], float] = driver.log.clock
-        self.context = context
-        self.pid = pid
-        self.euid = euid
-        self.secctx = secctx  # the LSM context of the opener, as binder sends it (None: no LSM)
+        self.context: Context = context
+        self.pid: int = pid
+        self.euid: int = euid
+        self.secctx: bytes | None = secctx  # the LSM context of the opener, as binder sends it (None: no LSM)
         self.freeze_waiters: list[Waiter] = []
         self.threads: dict[int, Thread] = {}
         self.nodes: dict[int, Node] = {}  # by ptr
         self.refs_by_desc: dict[int, Ref] = {}
         self.refs_by_node: dict[Node, Ref] = {}
-        self.todo = WorkList()
+        self.todo: WorkList = WorkList()
         self.waiting_threads: deque[Thread] = deque()  # most recently idle first
-        self.delivered_death = WorkList()
-        self.max_threads = 0
-        self.requested_threads = 0
-        self.requested_threads_started = 0
-        self.tmp_ref = 0
-        self.is_dead = False
-        self.is_frozen = False
-        self.sync_recv = False
-        self.async_recv = False
-        self.outstanding_txns = 0
-        self.default_priority = 0
-        self.oneway_spam_detection_enabled = False
-        self.stats = Stats()
-        self.alloc = Alloc(pid, driver.log)
-        self.mmap_flags = 0
-        self.mmap_range = (0, 0)
+        self.delivered_death: WorkList = WorkList()
+        self.max_threads: int = 0
+        self.requested_threads: int = 0
+        self.requested_threads_started: int = 0
+        self.tmp_ref: int = 0
+        self.is_dead: bool = False
+        self.is_frozen: bool = False
+        self.sync_recv: bool = False
+        self.async_recv: bool = False
+        self.outstanding_txns: int = 0
+        self.default_priority: int = 0
+        self.oneway_spam_detection_enabled: bool = False
+        self.stats: Stats = Stats()
+        self.alloc: Alloc = Alloc(pid, driver.log)
+        self.mmap_flags: int = 0
+        self.mmap_range: tuple[int, int] = (0, 0)
 
     # -- threads and wakeups ----------------------------------------------------------------------
 

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
+from typing import Final
 
 from ..uapi import BC_STAT_NAMES, BR_STAT_NAMES
 
 
-class Obj(IntEnum):
+class Obj:
     """enum binder_stat_types."""
 
-    PROC = 0
-    THREAD = 1
-    NODE = 2
-    REF = 3
-    DEATH = 4
-    TRANSACTION = 5
-    TRANSACTION_COMPLETE = 6
+    PROC: Final = 0
+    THREAD: Final = 1
+    NODE: Final = 2
+    REF: Final = 3
+    DEATH: Final = 4
+    TRANSACTION: Final = 5
+    TRANSACTION_COMPLETE: Final = 6
 
 
 OBJ_NAMES = ("proc", "thread", "node", "ref", "death", "transaction", "transaction_complete")
@@ -33,5 +33,5 @@ class Stats:
         self.obj_created = [0] * len(OBJ_NAMES)
         self.obj_deleted = [0] * len(OBJ_NAMES)
 
-    def active(self, kind: Obj) -> int:
+    def active(self, kind: int) -> int:
         return self.obj_created[kind] - self.obj_deleted[kind]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..uapi import BR_OK
 from .errors import Waiter
@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 class Looper:
     """BINDER_LOOPER_STATE_* bits (plain ints: IntFlag's operators are slow per call)."""
 
-    REGISTERED = 0x01
-    ENTERED = 0x02
-    EXITED = 0x04
-    INVALID = 0x08
-    WAITING = 0x10
-    POLL = 0x20
+    REGISTERED: Final = 0x01
+    ENTERED: Final = 0x02
+    EXITED: Final = 0x04
+    INVALID: Final = 0x08
+    WAITING: Final = 0x10
+    POLL: Final = 0x20
 
 
 class Thread:

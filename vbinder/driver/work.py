@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections import deque
-from enum import IntEnum
+from typing import Final
 
 
-class WorkType(IntEnum):
+class WorkType:
     """enum binder_work_type (6.1)."""
 
-    TRANSACTION = 1
-    TRANSACTION_COMPLETE = 2
-    TRANSACTION_ONEWAY_SPAM_SUSPECT = 3
-    RETURN_ERROR = 4
-    NODE = 5
-    DEAD_BINDER = 6
-    DEAD_BINDER_AND_CLEAR = 7
-    CLEAR_DEATH_NOTIFICATION = 8
+    TRANSACTION: Final = 1
+    TRANSACTION_COMPLETE: Final = 2
+    TRANSACTION_ONEWAY_SPAM_SUSPECT: Final = 3
+    RETURN_ERROR: Final = 4
+    NODE: Final = 5
+    DEAD_BINDER: Final = 6
+    DEAD_BINDER_AND_CLEAR: Final = 7
+    CLEAR_DEATH_NOTIFICATION: Final = 8
 
 
 class Work:
@@ -24,7 +24,7 @@ class Work:
 
     __slots__ = ("type", "queue")
 
-    def __init__(self, type_: WorkType) -> None:
+    def __init__(self, type_: int) -> None:
         self.type = type_
         self.queue: WorkList | None = None
 
