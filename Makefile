@@ -16,9 +16,11 @@ bootstrap:
 run: bootstrap
 	@PY=$(PY) scripts/demo.sh start $(MNT)
 
-## test: the whole test suite (pass more pytest arguments with PYTEST_ARGS=...)
+## test: the whole test suite (pass more pytest arguments with PYTEST_ARGS=...), then the core's
+## tests again in pure Python (VBINDER_PURE=1), the fallback when the compiled build is absent
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
+	VBINDER_PURE=1 $(PY) -m pytest -q tests/driver tests/test_native.py
 
 lint: bootstrap
 	$(PY) -m ruff check .

@@ -4,6 +4,8 @@
 #   system:  fuse3 (fusermount3), libfuse3-dev + pkg-config + gcc + python3-dev (pyfuse3 builds
 #            from source), python3 >= 3.11 with venv.      apt-get, as root (or with sudo -n)
 #   python:  .venv with `pip install -e '.[test]'`, redone when pyproject.toml changes.
+#   native:  the per-call modules compiled with mypyc into build/native/ (scripts/build_native.py),
+#            redone when their sources change; without it vbinder runs in pure Python.
 #
 # Environment: VENV (default .venv), PYTHON (the interpreter for the venv; default: the first
 # python3.11+ found on PATH).
@@ -103,7 +105,16 @@ if [[ -z $PY ]] || ! py_ok "$PY"; then
     exit 1
 fi
 
+build_native() {
+    if ! "$VENV/bin/python" scripts/build_native.py --check; then
+        say "compiling the per-call modules with mypyc (under a minute; again after they change)"
+        "$VENV/bin/python" scripts/build_native.py \
+            || say "the compiled build failed: vbinder runs in pure Python (the same, slower)"
+    fi
+}
+
 if venv_ready; then
+    build_native
     exit 0
 fi
 if [[ -e $VENV ]] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
@@ -117,4 +128,5 @@ fi
 say "installing vbinder and its test dependencies into $VENV"
 "$VENV/bin/python" -m pip install -q -e '.[test]' >&2
 stamp_value >"$STAMP"
+build_native
 say "ready: $VENV"

@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import Daemon, fuse_usable
+from vbinder import native
+
+
+def pytest_report_header() -> str:
+    if native.active():
+        return f"vbinder: the compiled hot path ({native.BUILD_DIR})"
+    return "vbinder: pure Python (no current compiled build, or VBINDER_PURE=1)"
 
 
 @pytest.fixture

@@ -20,24 +20,31 @@ from vbinder.fs.tree import Tree
 PARAMS = "sys/module/binder/parameters"
 
 
+class _Delegate:
+    """Everything of the wrapped object, but what the subclass overrides (the driver's classes
+    may be compiled: their instances take no new attributes)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _FaultyFile(_Delegate):
+    def write(self, offset: int, data: bytes) -> int:
+        if data.startswith(b"BOOM"):
+            raise RuntimeError("a bug in the driver")
+        return self._inner.write(offset, data)
+
+
+class _FaultyDriver(_Delegate):
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return _FaultyFile(self._inner.open(*args, **kwargs))
+
+
 def faulty_driver(devices: list[str], debug_mask: int, host: Host) -> Any:
-    driver = daemon.make_driver(devices, debug_mask, host)
-    real_open = driver.open
-
-    def open_(*args: Any, **kwargs: Any) -> Any:
-        f = real_open(*args, **kwargs)
-        real_write = f.write
-
-        def write(offset: int, data: bytes) -> int:
-            if data.startswith(b"BOOM"):
-                raise RuntimeError("a bug in the driver")
-            return real_write(offset, data)
-
-        f.write = write
-        return f
-
-    driver.open = open_
-    return driver
+    return _FaultyDriver(daemon.make_driver(devices, debug_mask, host))
 
 
 def tree_with_params(driver: Any, uid: int, gid: int) -> Tree:

@@ -17,8 +17,12 @@ Nothing here does I/O or knows about FUSE or trio: a read that must wait raises
 :class:`WouldBlock`, and whoever waits is woken through its :class:`Waiter`.
 """
 
-from .binder import DEFAULT_DEVICES, Driver, Host
-from .device import DeviceFile
-from .errors import BinderError, Waiter, WouldBlock
+from ..native import package_path
+
+__path__ = package_path(__path__, __name__)  # the compiled modules first, when built and current
+
+from .binder import DEFAULT_DEVICES, Driver, Host  # noqa: E402
+from .device import DeviceFile  # noqa: E402
+from .errors import BinderError, Waiter, WouldBlock  # noqa: E402
 
 __all__ = ["DEFAULT_DEVICES", "BinderError", "DeviceFile", "Driver", "Host", "Waiter", "WouldBlock"]

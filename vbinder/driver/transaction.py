@@ -109,8 +109,12 @@ class LogEntry:
 
     def copy(self) -> LogEntry:
         e = LogEntry()
-        for name in self.__slots__:
-            setattr(e, name, getattr(self, name))
+        e.debug_id, e.debug_id_done, e.call_type = self.debug_id, self.debug_id_done, self.call_type
+        e.from_proc, e.from_thread, e.target_handle = self.from_proc, self.from_thread, self.target_handle
+        e.to_proc, e.to_thread, e.to_node = self.to_proc, self.to_thread, self.to_node
+        e.data_size, e.offsets_size = self.data_size, self.offsets_size
+        e.return_error_line, e.return_error = self.return_error_line, self.return_error
+        e.return_error_param, e.context_name = self.return_error_param, self.context_name
         return e
 
 
