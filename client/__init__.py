@@ -4,7 +4,11 @@ It reaches the driver only through the device file (a vbinder mount, found autom
 ``$BINDER_DEVICE``), so it runs where pyfuse3 and trio are absent.
 """
 
-from .binder import (
+from vbinder.native import package_path
+
+__path__ = package_path(__path__, __name__)  # the compiled modules first, when built and current
+
+from .binder import (  # noqa: E402
     FIRST_CALL_TRANSACTION,
     FLAG_ONEWAY,
     BBinder,
@@ -13,11 +17,11 @@ from .binder import (
     FailedTransactionError,
     IBinder,
 )
-from .ipc_thread_state import IPCThreadState, calling_pid, calling_uid
-from .parcel import Parcel, ParcelError, RemoteException
-from .process_state import ProcessState
-from .service import Proxy, Service, method
-from .service_manager import ServiceManager, ServiceManagerProxy, default_service_manager
+from .ipc_thread_state import IPCThreadState, calling_pid, calling_uid  # noqa: E402
+from .parcel import Parcel, ParcelError, RemoteException  # noqa: E402
+from .process_state import ProcessState  # noqa: E402
+from .service import Proxy, Service, method  # noqa: E402
+from .service_manager import ServiceManager, ServiceManagerProxy, default_service_manager  # noqa: E402
 
 __all__ = [
     "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "BBinder", "BpBinder", "DeadObjectError", "FailedTransactionError",

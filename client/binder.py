@@ -38,6 +38,10 @@ class IBinder:
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
         raise NotImplementedError
 
+    def flatten(self) -> tuple[int, int, int, int]:
+        """(type, flags, binder or handle, cookie), as flattenBinder fills them in."""
+        raise NotImplementedError
+
     def ping(self) -> bool:
         try:
             self.transact(PING_TRANSACTION, Parcel())

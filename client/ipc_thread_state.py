@@ -14,6 +14,7 @@ import errno
 import logging
 import struct
 import threading
+from typing import ClassVar
 
 from vbinder import uapi
 
@@ -60,7 +61,7 @@ _Answer = tuple[int, Parcel | None, int]
 class IPCThreadState:
     """The calling thread's binder state: its out and in buffers."""
 
-    _local = threading.local()
+    _local: ClassVar[threading.local] = threading.local()
 
     def __init__(self, process: ProcessState) -> None:
         self.process = process
@@ -230,12 +231,13 @@ class IPCThreadState:
             try:
                 with signal_guard:  # an answer is taken and accounted for whole
                     cmd, arg = self._read_command()
+                    answer = None
                     if cmd in _ANSWERS:
                         done, answer = self._answer(cmd, arg)
                         if done is owed:
                             return answer
-                        continue
-                self.execute_command(cmd, arg)
+                if answer is None:
+                    self.execute_command(cmd, arg)
             except BaseException:
                 self._answer_unanswered()
                 raise

@@ -85,7 +85,7 @@ class KernelTransport:
         """
         while True:
             try:
-                return fcntl.ioctl(self.fd, cmd, buf, True)
+                return int(fcntl.ioctl(self.fd, cmd, buf, True))
             except OSError as e:
                 if e.errno != errno.EINTR:
                     return -(e.errno or errno.EIO)

@@ -17,12 +17,31 @@ classes: :meth:`Parcel.write_strong_binder` calls ``obj.flatten()``, and
 from __future__ import annotations
 
 import bisect
-import enum
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
 from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT
+
+from .errors import (  # status codes and errors live in a pure module (mypyc cannot compile them)
+    EX_BAD_PARCELABLE,
+    EX_HAS_NOTED_APPOPS_REPLY_HEADER,
+    EX_HAS_REPLY_HEADER,
+    EX_ILLEGAL_ARGUMENT,
+    EX_ILLEGAL_STATE,
+    EX_NETWORK_MAIN_THREAD,
+    EX_NONE,
+    EX_NULL_POINTER,
+    EX_PARCELABLE,
+    EX_SECURITY,
+    EX_SERVICE_SPECIFIC,
+    EX_TRANSACTION_FAILED,
+    EX_UNSUPPORTED_OPERATION,
+    EXCEPTION_NAMES,
+    ParcelError,
+    RemoteException,
+)
+from .stability import Stability
 
 __all__ = [
     "DEFAULT_SCHED_BITS",
@@ -84,41 +103,6 @@ DEFAULT_SCHED_BITS: Final = 19
 
 FLAT_OBJECT_SIZE: Final = FLAT_BINDER_OBJECT.size  # 24
 
-# Status.h ``Exception``.
-EX_NONE: Final = 0
-EX_SECURITY: Final = -1
-EX_BAD_PARCELABLE: Final = -2
-EX_ILLEGAL_ARGUMENT: Final = -3
-EX_NULL_POINTER: Final = -4
-EX_ILLEGAL_STATE: Final = -5
-EX_NETWORK_MAIN_THREAD: Final = -6
-EX_UNSUPPORTED_OPERATION: Final = -7
-EX_SERVICE_SPECIFIC: Final = -8
-EX_PARCELABLE: Final = -9
-EX_HAS_NOTED_APPOPS_REPLY_HEADER: Final = -127  # Java only; native Status does not skip it
-EX_HAS_REPLY_HEADER: Final = -128
-EX_TRANSACTION_FAILED: Final = -129
-
-EXCEPTION_NAMES: Final[dict[int, str]] = {
-    v: n for n, v in globals().items() if n.startswith("EX_") and isinstance(v, int)
-}
-
-
-class Stability(enum.IntEnum):
-    """``Stability::Level``: the int32 written after every binder object (Android 13+ format).
-
-    Android 14 writes the level itself (``finishFlattenBinder`` -> ``writeInt32(getRepr())``);
-    only Android 12 wrapped it in a versioned ``Category`` word. A null binder carries
-    UNDECLARED; a local binder of a system-partition process is marked SYSTEM when first
-    flattened (``tryMarkCompilationUnit`` with ``getLocalLevel()``).
-    """
-
-    UNDECLARED = 0
-    VENDOR = 0b000011
-    SYSTEM = 0b001100
-    VINTF = 0b111111
-
-
 _DECLARED_LEVELS: Final = frozenset({Stability.VENDOR, Stability.SYSTEM, Stability.VINTF})
 
 
@@ -128,29 +112,6 @@ def interface_header(device: str) -> int:
 
 
 # --- errors and small types -----------------------------------------------------------------------
-
-
-class ParcelError(Exception):
-    """The parcel's data is short, malformed, or not what the reader asked for."""
-
-
-class RemoteException(Exception):  # noqa: N818 - the name Android (Java) gives it
-    """An AIDL exception carried in a reply's status header (``binder::Status``)."""
-
-    def __init__(self, code: int, message: str | None = None, service_specific_error: int = 0) -> None:
-        self.code = code
-        self.message = message
-        self.service_specific_error = service_specific_error
-        super().__init__(code, message, service_specific_error)
-
-    @property
-    def name(self) -> str:
-        """The exception's Status.h name, or its number."""
-        return EXCEPTION_NAMES.get(self.code, str(self.code))
-
-    def __str__(self) -> str:
-        detail = f"{self.service_specific_error}: " if self.code == EX_SERVICE_SPECIFIC else ""
-        return f"Status({self.code}, {self.name}): '{detail}{self.message or ''}'"
 
 
 class FlatBinderObject(NamedTuple):
@@ -229,6 +190,8 @@ class Parcel:
         self._objects = offsets
         self.binder_resolver: BinderResolver = _raw_binder
         """Called by :meth:`read_strong_binder` with each non-null object and its stability."""
+        self.keepalive: list[Any] = []
+        """The objects a received parcel carries, resolved on arrival (held while the parcel lives)."""
 
     @classmethod
     def from_buffer(cls, data: bytes, offsets: bytes) -> Parcel:

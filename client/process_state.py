@@ -129,7 +129,7 @@ class ProcessState:
             except Exception:  # noqa: BLE001 - a garbled object: the reader will say so later
                 continue
         parcel.set_data_position(0)
-        parcel._keepalive = [self.resolve(o, 0) for o in keep]  # type: ignore[attr-defined]
+        parcel.keepalive = [self.resolve(o, 0) for o in keep]
 
     def track_death(self, proxy: BpBinder) -> None:
         with self._lock:

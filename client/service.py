@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .binder import FLAG_ONEWAY, BBinder, IBinder, UnknownTransactionError
 from .parcel import EX_ILLEGAL_STATE, EX_SECURITY, HEADER_SYST, Parcel, RemoteException
@@ -48,10 +48,11 @@ class Service(BBinder):
 
     descriptor = ""
     header = HEADER_SYST
+    _methods: ClassVar[dict[int, Callable[..., Any]]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
-        cls._methods: dict[int, Callable[..., Any]] = {}
+        cls._methods = {}
         for klass in reversed(cls.__mro__):
             for value in vars(klass).values():
                 code = getattr(value, "_binder_code", None)

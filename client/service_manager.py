@@ -8,6 +8,7 @@ codes are AIDL's, in the declaration order of ``android/os/IServiceManager.aidl`
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -85,7 +86,7 @@ class ServiceManager(Service):
         with self._lock:
             self.services[name] = (binder, allow_isolated, priority)
         if isinstance(binder, BpBinder):
-            binder.link_to_death(lambda who, name=name: self._died(name, who))
+            binder.link_to_death(functools.partial(self._died, name))
         log.info("servicemanager: added %s", name)
 
     def _died(self, name: str, who: IBinder) -> None:

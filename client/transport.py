@@ -13,29 +13,28 @@ import os
 import resource
 import signal
 import stat
+import struct
 import threading
 from types import FrameType
 from typing import Any, Protocol
 
 from vbinder import abi, uapi
 
-WR = uapi.WRITE_READ
+from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
+
+WR = struct.Struct("<QQQQQQ")  # uapi.WRITE_READ (its own copy: mypyc cannot type the other's here)
 MAP_SIZE = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
 _FIRST_READ = 16384  # one pread usually fetches the whole reply
 # Where this client places the memory it sends (out of the driver's mapped-area range).
 _USER_BASE = 0x1000_0000_0000
 
 
-class TransportError(OSError):
-    """An ioctl failed (``errno`` set), or the device could not be used."""
-
-
 _MAIN_IDENT = threading.main_thread().ident  # Python runs signal handlers in this thread only
 # The C functions under signal.signal/getsignal: the same, without their enum conversions (a
 # guarded call swaps SIGINT's handler twice; those conversions were a fifth of the client's time).
 try:
-    from _signal import getsignal as _getsignal
-    from _signal import signal as _setsignal
+    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
+    from _signal import signal as _setsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - not CPython
     _getsignal, _setsignal = signal.getsignal, signal.signal
 _SIGINT = int(signal.SIGINT)

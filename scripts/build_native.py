@@ -31,7 +31,12 @@ COMPILED = [
     "vbinder/abi.py",
     "vbinder/uapi.py",
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "vbinder" / "driver").glob("*.py") if p.name != "__init__.py"),
+    # the client's per-call path; its classes that users subclass (binder.py, service.py) stay pure
+    "client/parcel.py",
+    "client/transport.py",
+    "client/ipc_thread_state.py",
 ]
+CONTEXT = sorted(str(p.relative_to(REPO)) for p in (REPO / "client").glob("*.py"))  # type-checked, not compiled
 
 
 def module_path(rel: str) -> str:
@@ -43,7 +48,7 @@ def module_path(rel: str) -> str:
 def manifest() -> dict[str, object]:
     return {
         "interpreter": native.interpreter_tag(),
-        "sources": {rel: native.source_hash(REPO / rel) for rel in [*COMPILED, "vbinder/native.py"]},
+        "sources": {rel: native.source_hash(REPO / rel) for rel in sorted({*COMPILED, *CONTEXT, "vbinder/native.py"})},
     }
 
 
@@ -65,7 +70,8 @@ def build() -> None:
         for folder, target in PACKAGES.items():  # the packages, so that mypy names modules right
             (src / target).mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / folder / "__init__.py", src / target / "__init__.py")
-        (src / "vbinder" / "native.py").write_bytes((REPO / "vbinder" / "native.py").read_bytes())
+        for rel in ["vbinder/native.py", *CONTEXT]:
+            shutil.copy2(REPO / rel, src / module_path(rel))
         paths = []
         for rel in COMPILED:
             shutil.copy2(REPO / rel, src / module_path(rel))

@@ -51,27 +51,27 @@ def ioc_nr(cmd: int) -> int:
 
 # --- struct layouts -----------------------------------------------------------------------------
 
-WRITE_READ = struct.Struct("<QQQQQQ")  # write_size, write_consumed, write_buffer, read_*
-TRANSACTION_DATA = struct.Struct("<QQIIiIQQQQ")  # target, cookie, code, flags, pid, euid, sizes, ptrs
-TRANSACTION_DATA_SECCTX = struct.Struct("<64sQ")
-TRANSACTION_DATA_SG = struct.Struct("<64sQ")
-FLAT_BINDER_OBJECT = struct.Struct("<IIQQ")  # type, flags, binder/handle, cookie
-FD_OBJECT = struct.Struct("<IIQQ")
-BUFFER_OBJECT = struct.Struct("<IIQQQQ")  # type, flags, buffer, length, parent, parent_offset
-FD_ARRAY_OBJECT = struct.Struct("<IIQQQ")  # type, pad, num_fds, parent, parent_offset
-HANDLE_COOKIE = struct.Struct("<IQ")  # __packed
-PTR_COOKIE = struct.Struct("<QQ")
-PRI_PTR_COOKIE = struct.Struct("<iIQQ")
-PRI_DESC = struct.Struct("<iI")
-NODE_DEBUG_INFO = struct.Struct("<QQII")
-NODE_INFO_FOR_REF = struct.Struct("<IIIIII")
-FREEZE_INFO = struct.Struct("<III")
-FROZEN_STATUS_INFO = struct.Struct("<III")
-EXTENDED_ERROR = struct.Struct("<IIi")
-VERSION = struct.Struct("<i")
-U32 = struct.Struct("<I")
-S32 = struct.Struct("<i")
-U64 = struct.Struct("<Q")
+WRITE_READ: Final = struct.Struct("<QQQQQQ")  # write_size, write_consumed, write_buffer, read_*
+TRANSACTION_DATA: Final = struct.Struct("<QQIIiIQQQQ")  # target, cookie, code, flags, pid, euid, sizes, ptrs
+TRANSACTION_DATA_SECCTX: Final = struct.Struct("<64sQ")
+TRANSACTION_DATA_SG: Final = struct.Struct("<64sQ")
+FLAT_BINDER_OBJECT: Final = struct.Struct("<IIQQ")  # type, flags, binder/handle, cookie
+FD_OBJECT: Final = struct.Struct("<IIQQ")
+BUFFER_OBJECT: Final = struct.Struct("<IIQQQQ")  # type, flags, buffer, length, parent, parent_offset
+FD_ARRAY_OBJECT: Final = struct.Struct("<IIQQQ")  # type, pad, num_fds, parent, parent_offset
+HANDLE_COOKIE: Final = struct.Struct("<IQ")  # __packed
+PTR_COOKIE: Final = struct.Struct("<QQ")
+PRI_PTR_COOKIE: Final = struct.Struct("<iIQQ")
+PRI_DESC: Final = struct.Struct("<iI")
+NODE_DEBUG_INFO: Final = struct.Struct("<QQII")
+NODE_INFO_FOR_REF: Final = struct.Struct("<IIIIII")
+FREEZE_INFO: Final = struct.Struct("<III")
+FROZEN_STATUS_INFO: Final = struct.Struct("<III")
+EXTENDED_ERROR: Final = struct.Struct("<IIi")
+VERSION: Final = struct.Struct("<i")
+U32: Final = struct.Struct("<I")
+S32: Final = struct.Struct("<i")
+U64: Final = struct.Struct("<Q")
 
 # Sizes as the kernel's sizeof() reports them.
 SIZES: Final[dict[str, int]] = {
