@@ -37,20 +37,25 @@ ATTR_TIMEOUT = 1.0
 ENTRY_TIMEOUT = 1.0
 
 
+def fuse_error(e: Exception, what: str) -> FUSEError:
+    """The FUSEError a handler answers for ``e``: BinderError's errno, EIO (and a log line) for a bug."""
+    if isinstance(e, FUSEError):
+        return e
+    if isinstance(e, BinderError):
+        return FUSEError(e.errno)
+    log.error("%s failed: answering EIO", what, exc_info=e)
+    return FUSEError(errno.EIO)
+
+
 def handler(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Map a handler's errors to FUSEError: BinderError to its errno, anything else to EIO."""
+    """Map a handler's errors to FUSEError (:func:`fuse_error`)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except FUSEError:
-            raise
-        except BinderError as e:
-            raise FUSEError(e.errno) from None
-        except Exception:
-            log.exception("%s failed: answering EIO", fn.__name__)
-            raise FUSEError(errno.EIO) from None
+        except Exception as e:
+            raise fuse_error(e, fn.__name__) from None
 
     return wrapper
 
@@ -150,9 +155,9 @@ class Operations(pyfuse3.Operations):
             self._log_event.set()
             self._log_event = None
 
-    async def _wait(self, ticket: Any, watch: Watch, deadline: float | None = None) -> int | None:
+    async def _wait(self, ticket: Any, tid: int, deadline: float | None = None) -> int | None:
         """Wait until ``ticket`` wakes or ``deadline`` (driver clock) passes (None), or the watchdog
-        ends the wait (its errno, or 0)."""
+        ends the wait of thread ``tid`` (its errno, or 0)."""
         if self.closing:
             return errno.ENOTCONN
         # The per-call path: the task sleeps until the driver's ticket, the watchdog or a cancel
@@ -172,8 +177,10 @@ class Operations(pyfuse3.Operations):
             return trio.lowlevel.Abort.SUCCEEDED
 
         ticket.wake_cb = wake
-        watch.wake = wake
-        self.watchdog.add(watch)
+        watch = Watch(tid, None, wake)
+        watches = self.watchdog.watches
+        watches.add(watch)
+        self.watchdog.changed()
         try:
             if deadline is None:
                 await trio.lowlevel.wait_task_rescheduled(abort)
@@ -181,7 +188,7 @@ class Operations(pyfuse3.Operations):
                 with trio.move_on_at(trio.current_time() + deadline - self.driver.log.clock()):
                     await trio.lowlevel.wait_task_rescheduled(abort)
         finally:
-            self.watchdog.discard(watch)
+            watches.discard(watch)
             ticket.wake_cb = None
         return watch.result
 
@@ -335,32 +342,45 @@ class Operations(pyfuse3.Operations):
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
         raise FUSEError(errno.EINVAL)
 
-    @handler
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        h = self._handle(fh)
-        if isinstance(h, DeviceHandle):
+        h = self.handles.get(fh)
+        if type(h) is DeviceHandle:  # the per-call path, without a wrapper coroutine
             try:
-                return await self._device_read(h, off, size)
+                return h.file.read(off, size)
+            except WouldBlock as wb:
+                return await self._device_wait(h, off, size, wb)
+            except Exception as e:
+                raise fuse_error(e, "read") from None
             finally:
-                self._notify_polls()
+                if self._polling:
+                    self._notify_polls()
+        return await self._other_read(fh, off, size)
+
+    async def _device_wait(self, h: DeviceHandle, off: int, size: int, wb: WouldBlock) -> bytes:
+        """A device read whose read phase waits: until woken, then resumed (again if it waits)."""
+        ticket, deadline = wb.waiter, wb.deadline
+        tid = split_offset(off)[0]
+        try:
+            while True:
+                ended = await self._wait(ticket, tid, deadline)
+                if ended is not None:
+                    h.file.abandon(off, ticket)
+                    raise FUSEError(ended or errno.EINTR)
+                try:
+                    return h.file.resume(off, size, ticket)
+                except WouldBlock as again:
+                    ticket, deadline = again.waiter, again.deadline
+        except Exception as e:
+            raise fuse_error(e, "read") from None
+
+    @handler
+    async def _other_read(self, fh: int, off: int, size: int) -> bytes:
+        h = self._handle(fh)
         if isinstance(h, GeneratedHandle):
             return h.content[off:off + size]
-        return await self._stream_read(h, size)
-
-    async def _device_read(self, h: DeviceHandle, off: int, size: int) -> bytes:
-        try:
-            return h.file.read(off, size)
-        except WouldBlock as wb:
-            ticket, deadline = wb.waiter, wb.deadline
-        while True:
-            ended = await self._wait(ticket, Watch(tid=split_offset(off)[0], tgid=None), deadline)
-            if ended is not None:
-                h.file.abandon(off, ticket)
-                raise FUSEError(ended or errno.EINTR)
-            try:
-                return h.file.resume(off, size, ticket)
-            except WouldBlock as wb:
-                ticket, deadline = wb.waiter, wb.deadline
+        if isinstance(h, StreamHandle):
+            return await self._stream_read(h, size)
+        raise FUSEError(errno.EBADF)
 
     async def _stream_read(self, h: StreamHandle, size: int) -> bytes:
         """proc/kmsg: whole lines when they fit; waits while there are none."""
@@ -377,7 +397,7 @@ class Operations(pyfuse3.Operations):
             if self._log_event is None:
                 self._log_event = trio.Event()
             event = self._log_event
-            watch = Watch(tid=None, tgid=h.tgid)
+            watch = Watch(None, h.tgid)
             self.watchdog.add(watch)
             try:
                 with watch.scope:
@@ -394,14 +414,21 @@ class Operations(pyfuse3.Operations):
         h.rest = h.rest[len(out):]
         return out
 
-    @handler
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        h = self._handle(fh)
-        if isinstance(h, DeviceHandle):
+        h = self.handles.get(fh)
+        if type(h) is DeviceHandle:  # the per-call path, without a wrapper coroutine
             try:
                 return h.file.write(off, buf)
+            except Exception as e:
+                raise fuse_error(e, "write") from None
             finally:
-                self._notify_polls()
+                if self._polling:
+                    self._notify_polls()
+        return await self._other_write(fh, buf)
+
+    @handler
+    async def _other_write(self, fh: int, buf: bytes) -> int:
+        h = self._handle(fh)
         if isinstance(h, GeneratedHandle) and h.node.write is not None:
             h.node.write(bytes(buf))
             return len(buf)  # a parameter takes the whole write (param_attr_store)

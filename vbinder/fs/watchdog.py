@@ -13,7 +13,6 @@ import errno
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import trio
 
@@ -26,19 +25,27 @@ CPU_SHARE = 0.02
 MAX_INTERVAL = 2.0
 
 
-@dataclass(slots=True, eq=False)
 class Watch:
     """One waiting read: the thread ``tid`` waits, or (``tid`` None) any thread of ``tgid``.
 
-    The watchdog ends the wait by setting ``result`` (an errno, or 0 for end of file) and
-    cancelling ``scope``.
+    The watchdog ends the wait by setting ``result`` (an errno, or 0 for end of file) and calling
+    ``wake`` (a device read's direct wakeup) or else cancelling ``scope`` (made on first use).
     """
 
-    tid: int | None
-    tgid: int | None
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-    result: int | None = None
-    wake: Callable[[], None] | None = None  # a waiter woken directly, instead of through ``scope``
+    __slots__ = ("tid", "tgid", "result", "wake", "_scope")
+
+    def __init__(self, tid: int | None, tgid: int | None, wake: Callable[[], None] | None = None) -> None:
+        self.tid = tid
+        self.tgid = tgid
+        self.result: int | None = None
+        self.wake = wake
+        self._scope: trio.CancelScope | None = None
+
+    @property
+    def scope(self) -> trio.CancelScope:
+        if self._scope is None:
+            self._scope = trio.CancelScope()
+        return self._scope
 
     def end(self, result: int) -> None:
         if self.result is None:
@@ -61,7 +68,12 @@ class Watchdog:
 
     def add(self, watch: Watch) -> None:
         self.watches.add(watch)
-        self._changed.set()
+        self.changed()
+
+    def changed(self) -> None:
+        """A watch was added (directly to ``watches``, on the per-call path): scan while any is left."""
+        if not self._changed.is_set():
+            self._changed.set()
 
     def discard(self, watch: Watch) -> None:
         self.watches.discard(watch)
