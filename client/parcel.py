@@ -103,6 +103,12 @@ DEFAULT_SCHED_BITS: Final = 19
 
 FLAT_OBJECT_SIZE: Final = FLAT_BINDER_OBJECT.size  # 24
 
+# Encoded interface tokens, by (policy, work source, header, descriptor), and what
+# enforce_interface expects, by (header, descriptor): bounded, a process has few interfaces.
+_TOKENS: Final[dict[tuple[int, int, int, str], bytes]] = {}
+_EXPECTED: Final[dict[tuple[int, str], bytes]] = {}
+_TOKENS_MAX: Final = 1024
+
 _DECLARED_LEVELS: Final = frozenset({Stability.VENDOR, Stability.SYSTEM, Stability.VINTF})
 
 
@@ -514,10 +520,18 @@ class Parcel:
 
         The defaults are a native thread's: policy 0, no work source propagated.
         """
-        self.write_uint32((strict_mode_policy | STRICT_MODE_PENALTY_GATHER) & 0xFFFFFFFF)
-        self.write_int32(work_source)
-        self.write_uint32(header)
-        self.write_string16(descriptor)
+        key = (strict_mode_policy, work_source, header, descriptor)
+        raw = _TOKENS.get(key)
+        if raw is None:  # encoded once per interface: a proxy writes the same token on every call
+            token = Parcel()
+            token.write_uint32((strict_mode_policy | STRICT_MODE_PENALTY_GATHER) & 0xFFFFFFFF)
+            token.write_int32(work_source)
+            token.write_uint32(header)
+            token.write_string16(descriptor)
+            raw = token.data()
+            if len(_TOKENS) < _TOKENS_MAX:
+                _TOKENS[key] = raw
+        self._put(raw)
 
     def read_interface_token(self) -> InterfaceToken:
         """The four fields of an interface token, unchecked (policy and header as int32)."""
@@ -531,6 +545,18 @@ class Parcel:
 
         As in libbinder, a wrong header returns false before the descriptor is read.
         """
+        expected = _EXPECTED.get((header, descriptor))
+        if expected is None:  # the header word and the descriptor as a token carries them
+            token = Parcel()
+            token.write_uint32(header & 0xFFFFFFFF)
+            token.write_string16(descriptor)
+            expected = token.data()
+            if len(_EXPECTED) < _TOKENS_MAX:
+                _EXPECTED[(header, descriptor)] = expected
+        start = self._pos + 8  # after the strict-mode policy and the work source
+        if self._buf[start:start + len(expected)] == expected:  # the usual case: one comparison
+            self._pos = start + len(expected)
+            return True
         self.read_int32()  # strict-mode policy
         self.read_int32()  # work source
         if self.read_uint32() != header & 0xFFFFFFFF:
