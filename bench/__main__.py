@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(machine=machine_info(), config=cfg)
     m = results.machine
     print(f"bench: {'quick' if cfg.quick else 'full'} run on {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
-          f"pyfuse3 {m['pyfuse3']}, trio {m['trio']}; budget {cfg.budget:.0f} s", file=sys.stderr)
+          f"pyfuse3 {m['pyfuse3']}, trio {m['trio']}, vbinder {m['vbinder']}; budget {cfg.budget:.0f} s",
+          file=sys.stderr)
     workdir = Path(tempfile.mkdtemp(prefix="vbinder-bench-"))
     sup = Supervisor(workdir)
     progress = Progress(Run.plan_steps(cfg, args.only), enabled=not args.no_progress)

@@ -166,7 +166,7 @@ def render(r: Results) -> str:
     lines.append("")
     lines.append(f"Machine: {m.get('cores')} cores ({m.get('cpu')}), Linux {m.get('kernel')}, "
                  f"Python {m.get('python')}, pyfuse3 {m.get('pyfuse3')}, trio {m.get('trio')}, "
-                 f"jeepney {m.get('jeepney')}, dbus-daemon {m.get('dbus-daemon')}. "
+                 f"jeepney {m.get('jeepney')}, dbus-daemon {m.get('dbus-daemon')}; vbinder: {m.get('vbinder', '?')}. "
                  f"Load average before the run: {m.get('load')}; after: {m.get('load_after', '?')}.")
     lines.append("")
 

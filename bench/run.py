@@ -103,6 +103,13 @@ def _version(module: str) -> str:
         return "not installed"
 
 
+def _vbinder_build() -> str:
+    """Which vbinder the workers run: the compiled hot path (scripts/build_native.py) or pure Python."""
+    from vbinder import native
+
+    return "compiled hot path (mypyc)" if native.active() else "pure Python"
+
+
 def machine_info() -> dict[str, str]:
     cpu = ""
     try:
@@ -127,6 +134,7 @@ def machine_info() -> dict[str, str]:
         "trio": _version("trio"),
         "jeepney": _version("jeepney"),
         "dbus-daemon": dbus,
+        "vbinder": _vbinder_build(),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
 
