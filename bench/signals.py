@@ -38,8 +38,11 @@ SLEEPER = """
 """
 
 CALLER = """
-    import os, sys, time
+    import os, signal, sys, time
     from vbinder_client import *
+    # As in an interactive shell: a run started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ProcessState.init(sys.argv[1])
     s = default_service_manager().get_service("sleeper")
     def nap(ms):
