@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,11 @@ def test_modules_come_from_the_build_exactly_when_it_is_active() -> None:
         assert out[1:] == [str(not active)] * 2
         if env_pure == "1":
             assert not active
+
+
+@pytest.mark.skipif(not os.environ.get("VBINDER_REQUIRE_NATIVE"), reason="VBINDER_REQUIRE_NATIVE (CI) not set")
+def test_the_compiled_build_is_in_use_where_required() -> None:
+    """CI sets VBINDER_REQUIRE_NATIVE: there, a failed build must fail the run, not go pure quietly."""
+    if os.environ.get("VBINDER_PURE", "") not in ("", "0"):
+        pytest.skip("the pure-Python pass")
+    assert native.active(), f"no current compiled build in {native.BUILD_DIR} (see bootstrap's output)"
