@@ -13,7 +13,6 @@ import os
 import resource
 import signal
 import stat
-import struct
 import threading
 from types import FrameType
 from typing import Any, Protocol
@@ -22,7 +21,6 @@ from vbinder import abi, uapi
 
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
 
-WR = struct.Struct("<QQQQQQ")  # uapi.WRITE_READ (its own copy: mypyc cannot type the other's here)
 MAP_SIZE = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
 _FIRST_READ = 16384  # one pread usually fetches the whole reply
 # Where this client places the memory it sends (out of the driver's mapped-area range).
@@ -381,7 +379,7 @@ class VbinderTransport:
                     local.inflight = before
             if f is None:
                 waddr = read_buffer + 0x10000
-                arg = WR.pack(len(write), 0, waddr, read_size, 0, read_buffer)
+                arg = uapi.WRITE_READ.pack(len(write), 0, waddr, read_size, 0, read_buffer)
                 request = abi.encode_request(uapi.BINDER_WRITE_READ, arg, [*data_segments, (waddr, write)])
                 try:
                     self._send(request)
@@ -430,7 +428,7 @@ class VbinderTransport:
     def _result(self, f: abi.Frame, write_len: int, data_segments: list[tuple[int, bytes]]
                 ) -> tuple[int, int, bytes, dict[int, bytes]]:
         local = self._local
-        bwr = WR.unpack(f.arg)
+        bwr = uapi.WRITE_READ.unpack(f.arg)
         if bwr[1] < write_len:
             local.segments = data_segments + local.segments  # commands left unsent still point there
         buffers: dict[int, bytes] = {}
