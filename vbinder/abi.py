@@ -96,6 +96,7 @@ def encode_reply(ret: int, arg: bytes = b"",
 
 def frame_total(header: bytes) -> int:
     """The ``total`` of a request that starts with ``header`` (24 bytes or more; checks the magic)."""
+    total: int
     magic, _cmd, _arg_len, _nseg, total = HEADER.unpack_from(header)  # the first 24 bytes
     if magic != REQUEST_MAGIC:
         raise FrameError("bad magic")
@@ -109,7 +110,12 @@ def _decode(buf: bytes | bytearray | memoryview, header: struct.Struct, magic: b
     total_len = len(buf)
     if total_len < HEADER_SIZE:
         raise FrameError("short frame")
-    got_magic, code, arg_len, nseg, total = header.unpack_from(buf)
+    got_magic: bytes
+    code: int
+    arg_len: int
+    nseg: int
+    total: int
+    got_magic, code, arg_len, nseg, total = header.unpack_from(buf)  # typed: native ints when compiled
     if got_magic != magic:
         raise FrameError("bad magic")
     if total != total_len or total > MAX_FRAME:
@@ -124,6 +130,8 @@ def _decode(buf: bytes | bytearray | memoryview, header: struct.Struct, magic: b
     arg = buf[HEADER_SIZE:HEADER_SIZE + arg_len]
     segments: list[tuple[int, bytes]] = []
     unpack_seg = SEGMENT.unpack_from
+    addr: int
+    n: int
     for _ in range(nseg):
         if pos + 16 > total:
             raise FrameError("segment header runs past the end")

@@ -398,8 +398,9 @@ class Alloc:
     def _insert_free_buffer(self, new_buffer: Buffer) -> None:
         """binder_insert_free_buffer(): into the free tree by size, equal sizes to the right."""
         new_buffer_size = self._buffer_size(new_buffer)
-        self.log.alloc_debug(BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
-                             self.pid, new_buffer_size, new_buffer.user_data)
+        if self.log.alloc_debug_mask & BUFFER_ALLOC:  # (per-call log lines are guarded: no work when off)
+            self.log.alloc_debug(BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
+                                 self.pid, new_buffer_size, new_buffer.user_data)
         parent: Buffer | None = None
         n = self._free.rb_node
         left = False
@@ -425,8 +426,9 @@ class Alloc:
 
     def _update_page_range(self, allocate: bool, start: int, end: int) -> None:
         """binder_update_page_range(): install/take off the lru (allocate) or put on the lru."""
-        self.log.alloc_debug(BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
-                             "allocate" if allocate else "free", start, end)
+        if self.log.alloc_debug_mask & BUFFER_ALLOC:
+            self.log.alloc_debug(BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
+                                 "allocate" if allocate else "free", start, end)
         if end <= start:
             return
         pages = self._pages
@@ -571,8 +573,9 @@ class Alloc:
         if n is None:
             buffer_size = self._buffer_size(buffer)
         start = buffer.user_data
-        log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
-                        self.pid, size, start, buffer_size)
+        if log.alloc_debug_mask & BUFFER_ALLOC:
+            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
+                            self.pid, size, start, buffer_size)
 
         has_page_addr = (start + buffer_size) & PAGE_MASK
         end_page_addr = _page_align(start + size)
@@ -604,8 +607,9 @@ class Alloc:
             out._next._prev = out
         buffer._prev = buffer._next = None
         self._allocated[start] = out
-        log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
-                        self.pid, size, start)
+        if log.alloc_debug_mask & BUFFER_ALLOC:
+            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
+                            self.pid, size, start)
         out.data_size = data_size
         out.offsets_size = offsets_size
         out.async_transaction = is_async
@@ -680,8 +684,9 @@ class Alloc:
             raise AssertionError("BUG_ON(buffer->transaction != NULL)")
         buffer_size = self._buffer_size(buffer)
         size = _align(buffer.data_size) + _align(buffer.offsets_size) + _align(buffer.extra_buffers_size)
-        self.log.alloc_debug(BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
-                             self.pid, buffer.user_data, size, buffer_size)
+        if self.log.alloc_debug_mask & BUFFER_ALLOC:
+            self.log.alloc_debug(BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
+                                 self.pid, buffer.user_data, size, buffer_size)
         if buffer.async_transaction:
             self.free_async_space += buffer_size
             self.log.alloc_debug(BUFFER_ALLOC_ASYNC,

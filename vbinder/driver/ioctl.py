@@ -142,8 +142,9 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
     """binder_ioctl_write_read, up to the read phase."""
     bwr = list(WR.unpack(arg))
     write_size, _wc, write_buffer, read_size, _rc, read_buffer = bwr
-    proc.log.debug(Debug.READ_WRITE, "%d:%d write %d at %016x, read %d at %016x",
-                   proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
+    if proc.log.debug_mask & Debug.READ_WRITE:  # (every per-call log line is guarded: no work when off)
+        proc.log.debug(Debug.READ_WRITE, "%d:%d write %d at %016x, read %d at %016x",
+                       proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
     if write_size > 0:
         ret, bwr[1] = proc.thread_write(thread, write_buffer, write_size, bwr[1], mem)
         if ret < 0:
@@ -156,8 +157,9 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
 
 
 def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[tuple[int, bytes]]) -> Done:
-    proc.log.debug(Debug.READ_WRITE, "%d:%d wrote %d of %d, read return %d of %d", proc.pid, thread.pid,
-                   bwr[1], bwr[0], bwr[4], bwr[3])
+    if proc.log.debug_mask & Debug.READ_WRITE:
+        proc.log.debug(Debug.READ_WRITE, "%d:%d wrote %d of %d, read return %d of %d", proc.pid, thread.pid,
+                       bwr[1], bwr[0], bwr[4], bwr[3])
     return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, 0, WR.pack(*bwr), segments)
 
 

@@ -314,9 +314,10 @@ class Proc:
                 if buf is None:
                     log.user_error("%d:%d BC_FREE_BUFFER u%016x no match", self.pid, thread.pid, data_ptr)
                     continue
-                log.debug(Debug.FREE_BUFFER, "%d:%d BC_FREE_BUFFER u%016x found buffer %d for %s transaction",
-                          self.pid, thread.pid, data_ptr, buf.debug_id,
-                          "active" if buf.transaction is not None else "finished")
+                if log.debug_mask & Debug.FREE_BUFFER:
+                    log.debug(Debug.FREE_BUFFER, "%d:%d BC_FREE_BUFFER u%016x found buffer %d for %s transaction",
+                              self.pid, thread.pid, data_ptr, buf.debug_id,
+                              "active" if buf.transaction is not None else "finished")
                 free_buf(self, thread, buf, False)
             elif cmd in (BC_TRANSACTION_SG, BC_REPLY_SG, BC_TRANSACTION, BC_REPLY):
                 sg = cmd in (BC_TRANSACTION_SG, BC_REPLY_SG)
@@ -510,7 +511,8 @@ class Proc:
                 self.driver.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
                 out += U32.pack(cmd)
                 self.stat_br(thread, cmd)
-                log.debug(Debug.TRANSACTION_COMPLETE, "%d:%d BR_TRANSACTION_COMPLETE", self.pid, thread.pid)
+                if log.debug_mask & Debug.TRANSACTION_COMPLETE:
+                    log.debug(Debug.TRANSACTION_COMPLETE, "%d:%d BR_TRANSACTION_COMPLETE", self.pid, thread.pid)
             elif wt == WorkType.NODE:
                 self._node_work(thread, w.node, out)  # type: ignore[attr-defined]
             elif wt in (WorkType.DEAD_BINDER, WorkType.DEAD_BINDER_AND_CLEAR,
@@ -587,12 +589,13 @@ class Proc:
             trd += uapi.U64.pack(t.security_ctx)
         out += U32.pack(cmd) + trd
         self.stat_br(thread, cmd)
-        self.log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
-                       self.pid, thread.pid,
-                       "BR_TRANSACTION" if cmd == BR_TRANSACTION else
-                       "BR_TRANSACTION_SEC_CTX" if cmd == BR_TRANSACTION_SEC_CTX else "BR_REPLY",
-                       t.debug_id, t_from.proc.pid if t_from else 0, t_from.pid if t_from else 0, cmd,
-                       buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
+        if self.log.debug_mask & Debug.TRANSACTION:
+            self.log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
+                           self.pid, thread.pid,
+                           "BR_TRANSACTION" if cmd == BR_TRANSACTION else
+                           "BR_TRANSACTION_SEC_CTX" if cmd == BR_TRANSACTION_SEC_CTX else "BR_REPLY",
+                           t.debug_id, t_from.proc.pid if t_from else 0, t_from.pid if t_from else 0, cmd,
+                           buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
         buf.allow_user_free = True
         segments.append((buf.user_data, bytes(buf.data)))
         if cmd != BR_REPLY and not (t.flags & TF_ONE_WAY):

@@ -234,8 +234,9 @@ def transaction_buffer_release(proc: Proc, thread: Thread | None, buffer: Buffer
     """binder_transaction_buffer_release: drop what the buffer's objects hold."""
     log = proc.log
     debug_id = buffer.debug_id
-    log.debug(Debug.TRANSACTION, "%d buffer release %d, size %d-%d, failed at %x",
-              proc.pid, buffer.debug_id, buffer.data_size, buffer.offsets_size, off_end_offset)
+    if log.debug_mask & Debug.TRANSACTION:
+        log.debug(Debug.TRANSACTION, "%d buffer release %d, size %d-%d, failed at %x",
+                  proc.pid, buffer.debug_id, buffer.data_size, buffer.offsets_size, off_end_offset)
     if buffer.target_node is not None:
         dec_node(buffer.target_node, True, False)
     off_start = _align8(buffer.data_size)
@@ -611,7 +612,9 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     tcomplete = Work(WorkType.TRANSACTION_COMPLETE)
     d.stats.obj_created[Obj.TRANSACTION_COMPLETE] += 1
     stage = "t"
-    if reply:
+    if not log.debug_mask & Debug.TRANSACTION:
+        pass
+    elif reply:
         assert target_thread is not None
         log.debug(Debug.TRANSACTION, "%d:%d BC_REPLY %d -> %d:%d, data %016x-%016x size %d-%d-%d",
                   proc.pid, thread.pid, t.debug_id, target_proc.pid, target_thread.pid,
