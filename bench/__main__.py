@@ -1,7 +1,7 @@
 """``python -m bench [--quick] [--output FILE] [--only SECTIONS] [--keep]``: run the benchmarks.
 
 Prints the machine and a markdown report on stdout (the progress bar goes to stderr) and writes the
-report to ``bench/results.md`` (a full run) or ``--output``. ``BENCH_QUICK=1`` is ``--quick``.
+report to ``bench/results.md`` (a full run of every section) or ``--output``. ``BENCH_QUICK=1`` is ``--quick``.
 Everything it starts is stopped and unmounted at the end, also on Ctrl-C, SIGTERM or a failure.
 """
 
@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
                    help="small counts: a smoke run of about a minute (also BENCH_QUICK=1)")
     p.add_argument("--output", "-o", metavar="FILE",
-                   help="write the report here (default: bench/results.md for a full run, nothing for --quick)")
+                   help="write the report here (default: bench/results.md for a full run of every section, "
+                        "nothing for --quick or --only)")
     p.add_argument("--only", type=_sections, metavar="SECTIONS", default=set(SECTIONS),
                    help=f"comma-separated subset of: {','.join(SECTIONS)}")
     p.add_argument("--budget", type=float, metavar="SECONDS", help="time limit of the whole run")
@@ -83,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     results.machine["load_after"] = _loadavg()
     text = render(results)
     print(text)
-    out = args.output or (None if cfg.quick or results.interrupted else str(REPO / "bench" / "results.md"))
+    # Only a whole full run replaces bench/results.md: a partial one would blank the other sections.
+    whole = not cfg.quick and not results.interrupted and args.only == set(SECTIONS)
+    out = args.output or (str(REPO / "bench" / "results.md") if whole else None)
     if out:
         Path(out).write_text(text)
         print(f"bench: report written to {out}", file=sys.stderr)
