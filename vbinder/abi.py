@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass, field
 from typing import Final
 
 from . import uapi
@@ -59,13 +58,25 @@ def split_offset(offset: int) -> tuple[int, int]:
     return offset >> KEY_SHIFT, offset & POS_MASK
 
 
-@dataclass(slots=True)
 class Frame:
-    """A decoded request (``code`` is the ioctl number) or reply (``code`` is the return value)."""
+    """A decoded request (``code`` is the ioctl number) or reply (``code`` is the return value).
 
-    code: int
-    arg: bytes
-    segments: list[tuple[int, bytes]] = field(default_factory=list)
+    A plain class (made for every frame): a compiled dataclass would keep an interpreted __init__.
+    """
+
+    __slots__ = ("code", "arg", "segments")
+
+    def __init__(self, code: int, arg: bytes, segments: list[tuple[int, bytes]] | None = None) -> None:
+        self.code = code
+        self.arg = arg
+        self.segments: list[tuple[int, bytes]] = segments if segments is not None else []
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Frame) and self.code == other.code and self.arg == other.arg
+                and self.segments == other.segments)
+
+    def __repr__(self) -> str:
+        return f"Frame(code={self.code}, arg={self.arg!r}, segments={self.segments!r})"
 
 
 _PAD = tuple(b"\0" * ((8 - n) % 8) for n in range(8))  # padding after n % 8 bytes

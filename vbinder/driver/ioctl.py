@@ -8,7 +8,6 @@ maybe several times, until it produces its result (DESIGN.md, "Phases").
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
 
 from .. import abi, uapi
 from ..abi import UserMemory
@@ -27,40 +26,52 @@ _VM_FLAGS_AFTER_MMAP = 0x18020051
 _PAGEP = 0x8000000000000025
 
 
-@dataclass(slots=True)
+# The ioctl outcomes are plain classes, not dataclasses: a compiled dataclass keeps the
+# interpreted __init__ that the dataclasses module generates, and these are made on every call.
+
+
 class Done:
     """A finished ioctl: its return value, the argument copied back, the writes to user memory."""
 
-    ret: int
-    arg: bytes = b""
-    segments: list[tuple[int, bytes]] = field(default_factory=list)
+    __slots__ = ("ret", "arg", "segments")
+
+    def __init__(self, ret: int, arg: bytes = b"", segments: list[tuple[int, bytes]] | None = None) -> None:
+        self.ret = ret
+        self.arg = arg
+        self.segments: list[tuple[int, bytes]] = segments if segments is not None else []
 
 
-@dataclass(slots=True)
 class Pending:
     """The read phase of a BINDER_WRITE_READ, still to run."""
 
-    thread: Thread
-    bwr: list[int]  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
+    __slots__ = ("thread", "bwr")
+
+    def __init__(self, thread: Thread, bwr: list[int]) -> None:
+        self.thread = thread
+        self.bwr = bwr  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
 
 
-@dataclass(slots=True)
 class FreezePending:
     """BINDER_FREEZE waiting for the frozen procs' transactions to drain (until ``deadline``)."""
 
-    thread: Thread
-    procs: list[Proc]
-    deadline: float
+    __slots__ = ("thread", "procs", "deadline")
+
+    def __init__(self, thread: Thread, procs: list[Proc], deadline: float) -> None:
+        self.thread = thread
+        self.procs = procs
+        self.deadline = deadline
 
 
-@dataclass(slots=True)
 class Held:
     """An ioctl that arrived while stop_on_user_error held calls: it runs when the hold ends."""
 
-    tid: int
-    cmd: int
-    arg: bytes
-    mem: UserMemory
+    __slots__ = ("tid", "cmd", "arg", "mem")
+
+    def __init__(self, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> None:
+        self.tid = tid
+        self.cmd = cmd
+        self.arg = arg
+        self.mem = mem
 
 
 def held(proc: Proc) -> bool:
