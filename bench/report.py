@@ -234,8 +234,11 @@ def render(r: Results) -> str:
     lines.append("")
 
     lines += ["## Aggregate sync calls (0 B), debug_mask 0", "",
-              f"N client processes calling for {cfg.agg_seconds:g} s; with several servers, client i calls "
-              "server i mod S. p50/p99 over all calls; CPU: the daemon's per call.", ""]
+              f"N client processes calling for {cfg.agg_seconds:g} s, in {cfg.agg_rounds} rounds of "
+              f"{cfg.agg_seconds / cfg.agg_rounds:g} s that take the client counts in a rotated order (so "
+              "that the machine's load changes hit them alike); with several servers, client i calls "
+              "server i mod S. Calls/s and CPU (the daemon's per call): the median over the rounds; "
+              "p50/p99 over all calls.", ""]
     header = ["clients"]
     server_keys = sorted(r.aggregate)
     for s in server_keys:

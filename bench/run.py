@@ -51,7 +51,8 @@ class Config:
     oneway_window: int = 400  # calls ahead of the server, at most (keeps within its async space)
     clients: tuple[int, ...] = (1, 2, 4, 8, 16, 64)
     servers: int = 4  # "several servers"
-    agg_seconds: float = 4.0
+    agg_seconds: float = 4.0  # per point, in agg_rounds windows
+    agg_rounds: int = 4
     growth: tuple[int, ...] = (1, 10, 100, 1000)
     growth_calls: int = 1500
     mem_procs: int = 1000
@@ -65,7 +66,8 @@ class Config:
     @classmethod
     def make_quick(cls) -> Config:
         return cls(quick=True, calls_small=150, calls_64k=80, calls_big=8, reps=3, oneway_calls=1000,
-                   clients=(1, 4, 16), servers=2, agg_seconds=1.0, growth=(1, 10, 100), growth_calls=200,
+                   clients=(1, 4, 16), servers=2, agg_seconds=1.0, agg_rounds=2, growth=(1, 10, 100),
+                   growth_calls=200,
                    mem_procs=200, idle_threads=200, loopers=100, idle_cpu_seconds=1.0, budget=150.0)
 
     def calls(self, size: int) -> tuple[int, int, int]:
@@ -218,7 +220,7 @@ class Run:
         if sections & {"vbinder", "verbose"}:
             n += 1  # oneway calls
         if "aggregate" in sections:
-            n += 1 + 2 * len(cfg.clients)
+            n += 1 + 2 * len(cfg.clients) * cfg.agg_rounds
         if "growth" in sections:
             n += 4 * (len(cfg.growth) + 1) + 1
         if "verbose" in sections:
@@ -501,19 +503,34 @@ class Run:
         self.step(f"aggregate: start {max(cfg.clients)} clients", spawn)
         try:
             for servers in (1, cfg.servers):
-                for n in cfg.clients:
-                    if n > len(clients):
-                        self.progress.step()
-                        continue
-                    label = f"aggregate: {_plural(n, 'client')}, {_plural(servers, 'server')}"
-                    self.step(label, partial(self._aggregate_one, clients[:n], servers))
+                # Rounds of short windows, the client counts in a rotated order in each: a change
+                # of the machine's speed during the section hits every count alike (the targets
+                # compare 16 clients with 1).
+                rounds: dict[int, list[tuple[list[int], float, float]]] = {n: [] for n in cfg.clients}
+                counts = list(cfg.clients)
+                for r in range(cfg.agg_rounds):
+                    for n in counts[r % len(counts):] + counts[:r % len(counts)]:
+                        if n > len(clients):
+                            self.progress.step()
+                            continue
+                        label = f"aggregate: {_plural(n, 'client')}, {_plural(servers, 'server')}, round {r + 1}"
+                        got = self.step(label, partial(self._aggregate_once, clients[:n], servers))
+                        if got is not None:
+                            rounds[n].append(got)
+                for n, measured in rounds.items():
+                    if measured:
+                        stats: dict[str, float] = latency([s for samples, _c, _u in measured for s in samples])
+                        stats["cps"] = median([cps for _s, cps, _u in measured])
+                        stats["cpu_us"] = median([cpu for _s, _c, cpu in measured])
+                        self.results.aggregate.setdefault(servers, {})[n] = stats
         finally:
             self.sup.stop(*extra)
             procs["client0"].request("use", 10, target=0)
 
-    def _aggregate_one(self, clients: list[Worker], servers: int) -> None:
+    def _aggregate_once(self, clients: list[Worker], servers: int) -> tuple[list[int], float, float]:
+        """One window: (latency samples, calls/s, the daemon's CPU µs per call)."""
         assert self.daemon is not None
-        duration = self.cfg.agg_seconds
+        duration = self.cfg.agg_seconds / self.cfg.agg_rounds
         settle(self.daemon.pid)
         for i, w in enumerate(clients):
             w.request("use", 30, target=i % servers)
@@ -531,10 +548,7 @@ class Run:
         samples: list[int] = []
         for w in clients:
             samples += w.recv(self.budget.timeout(duration + 60))["samples"]
-        stats: dict[str, float] = latency(samples)
-        stats["cps"] = len(samples) / duration
-        stats["cpu_us"] = cpu_seconds(c1 - c0) * 1e6 / max(1, len(samples))
-        self.results.aggregate.setdefault(servers, {})[len(clients)] = stats
+        return samples, len(samples) / duration, cpu_seconds(c1 - c0) * 1e6 / max(1, len(samples))
 
     def resources(self) -> None:
         """Memory per process and per thread, idle CPU: on a fresh daemon, whose heap has no room
