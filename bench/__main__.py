@@ -46,6 +46,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def report_path(args: argparse.Namespace, quick: bool, interrupted: bool) -> str | None:
+    """Where the report goes: ``--output``, else bench/results.md for a whole full run only (a
+    partial one would blank the other sections of the file)."""
+    if args.output:
+        return str(args.output)
+    whole = not quick and not interrupted and args.only == set(SECTIONS)
+    return str(REPO / "bench" / "results.md") if whole else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cfg = Config.make_quick() if args.quick else Config()
@@ -84,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     results.machine["load_after"] = _loadavg()
     text = render(results)
     print(text)
-    # Only a whole full run replaces bench/results.md: a partial one would blank the other sections.
-    whole = not cfg.quick and not results.interrupted and args.only == set(SECTIONS)
-    out = args.output or (str(REPO / "bench" / "results.md") if whole else None)
+    out = report_path(args, cfg.quick, results.interrupted)
     if out:
         Path(out).write_text(text)
         print(f"bench: report written to {out}", file=sys.stderr)

@@ -519,10 +519,7 @@ class Run:
                             rounds[n].append(got)
                 for n, measured in rounds.items():
                     if measured:
-                        stats: dict[str, float] = latency([s for samples, _c, _u in measured for s in samples])
-                        stats["cps"] = median([cps for _s, cps, _u in measured])
-                        stats["cpu_us"] = median([cpu for _s, _c, cpu in measured])
-                        self.results.aggregate.setdefault(servers, {})[n] = stats
+                        self.results.aggregate.setdefault(servers, {})[n] = combine_rounds(measured)
         finally:
             self.sup.stop(*extra)
             procs["client0"].request("use", 10, target=0)
@@ -759,6 +756,15 @@ class Run:
         self.sweep([t])
         self.step("verbose: oneway calls", partial(self.oneway, [t]))
         return procs
+
+
+def combine_rounds(rounds: list[tuple[list[int], float, float]]) -> dict[str, float]:
+    """One aggregate point from its rounds of (latency samples in ns, calls/s, CPU µs per call):
+    latency over every call, calls/s and CPU per call the medians over the rounds."""
+    stats = latency([s for samples, _cps, _cpu in rounds for s in samples])
+    stats["cps"] = median([cps for _s, cps, _cpu in rounds])
+    stats["cpu_us"] = median([cpu for _s, _cps, cpu in rounds])
+    return stats
 
 
 def settle(pid: int, timeout: float = 10.0) -> None:
