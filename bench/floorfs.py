@@ -1,9 +1,9 @@
 """The floor: the smallest pyfuse3 file system that carries a request and a reply between processes.
 
 One file, ``pp``, opened with vbinder's settings (``direct_io``, no page cache, seekable, so that
-``pread``/``pwrite`` carry an offset), served by ``pyfuse3.main`` with vbinder's task limit and
-mount options (fsname ``vbinder-floor``, so that clients looking for a vbinder mount never pick
-it). As in vbinder's device ABI, the offset names a channel (``channel << 40``) plus a position:
+``pread``/``pwrite`` carry an offset), served by ``pyfuse3.main`` with vbinder's task limits,
+priority and mount options (fsname ``vbinder-floor``, so that clients looking for a vbinder mount
+never pick it). As in vbinder's device ABI, the offset names a channel (``channel << 40``) plus a position:
 
 - a ``pwrite`` at position 0 starts a message, later chunks (the kernel splits large writes)
   append to it; a message is complete when its first 8 bytes (its total length) are in;
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import pyfuse3
 import trio
 
-from vbinder.fs.daemon import MAX_TASKS, MIN_TASKS  # the same task settings as vbinder's daemon
+from vbinder.fs.daemon import MAX_TASKS, MIN_TASKS, raise_priority  # the same settings as vbinder's daemon
 
 log = logging.getLogger("bench.floorfs")
 
@@ -160,6 +160,7 @@ def mount_options() -> set[str]:
 
 def serve(mountpoint: str) -> None:
     """Mount at ``mountpoint`` and serve until SIGINT/SIGTERM/SIGHUP, then unmount."""
+    raise_priority()  # vbinder's daemon's priority too
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     ops = FloorOperations()
     pyfuse3.init(ops, mountpoint, mount_options())

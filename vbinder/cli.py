@@ -61,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
                         "in /etc/fuse.conf)")
     m.add_argument("--verbose", "-v", action="store_true",
                    help="copy the driver's log lines (proc/kmsg) to the daemon's log")
+    m.add_argument("--nice", type=int, metavar="N",
+                   help="the daemon's nice value, taken when it is a higher priority and allowed "
+                        "(root); default -10: the daemon serves every client, as the kernel would")
     m.add_argument("--log-file", metavar="FILE",
                    help="the daemon's log (default: stderr; nowhere once detached)")
 
@@ -151,7 +154,7 @@ def _mount(args: argparse.Namespace) -> int:
     if args.foreground:
         _setup_logging(args)
         daemon.serve(mountpoint, args.devices, args.debug_mask, args.allow_other, args.verbose,
-                     ready=lambda: log.info("ready: %s (Ctrl-C to unmount)", mountpoint))
+                     ready=lambda: log.info("ready: %s (Ctrl-C to unmount)", mountpoint), nice=args.nice)
         return 0
     return _detach(args, mountpoint)
 
@@ -218,7 +221,7 @@ def _daemon_child(args: argparse.Namespace, mountpoint: str, w: int) -> int:
         from .fs import daemon
 
         daemon.serve(mountpoint, args.devices, args.debug_mask, args.allow_other, args.verbose,
-                     ready=ready)
+                     ready=ready, nice=args.nice)
         return 0
     except MountError as e:
         tell(f"error: {e}\n")

@@ -99,6 +99,37 @@ def test_only_given_devices(tmp_path: Path) -> None:
         d.stop()
 
 
+def _thread_nices(pid: int) -> set[int]:
+    """The nice value of every thread of ``pid`` (field 19 of /proc/PID/task/TID/stat)."""
+    nices = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        stat_line = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        nices.add(int(stat_line.rsplit(")", 1)[1].split()[16]))
+    return nices
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="raising a priority needs root (CAP_SYS_NICE)")
+def test_daemon_runs_ahead_of_its_clients(vbinder_daemon: Daemon) -> None:
+    from vbinder.fs.daemon import NICE
+
+    assert os.getpriority(os.PRIO_PROCESS, 0) > NICE  # the test itself runs at a lower priority
+    assert _thread_nices(vbinder_daemon.pid) == {NICE}  # every thread, pyfuse3's and trio's too
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="raising a priority needs root (CAP_SYS_NICE)")
+def test_nice_option(tmp_path: Path) -> None:
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    for value, expected in ((mine - 3, mine - 3), (mine + 3, mine)):  # only ever raised
+        mnt = tmp_path / f"m{value}"
+        mnt.mkdir()
+        d = Daemon(mnt, tmp_path / f"log{value}",
+                   [sys.executable, "-m", "vbinder", "mount", str(mnt), "--foreground", "--nice", str(value)])
+        try:
+            assert _thread_nices(d.pid) == {expected}
+        finally:
+            d.stop()
+
+
 # -- device files -----------------------------------------------------------------------------------
 
 

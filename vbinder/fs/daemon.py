@@ -33,6 +33,20 @@ DEBUGFS = "sys/kernel/debug/binder"
 SHUTDOWN_GRACE = 5.0
 DETACH_CHECK = 0.5  # seconds between checks that the mount is still attached
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The daemon's nice value when it may raise its priority (root: CAP_SYS_NICE). It stands in for
+# the kernel, whose binder work runs in its callers' own time slices; at their priority, a busy
+# set of clients takes the CPU from the one process that serves them all (docs/decisions.md).
+NICE = -10
+
+
+def raise_priority(nice: int = NICE) -> None:
+    """Give this thread, and the threads it starts later, the nice value ``nice`` if that is a
+    higher priority than it has and it is allowed; otherwise leave it."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) > nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except OSError as e:
+        log.debug("priority left as it is: %s", e)
 
 
 def make_driver(devices: list[str], debug_mask: int, host: Host) -> Any:
@@ -78,11 +92,14 @@ def mount_options(allow_other: bool) -> set[str]:
 
 
 def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: bool = False,
-          verbose: bool = False, ready: Callable[[], None] | None = None) -> None:
+          verbose: bool = False, ready: Callable[[], None] | None = None, nice: int | None = None) -> None:
     """Mount at ``mountpoint`` and serve until unmounted or signalled.
 
     ``ready`` is called once the mount answers requests. Raises MountError when mounting fails.
+    ``nice``: the priority to take if allowed (:func:`raise_priority`; None: :data:`NICE`), before
+    any thread starts.
     """
+    raise_priority(NICE if nice is None else nice)
     host = Host()
     driver = driver_factory(devices, debug_mask, host)
     if verbose:
