@@ -277,7 +277,7 @@ class IPCThreadState:
             off_start = (data_size + 7) & ~7
             parcel = Parcel.from_buffer(raw[:data_size], raw[off_start:off_start + offsets_size])
             if offsets_size:
-                self.process.adopt(parcel)
+                self.process.adopt(parcel, self.out)  # new proxies' refs first, then the free
             self.out += _U32.pack(uapi.BC_FREE_BUFFER) + uapi.U64.pack(data_ptr)
         return parcel
 

@@ -72,15 +72,26 @@ class ProcessState:
         """Handle 0: the context manager (the service manager)."""
         return self.proxy_for_handle(0)
 
-    def proxy_for_handle(self, handle: int) -> BpBinder:
-        """The proxy for ``handle`` (one per handle while it lives; takes a strong ref)."""
+    def proxy_for_handle(self, handle: int, out: bytearray | None = None) -> BpBinder:
+        """The proxy for ``handle`` (one per handle while it lives; takes a strong ref).
+
+        A new proxy's BC_INCREFS and BC_ACQUIRE go to ``out`` when given: the queue of the thread
+        that read the handle from a received buffer, where they precede that buffer's
+        BC_FREE_BUFFER (as libbinder's incStrongHandle writes to the calling thread's mOut).
+        Queued for any thread's next write instead, another thread could send them after the
+        free, and the driver would drop the ref the buffer held, and the handle with it.
+        """
         with self._lock:
             proxy = self._proxies.get(handle)
             if proxy is None:
                 proxy = BpBinder(self, handle)
                 self._proxies[handle] = proxy
-                self.pending.append(uapi.U32.pack(uapi.BC_INCREFS) + uapi.U32.pack(handle))
-                self.pending.append(uapi.U32.pack(uapi.BC_ACQUIRE) + uapi.U32.pack(handle))
+                refs = uapi.U32.pack(uapi.BC_INCREFS) + uapi.U32.pack(handle) + \
+                    uapi.U32.pack(uapi.BC_ACQUIRE) + uapi.U32.pack(handle)
+                if out is not None:
+                    out += refs
+                else:
+                    self.pending.append(refs)
             return proxy
 
     def proxy_gone(self, handle: int) -> None:
@@ -110,16 +121,18 @@ class ProcessState:
             if entry[1] <= 0 and entry[2] <= 0:
                 del self._locals[cookie]
 
-    def resolve(self, obj: FlatBinderObject, stability: int) -> BBinder | BpBinder | None:
-        """Parcel.binder_resolver: a flat object as a Python binder."""
+    def resolve(self, obj: FlatBinderObject, stability: int, out: bytearray | None = None
+                ) -> BBinder | BpBinder | None:
+        """Parcel.binder_resolver: a flat object as a Python binder (``out``: see proxy_for_handle)."""
         if obj.type in (uapi.BINDER_TYPE_HANDLE, uapi.BINDER_TYPE_WEAK_HANDLE):
-            return self.proxy_for_handle(obj.value)
+            return self.proxy_for_handle(obj.value, out)
         if obj.type in (uapi.BINDER_TYPE_BINDER, uapi.BINDER_TYPE_WEAK_BINDER):
             return self.local(obj.cookie) if obj.value else None
         return None
 
-    def adopt(self, parcel: Parcel) -> None:
-        """Resolve a received parcel's objects now, before its buffer is freed."""
+    def adopt(self, parcel: Parcel, out: bytearray | None = None) -> None:
+        """Resolve a received parcel's objects now, before its buffer is freed; the refs of new
+        proxies go to ``out``, the receiving thread's queue, ahead of the free."""
         parcel.binder_resolver = self.resolve
         keep = []
         for off in parcel.objects():
@@ -129,7 +142,7 @@ class ProcessState:
             except Exception:  # noqa: BLE001 - a garbled object: the reader will say so later
                 continue
         parcel.set_data_position(0)
-        parcel.keepalive = [self.resolve(o, 0) for o in keep]
+        parcel.keepalive = [self.resolve(o, 0, out) for o in keep]
 
     def track_death(self, proxy: BpBinder) -> None:
         with self._lock:

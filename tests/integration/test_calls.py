@@ -244,3 +244,32 @@ def test_malformed_frame_is_einval_and_daemon_unharmed(vbinder_mount: Path) -> N
         assert f.code == 0 and uapi.VERSION.unpack(f.arg) == (8,)
     finally:
         os.close(fd)
+
+
+def test_refs_of_a_received_handle_precede_the_free_of_its_buffer(vbinder_mount: Path) -> None:
+    """A handle read from a received buffer is kept alive by that buffer until BC_FREE_BUFFER; the
+    new proxy's BC_INCREFS/BC_ACQUIRE must reach the driver first. They go in the receiving
+    thread's own queue, ahead of the free: queued for the whole process, another thread (a looper
+    just spawned, say) could take them and send them after the free, and the driver would delete
+    the ref and fail the next call on the handle (BR_FAILED_REPLY, seen in the conformance run)."""
+    r = run("""
+        import struct, sys
+        from vbinder import uapi
+        from vbinder_client import IPCThreadState, ProcessState
+        ps = ProcessState.init(sys.argv[1])
+        st = IPCThreadState.self()
+        data = uapi.FLAT_BINDER_OBJECT.pack(uapi.BINDER_TYPE_HANDLE, 0, 7, 0) + struct.pack("<i", 0b001100)
+        offsets = struct.pack("<Q", 0)
+        ptr = 0x7000_0000_1000  # as the driver delivers it: the data, padded to 8, then the offsets
+        st.buffers[ptr] = data + bytes(4) + offsets
+        tr = (0, 0, 1, 0, 0, 0, len(data), len(offsets), ptr, ptr + len(data) + 4)
+        parcel = st._parcel(tr)
+        proxy = parcel.read_strong_binder()
+        print(bytes(st.out).hex(), len(ps.pending), proxy.handle)
+    """, str(vbinder_mount / "dev" / "binder"))
+    assert r.returncode == 0, r.stderr
+    out, pending, handle = r.stdout.split()
+    u32, u64 = uapi.U32.pack, uapi.U64.pack
+    assert bytes.fromhex(out) == (u32(uapi.BC_INCREFS) + u32(7) + u32(uapi.BC_ACQUIRE) + u32(7)
+                                  + u32(uapi.BC_FREE_BUFFER) + u64(0x7000_0000_1000))
+    assert (pending, handle) == ("0", "7")  # nothing left for another thread to send late
