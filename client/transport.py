@@ -51,19 +51,19 @@ class SignalGuard:
     just after a ``pwrite`` or ``pread`` returned would drop what it did (a request sent, then
     sent again; a reply read, then lost). While the guard is held (``with signal_guard:``, by
     IPCThreadState around each exchange and its bookkeeping), SIGINT's handler only records the
-    signal, and the recorded signal is handled when the outermost guard is released; except inside
-    :meth:`interruptible`, around the one ``pread`` that waits for the driver, where an interrupt
-    loses nothing (the read phase stays in flight: see ``VbinderTransport.resume``). So Ctrl-C
-    still ends a blocked call at once. Other threads, and a SIGINT that is ignored or left to
-    its default action, are not affected. Other signals whose Python handlers raise are not
-    guarded (a SystemExit from a SIGTERM handler is expected to end the process).
+    signal, and the recorded signal is handled when the outermost guard is released, or as soon
+    as the one ``pread`` that waits for the driver ends (``VbinderTransport._guarded_pread``: the
+    daemon ends that wait with EINTR when it sees the signal, and the read phase stays in flight:
+    see ``VbinderTransport.resume``). So Ctrl-C still ends a blocked call at once. Other threads,
+    and a SIGINT that is ignored or left to its default action, are not affected. Other signals
+    whose Python handlers raise are not guarded (a SystemExit from a SIGTERM handler is expected
+    to end the process).
     """
 
     def __init__(self) -> None:
         self._depth = 0
         self._saved: Any = None  # the handler we stand in for (None: not guarding)
         self._pending: list[int] = []
-        self._interruptible = False
         self._immediate = False  # the next read phase is known to return at once
 
     @property
@@ -108,11 +108,7 @@ class SignalGuard:
             handler(signum, None)  # typically raises KeyboardInterrupt: the exchange is complete
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self._interruptible:
-            self._interruptible = False
-            self._saved(signum, frame)
-        else:
-            self._pending.append(signum)
+        self._pending.append(signum)
 
     def deliver_pending(self) -> None:
         """Hand a recorded SIGINT to its handler now (typically: raise KeyboardInterrupt)."""
@@ -120,30 +116,10 @@ class SignalGuard:
             handler = self._saved
             handler(self._pending.pop(), None)
 
-    def interruptible(self) -> _Interruptible:
-        """The section where SIGINT's handler runs at once (a wait that loses nothing if interrupted)."""
-        return _Interruptible(self)
-
     def released(self) -> _Released:
         """A section where the guard is let go (the user's code: a service's method, a death
         recipient), and taken again after it."""
         return _Released(self)
-
-
-class _Interruptible:
-    __slots__ = ("guard",)
-
-    def __init__(self, guard: SignalGuard) -> None:
-        self.guard = guard
-
-    def __enter__(self) -> None:
-        self.guard._interruptible = True
-        if self.guard._pending:  # a Ctrl-C came before the wait: do not start it
-            self.guard._interruptible = False
-            self.guard._saved(self.guard._pending.pop(), None)
-
-    def __exit__(self, *exc: object) -> None:
-        self.guard._interruptible = False
 
 
 class _Immediate:
@@ -299,10 +275,8 @@ class VbinderTransport:
     def _receive(self, wait: bool = False) -> abi.Frame:
         """pread the whole reply of this thread's request (of the read-only fast path, if none).
 
-        With ``wait`` (a read phase that may wait) under :data:`signal_guard`, the first pread
-        takes only the header, inside the guard's interruptible section: it never returns the
-        last byte of a BINDER_WRITE_READ reply, so a Ctrl-C that ends it, even just after it
-        returned, loses nothing (the reply stays readable, or the read phase in flight).
+        With ``wait`` (a read phase that may wait) in the main thread under :data:`signal_guard`,
+        the pread is :meth:`_guarded_pread`, which a Ctrl-C ends without losing the reply.
         """
         fd = self.fd
         key = self._key()

@@ -612,18 +612,17 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     tcomplete = Work(WorkType.TRANSACTION_COMPLETE)
     d.stats.obj_created[Obj.TRANSACTION_COMPLETE] += 1
     stage = "t"
-    if not log.debug_mask & Debug.TRANSACTION:
-        pass
-    elif reply:
-        assert target_thread is not None
-        log.debug(Debug.TRANSACTION, "%d:%d BC_REPLY %d -> %d:%d, data %016x-%016x size %d-%d-%d",
-                  proc.pid, thread.pid, t.debug_id, target_proc.pid, target_thread.pid,
-                  data_ptr, offsets_ptr, data_size, offsets_size, extra_buffers_size)
-    else:
-        assert target_node is not None
-        log.debug(Debug.TRANSACTION, "%d:%d BC_TRANSACTION %d -> %d - node %d, data %016x-%016x size %d-%d-%d",
-                  proc.pid, thread.pid, t.debug_id, target_proc.pid, target_node.debug_id,
-                  data_ptr, offsets_ptr, data_size, offsets_size, extra_buffers_size)
+    if log.debug_mask & Debug.TRANSACTION:
+        if reply:
+            assert target_thread is not None
+            log.debug(Debug.TRANSACTION, "%d:%d BC_REPLY %d -> %d:%d, data %016x-%016x size %d-%d-%d",
+                      proc.pid, thread.pid, t.debug_id, target_proc.pid, target_thread.pid,
+                      data_ptr, offsets_ptr, data_size, offsets_size, extra_buffers_size)
+        else:
+            assert target_node is not None
+            log.debug(Debug.TRANSACTION, "%d:%d BC_TRANSACTION %d -> %d - node %d, data %016x-%016x "
+                      "size %d-%d-%d", proc.pid, thread.pid, t.debug_id, target_proc.pid, target_node.debug_id,
+                      data_ptr, offsets_ptr, data_size, offsets_size, extra_buffers_size)
     t.from_ = thread if not reply and not (flags & TF_ONE_WAY) else None
     t.sender_euid = proc.euid
     t.to_proc = target_proc

@@ -178,9 +178,7 @@ class Operations(pyfuse3.Operations):
 
         ticket.wake_cb = wake
         watch = Watch(tid, None, wake)
-        watches = self.watchdog.watches
-        watches.add(watch)
-        self.watchdog.changed()
+        self.watchdog.add(watch)
         try:
             if deadline is None:
                 await trio.lowlevel.wait_task_rescheduled(abort)
@@ -188,7 +186,7 @@ class Operations(pyfuse3.Operations):
                 with trio.move_on_at(trio.current_time() + deadline - self.driver.log.clock()):
                     await trio.lowlevel.wait_task_rescheduled(abort)
         finally:
-            watches.discard(watch)
+            self.watchdog.discard(watch)
             ticket.wake_cb = None
         return watch.result
 
@@ -352,8 +350,7 @@ class Operations(pyfuse3.Operations):
             except Exception as e:
                 raise fuse_error(e, "read") from None
             finally:
-                if self._polling:
-                    self._notify_polls()
+                self._notify_polls()
         return await self._other_read(fh, off, size)
 
     async def _device_wait(self, h: DeviceHandle, off: int, size: int, wb: WouldBlock) -> bytes:
@@ -422,8 +419,7 @@ class Operations(pyfuse3.Operations):
             except Exception as e:
                 raise fuse_error(e, "write") from None
             finally:
-                if self._polling:
-                    self._notify_polls()
+                self._notify_polls()
         return await self._other_write(fh, buf)
 
     @handler

@@ -67,11 +67,8 @@ class Watchdog:
         self.scans = 0
 
     def add(self, watch: Watch) -> None:
+        """Watch a waiting read (on the per-call path: no work when the scan is already due)."""
         self.watches.add(watch)
-        self.changed()
-
-    def changed(self) -> None:
-        """A watch was added (directly to ``watches``, on the per-call path): scan while any is left."""
         if not self._changed.is_set():
             self._changed.set()
 
