@@ -303,14 +303,18 @@ class VbinderTransport:
         if buf is None:
             buf = self._local.rbuf = ctypes.create_string_buffer(_FIRST_READ)
         while True:
-            signal_guard.deliver_pending()  # a Ctrl-C that came before the wait: do not start it
+            # Run the Python handlers of the signals that came since the last check, then hand a
+            # recorded Ctrl-C on: one that came before the wait must not start it. The check must
+            # be explicit: compiled code passes no eval-loop check between bytecodes, and a SIGINT
+            # caught by the C handler but not yet run is no longer pending for the daemon to see.
+            _check_signals()
+            signal_guard.deliver_pending()
             n = _libc_pread(fd, buf, _FIRST_READ, key)
             if n >= 0:
                 return ctypes.string_at(buf, n)
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
-            _check_signals()  # run the Python handlers of the signals that ended the wait, now
 
     def _exchange(self, request: bytes | None) -> abi.Frame:
         """pwrite ``request`` (None: the read-only fast path) and pread its whole reply."""
