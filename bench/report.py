@@ -152,6 +152,36 @@ def targets(r: Results) -> list[Target]:
     return out
 
 
+def bound(r: Results) -> list[str]:
+    """What the two latency targets leave for vbinder's own work, from the five-request floor."""
+    p50 = {k: r.rtt.get(k, {}).get(0, {}).get("p50") for k in ("floor", "floor5", "dbus", "vbinder")}
+    floor, floor5, dbus, vb = (p50[k] for k in ("floor", "floor5", "dbus", "vbinder"))
+    if not (_ok(floor) and _ok(floor5) and _ok(vb)):
+        return ["not measured (needs the floor, its five-request variant and vbinder)"]
+    assert floor is not None and floor5 is not None and vb is not None
+    own = vb - floor5
+    cpu = {k: r.rtt.get(k, {}).get(0, {}).get("cpu_us") for k in ("floor5", "vbinder")}
+    out = [f"With vbinder's five FUSE requests per call and no work in them, the floor's file system "
+           f"takes {us(floor5)} µs, {ratio(floor5 / floor)} × its four-request round trip. "
+           f"vbinder's own work (the driver core, the adapter, the client library on both ends) "
+           f"adds {us(own)} µs to that"
+           + (f"; its daemon spends {us(cpu['vbinder'])} µs of CPU per call against "
+              f"{us(cpu['floor5'])} µs" if _ok(cpu["floor5"]) and _ok(cpu["vbinder"]) else "")
+           + "."]
+    limits = [("1.5 × the floor", 1.5 * floor)]
+    if dbus is not None and _ok(dbus):
+        limits.append(("0.65 × D-Bus", 0.65 * dbus))
+    for name, limit in limits:
+        room = limit - floor5
+        if room > 0:
+            out.append(f"- {name} = {us(limit)} µs leaves {us(room)} µs per call for that work "
+                       f"({ratio(own / room)} × what it takes now).")
+        else:
+            out.append(f"- {name} = {us(limit)} µs is below the five-request floor itself: on this "
+                       "architecture (pyfuse3 + trio, DESIGN.md's frames) no implementation meets it.")
+    return out
+
+
 # -- the report --------------------------------------------------------------------------------------
 
 
@@ -174,17 +204,20 @@ def render(r: Results) -> str:
     rows = [[t.name, t.measured, ratio(t.ratio), t.limit, f"**{t.result}**" if t.ok is False else t.result]
             for t in targets(r)]
     lines += table(["target", "measured", "ratio", "limit", "result"], rows)
-    lines.append("")
+    lines += ["", "### What bounds the sync call", "", *bound(r), ""]
 
     lines += ["## Echo round trip: one client process, one server process", "",
               "p50 (p99) in µs of a synchronous echo of the payload. *floor*: a minimal pyfuse3 file system "
-              "with vbinder's settings, write + read ping-pong between two processes; *Unix socket*: the "
+              "with vbinder's settings, write + read ping-pong between two processes (four FUSE requests); "
+              "*floor, 5 req.*: the same with a sync call's five requests (the callee reads an "
+              "acknowledgement after its reply, as binder's BR_TRANSACTION_COMPLETE); *Unix socket*: the "
               "same ping-pong over a Unix stream socket; *D-Bus*: a method call with an `ay` argument "
               "through a private dbus-daemon, jeepney on both ends; *vbinder*: an AIDL-style call with a "
               "byte array through `vbinder_client`. The transports take turns: each repetition of each payload "
               "runs them one after the other, in a rotated order, so that the machine's load changes hit them "
               "alike.", ""]
-    cols = [("floor", "floor (pyfuse3)"), ("unix", "Unix socket"), ("dbus", "D-Bus (jeepney)"),
+    cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("unix", "Unix socket"),
+            ("dbus", "D-Bus (jeepney)"),
             ("vbinder", "vbinder, mask 0"), ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}")]
     rows = []
     for size in SIZES:
@@ -207,14 +240,15 @@ def render(r: Results) -> str:
     rows = []
     for size in SIZES:
         row = [_size(size)]
-        for key in ("floor", "unix", "dbus", "vbinder", "vbinder_verbose"):
+        for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_verbose"):
             st = r.rtt.get(key, {}).get(size, {})
             row.append(num(st.get("cps")))
-        for key in ("floor", "dbus", "vbinder", "vbinder_verbose"):
+        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_verbose"):
             row.append(us(r.rtt.get(key, {}).get(size, {}).get("cpu_us")))
         rows.append(row)
-    lines += table(["payload", "floor /s", "Unix /s", "D-Bus /s", "vbinder /s", "verbose /s",
-                    "floor CPU µs", "dbus-daemon CPU µs", "vbinder CPU µs", "verbose CPU µs"], rows)
+    lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "verbose /s",
+                    "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs", "vbinder CPU µs",
+                    "verbose CPU µs"], rows)
     lines.append("")
 
     lines += ["## Oneway calls (0 B)", "",

@@ -29,6 +29,7 @@ from bench.harness import (
     median,
     rss_kib,
 )
+from bench.worker import FLOOR_CHANNELS
 
 MIB = 1 << 20
 SIZES = (0, 128, 4096, 65536, MIB - 65536)
@@ -157,7 +158,7 @@ class Transport:
     """One way of making the echo call: its client, the process whose CPU it costs, and what to do
     around each of its repetitions (the verbose mask is switched on and off there)."""
 
-    key: str  # floor, unix, dbus, vbinder, vbinder_verbose
+    key: str  # floor, floor5, unix, dbus, vbinder, vbinder_verbose
     client: Worker
     cpu_pid: int | None = None
     enter: Callable[[], None] = lambda: None
@@ -170,7 +171,7 @@ VBINDER_SECTIONS = {"vbinder", "aggregate", "growth", "verbose"}
 
 class Run:
     """The measurements, in order. The single-client echo of every transport is measured in
-    interleaved repetitions (floor, Unix, D-Bus, vbinder, vbinder verbose, then the same rotated),
+    interleaved repetitions (floor, floor5, Unix, D-Bus, vbinder, vbinder verbose, then the same rotated),
     so that a change in the machine's load during the run hits all of them alike and their ratios
     hold."""
 
@@ -249,7 +250,7 @@ class Run:
         c = self.sections
         ts: list[Transport] = []
         if "floor" in c:
-            self.step("floor: mount, ping-pong processes", lambda: ts.append(self.start_floor()))
+            self.step("floor: mount, ping-pong processes", lambda: ts.extend(self.start_floor()))
         if "unix" in c:
             self.step("unix: ping-pong processes", lambda: ts.append(self.start_unix()))
         if "dbus" in c:
@@ -346,20 +347,25 @@ class Run:
 
     # -- the floor, a Unix socket, D-Bus -------------------------------------------------------------
 
-    def start_floor(self) -> Transport:
+    def start_floor(self) -> list[Transport]:
+        """The floor's ping-pong in four requests (``floor``) and in vbinder's five (``floor5``),
+        on one floor file system, on channels of their own (bench.floorfs)."""
         mnt = self.work / "floor"
         path = str(mnt / "pp")
         fs = self.sup.mount("floorfs", "floorfs", mnt, {})
         ws: list[Worker] = []
 
         def stop() -> None:
-            self.sup.unmount(fs)  # first: it answers the pong's waiting read
+            self.sup.unmount(fs)  # first: it answers the pongs' waiting reads
             self.sup.kill(*ws)
 
         self._others.append(stop)
-        ws.append(self.sup.worker("floor-pong", "pong", {"kind": "floor", "path": path}))
-        ws.append(self.sup.worker("floor-client", "client", {"kind": "floor", "path": path}))
-        return Transport("floor", ws[1], fs.pid)
+        out = []
+        for kind in FLOOR_CHANNELS:
+            ws.append(self.sup.worker(f"{kind}-pong", "pong", {"kind": kind, "path": path}))
+            ws.append(self.sup.worker(f"{kind}-client", "client", {"kind": kind, "path": path}))
+            out.append(Transport(kind, ws[-1], fs.pid))
+        return out
 
     def start_unix(self) -> Transport:
         path = str(self.work / "echo.sock")

@@ -37,7 +37,9 @@ from bench import ensure_client
 
 PR_SET_PDEATHSIG = 1
 U64 = struct.Struct("<Q")
-FLOOR_HEADER = struct.Struct("<Q")
+FLOOR_HEADER = struct.Struct("<Q")  # bench.floorfs's messages: total length, | FLOOR_ACK
+FLOOR_ACK = 1 << 63  # in the length: the file system acknowledges on the channel next to it
+FLOOR_CHANNELS = {"floor": 0, "floor5": 2}  # the pong's inbox; replies go to inbox + 1
 FIRST_READ = 16384  # as vbinder_client's transport: one pread usually fetches a whole reply
 DBUS_NAME = "org.vbinder.Bench"
 DBUS_PATH = "/org/vbinder/Bench"
@@ -326,15 +328,16 @@ class VbinderClient(Caller):
 
 
 class FloorClient(Caller):
-    """Channel 0 out, channel 1 back (see bench.floorfs)."""
+    """Channel ``out`` out, ``out + 1`` back (see bench.floorfs)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, out: int) -> None:
         raise_fsize()
         self.fd = os.open(path, os.O_RDWR)
+        self.out = out
         super().__init__(self._call)
 
     def _call(self, payload: bytes) -> bytes:
-        return floor_exchange(self.fd, payload, 0, 1)
+        return floor_exchange(self.fd, payload, self.out, self.out + 1)
 
 
 def floor_exchange(fd: int, payload: bytes, out: int, back: int) -> bytes:
@@ -346,7 +349,7 @@ def floor_exchange(fd: int, payload: bytes, out: int, back: int) -> bytes:
 def floor_receive(fd: int, channel: int) -> bytes:
     key = channel << 40
     data = os.pread(fd, FIRST_READ, key)
-    total = FLOOR_HEADER.unpack_from(data)[0]
+    total = FLOOR_HEADER.unpack_from(data)[0] & ~FLOOR_ACK
     while len(data) < total:
         data += os.pread(fd, total - len(data), key + len(data))
     return data
@@ -395,8 +398,8 @@ def role_client(kind: str, **args: Any) -> None:
     client: Caller
     if kind == "vbinder":
         client = VbinderClient(args["device"], args["targets"])
-    elif kind == "floor":
-        client = FloorClient(args["path"])
+    elif kind in FLOOR_CHANNELS:
+        client = FloorClient(args["path"], FLOOR_CHANNELS[kind])
     elif kind == "unix":
         client = UnixClient(args["path"])
     elif kind == "dbus":
@@ -414,13 +417,19 @@ def role_client(kind: str, **args: Any) -> None:
 
 def role_pong(kind: str, **args: Any) -> None:
     """The echoing end of a floor, Unix-socket or D-Bus ping-pong: serves until killed."""
-    if kind == "floor":
+    if kind in FLOOR_CHANNELS:
         raise_fsize()
         fd = os.open(args["path"], os.O_RDWR)
+        inbox = FLOOR_CHANNELS[kind]
         emit({"ready": os.getpid()})
-        while True:
-            msg = floor_receive(fd, 0)
-            os.pwrite(fd, msg, 1 << 40)
+        if kind == "floor":
+            while True:
+                os.pwrite(fd, floor_receive(fd, inbox), (inbox + 1) << 40)
+        while True:  # floor5: vbinder's five requests, the acknowledgement read after the reply
+            msg = bytearray(floor_receive(fd, inbox))
+            FLOOR_HEADER.pack_into(msg, 0, len(msg) | FLOOR_ACK)
+            os.pwrite(fd, msg, (inbox + 1) << 40)
+            floor_receive(fd, inbox)
     elif kind == "unix":
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(args["path"])

@@ -1,4 +1,4 @@
-"""The benchmark harness's own logic: where a report goes, how aggregate rounds combine."""
+"""The benchmark harness's own logic: where a report goes, how aggregate rounds combine, the bound."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import SECTIONS, parser, report_path
-from bench.run import combine_rounds
+from bench.report import bound
+from bench.run import Results, combine_rounds
 
 
 @pytest.mark.parametrize(("argv", "quick", "interrupted", "expected"), [
@@ -37,3 +38,26 @@ def test_combine_rounds_takes_medians_of_rates_and_pools_latencies() -> None:
     assert stats["p99"] == 5.0
     one_slow = [([1000], 1000.0, 100.0), ([1000], 4000.0, 200.0), ([1000], 4100.0, 210.0)]
     assert combine_rounds(one_slow)["cps"] == 4000.0  # one slow window does not drag the point
+
+
+def _results(p50: dict[str, float]) -> Results:
+    r = Results()
+    for key, v in p50.items():
+        r.rtt[key] = {0: {"p50": v, "cpu_us": v}}
+    return r
+
+
+def test_bound_leaves_room_between_the_five_request_floor_and_each_target() -> None:
+    text = "\n".join(bound(_results({"floor": 100.0, "floor5": 120.0, "dbus": 200.0, "vbinder": 180.0})))
+    assert "120 µs, 1.20 × its four-request round trip" in text
+    assert "adds 60.0 µs" in text
+    assert "1.5 × the floor = 150 µs leaves 30.0 µs per call for that work (2.00 × what it takes now)" in text
+    assert "0.65 × D-Bus = 130 µs leaves 10.0 µs" in text
+
+
+def test_bound_says_when_a_target_is_below_the_five_request_floor() -> None:
+    text = "\n".join(bound(_results({"floor": 100.0, "floor5": 125.0, "dbus": 180.0, "vbinder": 200.0})))
+    assert "0.65 × D-Bus = 117 µs is below the five-request floor itself" in text
+    assert "1.5 × the floor = 150 µs leaves 25.0 µs" in text
+    assert bound(_results({"floor": 100.0, "vbinder": 200.0})) == [
+        "not measured (needs the floor, its five-request variant and vbinder)"]
