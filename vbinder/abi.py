@@ -17,9 +17,9 @@ from . import uapi
 ABI_VERSION: Final = 1
 REQUEST_MAGIC: Final = b"VBQ1"
 REPLY_MAGIC: Final = b"VBR1"
-HEADER = struct.Struct("<4sIIIQ")  # magic, cmd, arg_len, nseg, total
-REPLY_HEADER = struct.Struct("<4siIIQ")  # magic, ret, arg_len, nseg, total
-SEGMENT = struct.Struct("<QQ")  # addr, len
+HEADER: Final = struct.Struct("<4sIIIQ")  # magic, cmd, arg_len, nseg, total
+REPLY_HEADER: Final = struct.Struct("<4siIIQ")  # magic, ret, arg_len, nseg, total
+SEGMENT: Final = struct.Struct("<QQ")  # addr, len
 HEADER_SIZE: Final = HEADER.size  # 24
 
 MAX_FRAME: Final = 8 << 20
@@ -34,8 +34,8 @@ PAGE_SIZE: Final = 4096
 MMAP_MAX_USED: Final = 4 << 20  # SZ_4M: the kernel uses at most this much of a mapping
 
 # vbinder's own ioctls, type 'v'.
-VBINDER_MMAP_ARG = struct.Struct("<QQII")  # addr, size, prot, flags
-VBINDER_MUNMAP_ARG = struct.Struct("<QQ")  # addr, size
+VBINDER_MMAP_ARG: Final = struct.Struct("<QQII")  # addr, size, prot, flags
+VBINDER_MUNMAP_ARG: Final = struct.Struct("<QQ")  # addr, size
 VBINDER_ABI_VERSION: Final = uapi.IOR("v", 0, 4)
 VBINDER_MMAP: Final = uapi.IOWR("v", 1, VBINDER_MMAP_ARG.size)
 VBINDER_MUNMAP: Final = uapi.IOW("v", 2, VBINDER_MUNMAP_ARG.size)
@@ -79,7 +79,7 @@ class Frame:
         return f"Frame(code={self.code}, arg={self.arg!r}, segments={self.segments!r})"
 
 
-_PAD = tuple(b"\0" * ((8 - n) % 8) for n in range(8))  # padding after n % 8 bytes
+_PAD: Final = tuple(b"\0" * ((8 - n) % 8) for n in range(8))  # padding after n % 8 bytes
 
 
 def _encode(header: struct.Struct, magic: bytes, code: int, arg: bytes,

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
+from typing import Final
 
 from .. import abi
 from . import ioctl
 from .errors import BinderError, Waiter, WouldBlock
 from .process import Proc
 
-MAX_KEYS = 1024
-MAX_WAITING = 256
-MAX_HELD_BYTES = 64 << 20
-PARTIAL_TIMEOUT = 10.0
+MAX_KEYS: Final = 1024
+MAX_WAITING: Final = 256
+MAX_HELD_BYTES: Final = 64 << 20
+PARTIAL_TIMEOUT: Final = 10.0
 
 
 @dataclass(slots=True)

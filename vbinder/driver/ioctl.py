@@ -8,6 +8,7 @@ maybe several times, until it produces its result (DESIGN.md, "Phases").
 from __future__ import annotations
 
 import errno
+from typing import Final
 
 from .. import abi, uapi
 from ..abi import UserMemory
@@ -18,12 +19,12 @@ from .node import dec_node_tmpref, get_ref, new_node
 from .process import Proc
 from .thread import Looper, Thread
 
-WR = uapi.WRITE_READ
+WR: Final = uapi.WRITE_READ
 # What 6.1 prints for a PROT_READ, MAP_PRIVATE mapping (oracle samples, debug_mask 0x8).
-_VM_FLAGS_RO = 0x71
-_VM_WRITE = 0x2
-_VM_FLAGS_AFTER_MMAP = 0x18020051
-_PAGEP = 0x8000000000000025
+_VM_FLAGS_RO: Final = 0x71
+_VM_WRITE: Final = 0x2
+_VM_FLAGS_AFTER_MMAP: Final = 0x18020051
+_PAGEP: Final = 0x8000000000000025
 
 
 # The ioctl outcomes are plain classes, not dataclasses: a compiled dataclass keeps the

@@ -12,9 +12,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-KERN_ERR = 3
-KERN_WARNING = 4
-KERN_INFO = 6
+KERN_ERR: Final = 3
+KERN_WARNING: Final = 4
+KERN_INFO: Final = 6
 
 
 class Debug:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .. import uapi
 from ..abi import UserMemory
@@ -82,12 +82,12 @@ if TYPE_CHECKING:
     from .context import Context
     from .node import Node, Ref
 
-U32 = uapi.U32
-TR = uapi.TRANSACTION_DATA
-_TR_SIZE = TR.size
-_MIN_READ_SPACE = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
-TASK_SIZE = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
-TID_RECHECK_INTERVAL = 1.0  # seconds a tid may be idle before its task's start time is checked again
+U32: Final = uapi.U32
+TR: Final = uapi.TRANSACTION_DATA
+_TR_SIZE: Final = TR.size
+_MIN_READ_SPACE: Final = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
+TASK_SIZE: Final = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
+TID_RECHECK_INTERVAL: Final = 1.0  # seconds a tid may be idle before its task's start time is checked again
 _REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .. import uapi
 from ..abi import UserMemory
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from .process import Proc
     from .thread import Thread
 
-TR = uapi.TRANSACTION_DATA
-FBO = uapi.FLAT_BINDER_OBJECT
+TR: Final = uapi.TRANSACTION_DATA
+FBO: Final = uapi.FLAT_BINDER_OBJECT
 _OBJECT_SIZES = {
     uapi.BINDER_TYPE_BINDER: 24, uapi.BINDER_TYPE_WEAK_BINDER: 24,
     uapi.BINDER_TYPE_HANDLE: 24, uapi.BINDER_TYPE_WEAK_HANDLE: 24,
