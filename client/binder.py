@@ -13,6 +13,7 @@ from vbinder import uapi
 from .parcel import Parcel
 
 if TYPE_CHECKING:
+    from .ipc_thread_state import IPCThreadState
     from .process_state import ProcessState
 
 FIRST_CALL_TRANSACTION = 0x00000001
@@ -22,6 +23,18 @@ INTERFACE_TRANSACTION = 0x5F4E5446  # '_NTF'
 FLAG_ONEWAY = uapi.TF_ONE_WAY
 
 _ids = itertools.count(0x1000, 0x10)
+_thread_state_class: type[IPCThreadState] | None = None
+
+
+def _thread_state() -> IPCThreadState:
+    """The calling thread's IPCThreadState. Its module imports this one, so it is imported on
+    first use, and only then: an import statement on every call costs a tenth of a call."""
+    global _thread_state_class
+    if _thread_state_class is None:
+        from .ipc_thread_state import IPCThreadState
+
+        _thread_state_class = IPCThreadState
+    return _thread_state_class.self()
 
 
 class DeadObjectError(Exception):
@@ -118,14 +131,10 @@ class BpBinder(IBinder):
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
         if self.dead:
             raise DeadObjectError(f"handle {self.handle} is dead")
-        from .ipc_thread_state import IPCThreadState
-
-        return IPCThreadState.self().transact(self.handle, code, data, flags)
+        return _thread_state().transact(self.handle, code, data, flags)
 
     def link_to_death(self, recipient: DeathRecipient) -> None:
         """Call ``recipient(self)`` when the remote process dies (BR_DEAD_BINDER)."""
-        from .ipc_thread_state import IPCThreadState
-
         with self._lock:
             if self.dead:
                 raise DeadObjectError(f"handle {self.handle} is dead")
@@ -134,18 +143,16 @@ class BpBinder(IBinder):
             self._death_requested = True
         if first:
             self.process.track_death(self)
-            IPCThreadState.self().request_death_notification(self.handle, self.cookie)
+            _thread_state().request_death_notification(self.handle, self.cookie)
 
     def unlink_to_death(self, recipient: DeathRecipient) -> None:
-        from .ipc_thread_state import IPCThreadState
-
         with self._lock:
             self._recipients.remove(recipient)
             last = not self._recipients and self._death_requested and not self.dead
             if last:
                 self._death_requested = False
         if last:
-            IPCThreadState.self().clear_death_notification(self.handle, self.cookie)
+            _thread_state().clear_death_notification(self.handle, self.cookie)
 
     @property
     def cookie(self) -> int:

@@ -14,7 +14,7 @@ import errno
 import logging
 import struct
 import threading
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from vbinder import uapi
 
@@ -25,22 +25,22 @@ from .transport import signal_guard
 
 log = logging.getLogger(__name__)
 
-TR = uapi.TRANSACTION_DATA
-_TR_SIZE = TR.size
-_U32 = struct.Struct("<I")
-_I32 = struct.Struct("<i")
-_PTR_COOKIE = uapi.PTR_COOKIE
-_READ_SIZE = 256  # libbinder's mIn capacity
+TR: Final = uapi.TRANSACTION_DATA
+_TR_SIZE: Final = TR.size
+_U32: Final = struct.Struct("<I")
+_I32: Final = struct.Struct("<i")
+_PTR_COOKIE: Final = uapi.PTR_COOKIE
+_READ_SIZE: Final = 256  # libbinder's mIn capacity
 
 # status_t values (libbinder's Errors.h) carried by TF_STATUS_CODE replies.
-UNKNOWN_ERROR = -0x80000000
-FAILED_TRANSACTION = UNKNOWN_ERROR + 2
-UNKNOWN_TRANSACTION = -74  # -EBADMSG
+UNKNOWN_ERROR: Final = -0x80000000
+FAILED_TRANSACTION: Final = UNKNOWN_ERROR + 2
+UNKNOWN_TRANSACTION: Final = -74  # -EBADMSG
 
 # What answers a transaction or reply this thread sent.
-_ANSWERS = frozenset((uapi.BR_TRANSACTION_COMPLETE, uapi.BR_ONEWAY_SPAM_SUSPECT, uapi.BR_REPLY,
+_ANSWERS: Final = frozenset((uapi.BR_TRANSACTION_COMPLETE, uapi.BR_ONEWAY_SPAM_SUSPECT, uapi.BR_REPLY,
                       uapi.BR_DEAD_REPLY, uapi.BR_FAILED_REPLY, uapi.BR_FROZEN_REPLY))
-_COMPLETE = (uapi.BR_TRANSACTION_COMPLETE, uapi.BR_ONEWAY_SPAM_SUSPECT)
+_COMPLETE: Final = (uapi.BR_TRANSACTION_COMPLETE, uapi.BR_ONEWAY_SPAM_SUSPECT)
 
 
 class _Owed:

@@ -163,12 +163,15 @@ def _pad(n: int) -> int:
     return (n + 3) & ~3
 
 
-_I32 = struct.Struct("<i")
-_U32 = struct.Struct("<I")
-_I64 = struct.Struct("<q")
-_U64 = struct.Struct("<Q")
-_F32 = struct.Struct("<f")
-_F64 = struct.Struct("<d")
+_PAD4: Final = (b"", b"\0\0\0", b"\0\0", b"\0")  # the zeros after n bytes, by n % 4
+
+
+_I32: Final = struct.Struct("<i")
+_U32: Final = struct.Struct("<I")
+_I64: Final = struct.Struct("<q")
+_U64: Final = struct.Struct("<Q")
+_F32: Final = struct.Struct("<f")
+_F64: Final = struct.Struct("<d")
 
 
 # --- the parcel ------------------------------------------------------------------------------------
@@ -204,7 +207,7 @@ class Parcel:
         """A parcel from a delivered buffer: ``offsets`` is the driver's array of u64 offsets."""
         if len(offsets) % 8:
             raise ParcelError(f"offsets array of {len(offsets)} bytes is not a whole number of u64")
-        return cls(data, struct.unpack(f"<{len(offsets) // 8}Q", offsets))
+        return cls(data, struct.unpack(f"<{len(offsets) // 8}Q", offsets) if offsets else ())
 
     def __repr__(self) -> str:
         return f"Parcel(size={len(self._buf)}, position={self._pos}, objects={self._objects})"
@@ -241,8 +244,15 @@ class Parcel:
 
     def _put(self, raw: bytes) -> None:
         """Write ``raw`` at the position, zero-padded to 4 bytes (``writeInplace``)."""
-        padded = raw + bytes(_pad(len(raw)) - len(raw))
-        self._buf[self._pos : self._pos + len(padded)] = padded
+        buf = self._buf
+        pad = _PAD4[len(raw) & 3]
+        if self._pos == len(buf):  # appending: the usual case, without a padded copy
+            buf += raw
+            buf += pad
+            self._pos = len(buf)
+            return
+        padded = raw + pad
+        buf[self._pos : self._pos + len(padded)] = padded
         self._pos += len(padded)
 
     def _take(self, n: int, what: str) -> bytes:
@@ -255,6 +265,15 @@ class Parcel:
         self._check_no_object(start, end, what)
         self._pos = end
         return bytes(self._buf[start : start + n])
+
+    def _unpack(self, fmt: struct.Struct, what: str) -> Any:
+        """Read one fixed-size value (4 or 8 bytes, so no padding): :meth:`_take` without the copy."""
+        start = self._pos
+        end = start + fmt.size
+        if end > len(self._buf) or self._objects:
+            return fmt.unpack(self._take(fmt.size, what))[0]  # its checks and errors
+        self._pos = end
+        return fmt.unpack_from(self._buf, start)[0]
 
     def _check_no_object(self, start: int, end: int, what: str) -> None:
         """``validateReadData``: plain reads may not touch a flat object's bytes."""
@@ -272,55 +291,63 @@ class Parcel:
         except (struct.error, OverflowError) as e:
             raise ValueError(f"{what} out of range: {values!r}") from e
 
+    @staticmethod
+    def _pack1(fmt: struct.Struct, what: str, value: Any) -> bytes:
+        """:meth:`_pack` of one value (no argument tuple: the per-call path)."""
+        try:
+            return fmt.pack(value)
+        except (struct.error, OverflowError) as e:
+            raise ValueError(f"{what} out of range: {(value,)!r}") from e
+
     # --- numbers -------------------------------------------------------------------------------
 
     def write_int32(self, value: int) -> None:
         """``writeInt32``."""
-        self._put(self._pack(_I32, "int32", value))
+        self._put(self._pack1(_I32, "int32", value))
 
     def read_int32(self) -> int:
         """``readInt32``."""
-        return _I32.unpack(self._take(4, "int32"))[0]
+        return self._unpack(_I32, "int32")
 
     def write_uint32(self, value: int) -> None:
         """``writeUint32``."""
-        self._put(self._pack(_U32, "uint32", value))
+        self._put(self._pack1(_U32, "uint32", value))
 
     def read_uint32(self) -> int:
         """``readUint32``."""
-        return _U32.unpack(self._take(4, "uint32"))[0]
+        return self._unpack(_U32, "uint32")
 
     def write_int64(self, value: int) -> None:
         """``writeInt64``: 8 bytes, no extra alignment."""
-        self._put(self._pack(_I64, "int64", value))
+        self._put(self._pack1(_I64, "int64", value))
 
     def read_int64(self) -> int:
         """``readInt64``."""
-        return _I64.unpack(self._take(8, "int64"))[0]
+        return self._unpack(_I64, "int64")
 
     def write_uint64(self, value: int) -> None:
         """``writeUint64``."""
-        self._put(self._pack(_U64, "uint64", value))
+        self._put(self._pack1(_U64, "uint64", value))
 
     def read_uint64(self) -> int:
         """``readUint64``."""
-        return _U64.unpack(self._take(8, "uint64"))[0]
+        return self._unpack(_U64, "uint64")
 
     def write_float(self, value: float) -> None:
         """``writeFloat``: IEEE single."""
-        self._put(self._pack(_F32, "float", value))
+        self._put(self._pack1(_F32, "float", value))
 
     def read_float(self) -> float:
         """``readFloat``."""
-        return _F32.unpack(self._take(4, "float"))[0]
+        return self._unpack(_F32, "float")
 
     def write_double(self, value: float) -> None:
         """``writeDouble``: IEEE double."""
-        self._put(self._pack(_F64, "double", value))
+        self._put(self._pack1(_F64, "double", value))
 
     def read_double(self) -> float:
         """``readDouble``."""
-        return _F64.unpack(self._take(8, "double"))[0]
+        return self._unpack(_F64, "double")
 
     def write_bool(self, value: bool) -> None:
         """``writeBool``: an int32, 1 or 0."""
@@ -366,7 +393,7 @@ class Parcel:
         n = self._read_length("String16")
         if n is None:
             return None
-        raw = self._take(2 * (n + 1), f"String16 of {n} units")
+        raw = self._take(2 * (n + 1), "String16")
         if raw[-2:] != b"\0\0":
             raise ParcelError(f"String16 of {n} units is not 0-terminated")
         return raw[:-2]
@@ -415,7 +442,7 @@ class Parcel:
         n = self._read_length("String8")
         if n is None:
             return None
-        raw = self._take(n + 1, f"String8 of {n} bytes")
+        raw = self._take(n + 1, "String8")
         if raw[-1] != 0:
             raise ParcelError(f"String8 of {n} bytes is not NUL-terminated")
         return raw[:-1].decode("utf-8", "surrogateescape")
@@ -431,7 +458,7 @@ class Parcel:
     def read_byte_array(self) -> bytes | None:
         """``readByteVector``; None for null."""
         n = self._read_length("byte array")
-        return None if n is None else self._take(n, f"byte array of {n} bytes")
+        return None if n is None else self._take(n, "byte array")
 
     # --- binder objects ------------------------------------------------------------------------
 

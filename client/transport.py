@@ -15,32 +15,35 @@ import signal
 import stat
 import threading
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from vbinder import abi, uapi
 
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
 
-MAP_SIZE = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
-_FIRST_READ = 16384  # one pread usually fetches the whole reply
+MAP_SIZE: Final = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
+_FIRST_READ: Final = 16384  # one pread usually fetches the whole reply
 # Where this client places the memory it sends (out of the driver's mapped-area range).
-_USER_BASE = 0x1000_0000_0000
+_USER_BASE: Final = 0x1000_0000_0000
 
 
-_MAIN_IDENT = threading.main_thread().ident  # Python runs signal handlers in this thread only
+_MAIN_IDENT: Final = threading.main_thread().ident  # Python runs signal handlers in this thread only
+_get_ident: Final = threading.get_ident  # compiled, a Final is a C static: no lookups per call
 # The C functions under signal.signal/getsignal: the same, without their enum conversions (a
 # guarded call swaps SIGINT's handler twice; those conversions were a fifth of the client's time).
 try:
-    from _signal import getsignal as _getsignal  # type: ignore[import-not-found]
-    from _signal import signal as _setsignal  # type: ignore[import-not-found]
+    from _signal import getsignal as _c_getsignal  # type: ignore[import-not-found]
+    from _signal import signal as _c_setsignal  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - not CPython
-    _getsignal, _setsignal = signal.getsignal, signal.signal
-_SIGINT = int(signal.SIGINT)
+    _c_getsignal, _c_setsignal = signal.getsignal, signal.signal
+_getsignal: Final = _c_getsignal
+_setsignal: Final = _c_setsignal
+_SIGINT: Final = int(signal.SIGINT)
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc_pread = _libc.pread
+_libc_pread: Final = _libc.pread
 _libc_pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
 _libc_pread.restype = ctypes.c_ssize_t
-_check_signals = ctypes.pythonapi.PyErr_CheckSignals  # raises what a handler raised
+_check_signals: Final = ctypes.pythonapi.PyErr_CheckSignals  # raises what a handler raised
 _check_signals.restype = ctypes.c_int
 
 
@@ -69,7 +72,7 @@ class SignalGuard:
     @property
     def active(self) -> bool:
         """True in the main thread while a guard is held and stands in for SIGINT's handler."""
-        return self._saved is not None and threading.get_ident() == _MAIN_IDENT
+        return self._saved is not None and _get_ident() == _MAIN_IDENT
 
     @property
     def interrupts_waits(self) -> bool:
@@ -82,7 +85,7 @@ class SignalGuard:
         return _Immediate(self)
 
     def __enter__(self) -> SignalGuard:
-        if threading.get_ident() != _MAIN_IDENT:
+        if _get_ident() != _MAIN_IDENT:
             return self
         if self._depth == 0:
             handler = _getsignal(_SIGINT)
@@ -96,7 +99,7 @@ class SignalGuard:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if threading.get_ident() != _MAIN_IDENT:
+        if _get_ident() != _MAIN_IDENT:
             return
         self._depth -= 1
         if self._depth or self._saved is None:
@@ -130,7 +133,7 @@ class _Immediate:
         self.main = False
 
     def __enter__(self) -> None:
-        self.main = threading.get_ident() == _MAIN_IDENT  # the flag is the main thread's
+        self.main = _get_ident() == _MAIN_IDENT  # the flag is the main thread's
         if self.main:
             self.guard._immediate = True
 
@@ -148,7 +151,7 @@ class _Released:
 
     def __enter__(self) -> None:
         g = self.guard
-        if g._saved is None or g._depth == 0 or threading.get_ident() != _MAIN_IDENT:
+        if g._saved is None or g._depth == 0 or _get_ident() != _MAIN_IDENT:
             self.depth = 0
             return
         self.depth, g._depth = g._depth, 0
@@ -235,6 +238,21 @@ def _raise_fsize_limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
 
 
+class _ThreadState:
+    """What one thread keeps in a :class:`VbinderTransport`: its key and memory, and its exchange."""
+
+    __slots__ = ("key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf")
+
+    def __init__(self) -> None:
+        tid = threading.get_native_id()
+        self.key = abi.key(tid)
+        self.read_buffer = _USER_BASE + (tid << 24)  # its memory: read buffer, write buffer, data
+        self.segments: list[tuple[int, bytes]] = []  # placed for the next write_read
+        self.inflight: tuple[int, list[tuple[int, bytes]]] | None = None  # (write size, segments)
+        self.last_read_size = 0
+        self.rbuf: Any = None  # the guarded pread's buffer
+
+
 class VbinderTransport:
     """A vbinder device file: every ioctl is one request frame and its reply frame."""
 
@@ -260,12 +278,16 @@ class VbinderTransport:
 
     # -- frames ------------------------------------------------------------------------------------
 
-    def _key(self) -> int:
+    def _thread(self) -> _ThreadState:
+        """The calling thread's state (one thread-local lookup per exchange)."""
         local = self._local
-        key = getattr(local, "key", None)
-        if key is None:
-            key = local.key = abi.key(threading.get_native_id())
-        return key
+        st: _ThreadState | None = getattr(local, "state", None)
+        if st is None:
+            st = local.state = _ThreadState()
+        return st
+
+    def _key(self) -> int:
+        return self._thread().key
 
     def _send(self, request: bytes) -> None:
         n = os.pwrite(self.fd, request, self._key())
@@ -299,9 +321,10 @@ class VbinderTransport:
         and the read phase stays in flight; if the reply came, the call completes and the guard
         raises the interrupt after it. One pread, as any other thread's.
         """
-        buf = getattr(self._local, "rbuf", None)
+        st = self._thread()
+        buf = st.rbuf
         if buf is None:
-            buf = self._local.rbuf = ctypes.create_string_buffer(_FIRST_READ)
+            buf = st.rbuf = ctypes.create_string_buffer(_FIRST_READ)
         while True:
             # Run the Python handlers of the signals that came since the last check, then hand a
             # recorded Ctrl-C on: one that came before the wait must not start it. The check must
@@ -338,16 +361,14 @@ class VbinderTransport:
         read-only read phase with a new request (``write`` not empty); it fails with EBUSY if
         that read phase had produced its reply, which :meth:`resume` then returns.
         """
-        local = self._local
-        read_buffer = getattr(local, "read_buffer", 0)
-        if not read_buffer:
-            read_buffer = local.read_buffer = _USER_BASE + (threading.get_native_id() << 24)
-        data_segments = getattr(local, "segments", None) or []
+        local = self._thread()
+        read_buffer = local.read_buffer
+        data_segments = local.segments
         local.segments = []
-        before = getattr(local, "inflight", None)
+        before = local.inflight
         f = None
         try:
-            if not write and not data_segments and getattr(local, "last_read_size", 0) == read_size:
+            if not write and not data_segments and local.last_read_size == read_size:
                 local.inflight = (0, [])  # the pread itself starts the read phase
                 try:
                     f = self._receive(read_size > 0)  # the ABI's read-only fast path
@@ -366,9 +387,10 @@ class VbinderTransport:
                     raise
                 local.inflight = (len(write), data_segments)
                 f = self._receive(read_size > 0)
-                local.last_read_size = read_size if read_size else getattr(local, "last_read_size", 0)
+                if read_size:
+                    local.last_read_size = read_size
         except OSError:
-            if getattr(local, "inflight", None) is not before:
+            if local.inflight is not before:
                 local.inflight = None  # ours failed (the daemon is gone, say): nothing to resume
             local.segments = data_segments + local.segments
             raise
@@ -381,7 +403,7 @@ class VbinderTransport:
 
     def in_flight(self) -> int | None:
         """The write size of this thread's exchange that Ctrl-C interrupted, or None."""
-        inflight = getattr(self._local, "inflight", None)
+        inflight = self._thread().inflight
         return None if inflight is None else inflight[0]
 
     def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]:
@@ -390,8 +412,8 @@ class VbinderTransport:
         A pread at pos 0 continues its read phase, or reads its reply if produced (DESIGN.md,
         "One request per thread"); it may wait again, and be interrupted again.
         """
-        local = self._local
-        write_len, data_segments = getattr(local, "inflight", None) or (0, [])
+        local = self._thread()
+        write_len, data_segments = local.inflight or (0, [])
         try:
             f = self._receive(True)  # interrupted again (not an OSError): still in flight
         except OSError as e:
@@ -405,7 +427,7 @@ class VbinderTransport:
 
     def _result(self, f: abi.Frame, write_len: int, data_segments: list[tuple[int, bytes]]
                 ) -> tuple[int, int, bytes, dict[int, bytes]]:
-        local = self._local
+        local = self._thread()
         bwr = uapi.WRITE_READ.unpack(f.arg)
         if bwr[1] < write_len:
             local.segments = data_segments + local.segments  # commands left unsent still point there
@@ -421,13 +443,9 @@ class VbinderTransport:
 
     def place(self, data: bytes) -> int:
         """Put ``data`` in this thread's memory for the next write_read; returns its address."""
-        local = self._local
-        segments = getattr(local, "segments", None)
-        if segments is None:
-            segments = local.segments = []
-        base = getattr(local, "read_buffer", 0) or _USER_BASE + (threading.get_native_id() << 24)
-        local.read_buffer = base
-        addr = base + 0x20000 + sum((len(d) + 7) & ~7 for _a, d in segments)
+        local = self._thread()
+        segments = local.segments
+        addr = local.read_buffer + 0x20000 + sum((len(d) + 7) & ~7 for _a, d in segments)
         segments.append((addr, data))
         return addr
 
