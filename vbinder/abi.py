@@ -159,10 +159,12 @@ def _decode(buf: bytes | bytearray | memoryview, header: struct.Struct, magic: b
     if pos != total:
         raise FrameError("frame has trailing bytes")
     if check_overlap and len(segments) > 1:
-        ordered = sorted((a, a + len(d)) for a, d in segments)
-        for (_a0, e0), (a1, _e1) in zip(ordered, ordered[1:], strict=False):
-            if a1 < e0:
+        ordered = sorted(segments)  # by address (two at one address overlap anyway)
+        end = 0
+        for a, d in ordered:
+            if a < end:
                 raise FrameError("segments overlap")
+            end = a + len(d)
     return Frame(code, arg, segments)
 
 
