@@ -2,8 +2,8 @@
 
 This is the "One request per thread" section of DESIGN.md as a state machine over file offsets
 (``tid << 40 | pos``). It knows frames and keys, not binder: each complete request goes to
-:mod:`vbinder.driver.ioctl`, whose read phase may raise :class:`WouldBlock`; the I/O layer then
-waits on the ticket it carries and calls :meth:`DeviceFile.resume`.
+:mod:`vbinder.driver.ioctl`, whose read phase may return :class:`WouldBlock` instead of a reply;
+the I/O layer then waits on the ticket it carries and calls :meth:`DeviceFile.resume`.
 """
 
 from __future__ import annotations
@@ -161,8 +161,8 @@ class DeviceFile:
         else:
             k.pending = outcome
 
-    def read(self, offset: int, size: int) -> bytes:
-        """A pread: the reply at ``pos``, or the read phase at pos 0 (may raise WouldBlock)."""
+    def read(self, offset: int, size: int) -> bytes | WouldBlock:
+        """A pread: the reply at ``pos``, or the read phase at pos 0 (WouldBlock: wait, then resume)."""
         tid, pos = abi.split_offset(offset)
         k = self.keys.get(tid)
         if k is not None and k.partial is not None:
@@ -184,7 +184,7 @@ class DeviceFile:
             k.pending = ioctl.hold(self.proc, pending) if ioctl.held(self.proc) else pending
         return self._run_read(k, tid, size)
 
-    def resume(self, offset: int, size: int, ticket: Waiter) -> bytes:
+    def resume(self, offset: int, size: int, ticket: Waiter) -> bytes | WouldBlock:
         """Continue the pread that waited on ``ticket`` (raises ECANCELED if it was superseded)."""
         tid, _pos = abi.split_offset(offset)
         k = self.keys.get(tid)
@@ -207,31 +207,34 @@ class DeviceFile:
         if k.pending is not None:
             ioctl.interrupt(self.proc, k.pending)
 
-    def _run_read(self, k: _Key, tid: int, size: int) -> bytes:
+    def _run_read(self, k: _Key, tid: int, size: int) -> bytes | WouldBlock:
         assert k.pending is not None
-        try:
-            if isinstance(k.pending, ioctl.Held):
-                h = k.pending
-                if ioctl.held(self.proc):
-                    raise WouldBlock(self.proc.driver.hold_waiter())
-                outcome = ioctl.start(self.proc, h.tid, h.cmd, h.arg, h.mem)
-                if isinstance(outcome, ioctl.Done):
-                    k.pending = None
-                    self._set_reply(k, outcome)
-                    return self._read_reply(k, 0, size)
-                k.pending = outcome
-            done = ioctl.resume(self.proc, k.pending, self.nonblock)
-        except WouldBlock as wb:
-            if self.waiting >= MAX_WAITING:
-                assert k.pending is not None
-                ioctl.interrupt(self.proc, k.pending)
-                raise self._refuse(tid, errno.EAGAIN, "too many waiting preads") from None
-            k.ticket = wb.waiter
-            self.waiting += 1
-            raise
+        if isinstance(k.pending, ioctl.Held):
+            h = k.pending
+            if ioctl.held(self.proc):
+                return self._wait(k, tid, WouldBlock(self.proc.driver.hold_waiter()))
+            outcome = ioctl.start(self.proc, h.tid, h.cmd, h.arg, h.mem)
+            if isinstance(outcome, ioctl.Done):
+                k.pending = None
+                self._set_reply(k, outcome)
+                return self._read_reply(k, 0, size)
+            k.pending = outcome
+        done = ioctl.resume(self.proc, k.pending, self.nonblock)
+        if isinstance(done, WouldBlock):
+            return self._wait(k, tid, done)
         k.pending = None
         self._set_reply(k, done)
         return self._read_reply(k, 0, size)
+
+    def _wait(self, k: _Key, tid: int, wb: WouldBlock) -> WouldBlock:
+        """The read phase of ``k`` waits on ``wb``'s ticket (EAGAIN past MAX_WAITING preads)."""
+        if self.waiting >= MAX_WAITING:
+            assert k.pending is not None
+            ioctl.interrupt(self.proc, k.pending)
+            raise self._refuse(tid, errno.EAGAIN, "too many waiting preads")
+        k.ticket = wb.waiter
+        self.waiting += 1
+        return wb
 
     def _read_reply(self, k: _Key, pos: int, size: int) -> bytes:
         reply = k.reply

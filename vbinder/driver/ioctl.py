@@ -16,7 +16,7 @@ from ..uapi import BR_OK
 from .errors import BinderError, Waiter, WouldBlock
 from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
-from .process import Proc
+from .process import BLOCKED, Proc
 from .thread import Looper, Thread
 
 WR: Final = uapi.WRITE_READ
@@ -175,8 +175,8 @@ def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[
     return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, 0, WR.pack(*bwr), segments)
 
 
-def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done:
-    """Run (again) the read phase of ``pending``; raises WouldBlock while there is nothing to read."""
+def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done | WouldBlock:
+    """Run (again) the read phase of ``pending``: its result, or WouldBlock while there is nothing to read."""
     if isinstance(pending, FreezePending):
         return _freeze_wait(proc, pending)
     thread = pending.thread
@@ -187,6 +187,9 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
         thread = pending.thread = proc.get_thread(thread.pid)
     segments: list[tuple[int, bytes]] = []
     ret, bwr[4] = proc.thread_read(thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
+    if ret == BLOCKED:
+        assert thread.waiter is not None
+        return WouldBlock(thread.waiter)
     if proc.todo:
         proc.wakeup_proc()
     if ret < 0:
@@ -272,14 +275,14 @@ def set_ctx_mgr(proc: Proc, thread: Thread, fbo: tuple[int, int, int, int] | Non
     return 0
 
 
-def _freeze_wait(proc: Proc, pending: FreezePending) -> Done:
+def _freeze_wait(proc: Proc, pending: FreezePending) -> Done | WouldBlock:
     """The wait of binder_ioctl_freeze: until no transaction is outstanding, or the timeout."""
     draining = [p for p in pending.procs if p.outstanding_txns and not p.is_dead]
     if draining and proc.clock() < pending.deadline:
         waiter = Waiter()
         for p in draining:
             p.freeze_waiters.append(waiter)
-        raise WouldBlock(waiter, pending.deadline)
+        return WouldBlock(waiter, pending.deadline)
     return _finish(proc, pending.thread, pending.thread.pid, uapi.BINDER_FREEZE, _freeze_done(pending))
 
 

@@ -53,7 +53,7 @@ from ..uapi import (
     ioc_nr,
 )
 from .alloc import Alloc
-from .errors import BinderError, Waiter, WouldBlock
+from .errors import BinderError, Waiter
 from .log import Debug, Log
 from .node import (
     cleanup_ref,
@@ -87,6 +87,7 @@ TR: Final = uapi.TRANSACTION_DATA
 _TR_SIZE: Final = TR.size
 _MIN_READ_SPACE: Final = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
 TASK_SIZE: Final = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
+BLOCKED: Final = 1  # thread_read's ret where the kernel's reader would sleep (never a kernel return)
 TID_RECHECK_INTERVAL: Final = 1.0  # seconds a tid may be idle before its task's start time is checked again
 _REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
 
@@ -432,7 +433,8 @@ class Proc:
                     segments: list[tuple[int, bytes]]) -> tuple[int, int]:
         """binder_thread_read: (ret, consumed); appends the copy-to-user segments.
 
-        Raises WouldBlock where the kernel would sleep, with nothing taken off any queue.
+        Where the kernel would sleep, ret is :data:`BLOCKED` and the thread's ``waiter`` is what to
+        wait on; nothing was taken off any queue.
         """
         log = self.log
         if buffer + size > TASK_SIZE or consumed > size:
@@ -454,8 +456,8 @@ class Proc:
                 if wait_for_proc_work and not thread.waiting:
                     self.waiting_threads.appendleft(thread)
                     thread.waiting = True
-                waiter = thread.waiter = Waiter()
-                raise WouldBlock(waiter)
+                thread.waiter = Waiter()
+                return BLOCKED, consumed
             got_txn = self._read_work(thread, buffer, size, consumed, out, wait_for_proc_work, segments)
             if got_txn is None:  # only the BR_NOOP and no reason to return: sleep again
                 continue

@@ -344,13 +344,14 @@ class Operations(pyfuse3.Operations):
         h = self.handles.get(fh)
         if type(h) is DeviceHandle:  # the per-call path, without a wrapper coroutine
             try:
-                return h.file.read(off, size)
-            except WouldBlock as wb:
-                return await self._device_wait(h, off, size, wb)
+                got = h.file.read(off, size)
             except Exception as e:
                 raise fuse_error(e, "read") from None
             finally:
                 self._notify_polls()
+            if type(got) is bytes:
+                return got
+            return await self._device_wait(h, off, size, got)
         return await self._other_read(fh, off, size)
 
     async def _device_wait(self, h: DeviceHandle, off: int, size: int, wb: WouldBlock) -> bytes:
@@ -363,12 +364,14 @@ class Operations(pyfuse3.Operations):
                 if ended is not None:
                     h.file.abandon(off, ticket)
                     raise FUSEError(ended or errno.EINTR)
-                try:
-                    return h.file.resume(off, size, ticket)
-                except WouldBlock as again:
-                    ticket, deadline = again.waiter, again.deadline
+                got = h.file.resume(off, size, ticket)
+                if type(got) is bytes:
+                    return got
+                ticket, deadline = got.waiter, got.deadline
         except Exception as e:
             raise fuse_error(e, "read") from None
+        finally:
+            self._notify_polls()
 
     @handler
     async def _other_read(self, fh: int, off: int, size: int) -> bytes:
