@@ -13,7 +13,7 @@ Object model (as the kernel's; one module per concept):
 - :mod:`.work`: the work items threads read. :mod:`.alloc`: the mapped-area allocator.
 - :mod:`.ioctl`: ioctls split into write and read phases; :mod:`.device`: the ABI's frames.
 
-Nothing here does I/O or knows about FUSE or trio: a read that must wait raises
+Nothing here does I/O or knows about FUSE or trio: a read that must wait returns
 :class:`WouldBlock`, and whoever waits is woken through its :class:`Waiter`.
 """
 

@@ -1,7 +1,7 @@
 """struct binder_proc: one per open device file, with the write and read loops (6.1).
 
 ``thread_write`` runs the BC commands of a write buffer; ``thread_read`` fills a read buffer with
-BR commands, raising :class:`WouldBlock` where the kernel's reader would sleep (nothing is taken
+BR commands, returning :data:`BLOCKED` where the kernel's reader would sleep (nothing is taken
 off any queue before that, so the read can simply run again when woken).
 """
 
