@@ -86,13 +86,13 @@ class IPCThreadState:
         """One BINDER_WRITE_READ: send what is queued, read when the in buffer is used up."""
         with signal_guard:
             need_read = self.inpos >= len(self.inbuf)
-            in_flight = getattr(self.transport, "in_flight", lambda: None)()
+            in_flight = self.transport.in_flight()
             if in_flight is not None and (in_flight or not (self.out or self.process.pending)):
                 # Ctrl-C interrupted an earlier talk while its read phase waited: it is still in
                 # flight, and what its write consumed comes only with its reply. Only a read
                 # continues it; what is queued meanwhile goes with a later talk.
                 if do_receive and need_read:
-                    self._apply(self.transport.resume(), True)  # type: ignore[attr-defined]
+                    self._apply(self.transport.resume(), True)
                 return
             pending = self.process.take_pending() if self.process.pending else b""
             if pending:
@@ -121,7 +121,7 @@ class IPCThreadState:
                     raise
                 # The interrupted read-only read phase had produced its reply: that is this
                 # talk's input; the new commands go with the next talk.
-                self._apply(self.transport.resume(), True)  # type: ignore[attr-defined]
+                self._apply(self.transport.resume(), True)
                 return
             self._apply(result, bool(read_size))
 
@@ -171,7 +171,7 @@ class IPCThreadState:
         payload = data.data()
         objects = data.objects()
         offsets = struct.pack(f"<{len(objects)}Q", *objects) if objects else b""
-        place = self.transport.place  # type: ignore[attr-defined]
+        place = self.transport.place
         daddr = place(payload) if payload else 0
         oaddr = place(offsets) if offsets else 0
         self.out += _U32.pack(cmd) + TR.pack(handle, 0, code, flags, 0, 0, len(payload), len(offsets),

@@ -98,7 +98,7 @@ class SignalGuard:
         self._depth += 1
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, typ: object, value: object, tb: object) -> None:
         if _get_ident() != _MAIN_IDENT:
             return
         self._depth -= 1
@@ -137,7 +137,7 @@ class _Immediate:
         if self.main:
             self.guard._immediate = True
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, typ: object, value: object, tb: object) -> None:
         if self.main:
             self.guard._immediate = False
 
@@ -162,10 +162,10 @@ class _Released:
             for signum in pending:
                 self.handler(signum, None)
         except BaseException:
-            self.__exit__()
+            self.__exit__(None, None, None)
             raise
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, typ: object, value: object, tb: object) -> None:
         if not self.depth:
             return
         g = self.guard
@@ -176,7 +176,7 @@ class _Released:
             _setsignal(_SIGINT, g._handler)
 
 
-signal_guard = SignalGuard()
+signal_guard: Final = SignalGuard()
 
 
 class Transport(Protocol):
@@ -188,6 +188,12 @@ class Transport(Protocol):
     def ioctl(self, cmd: int, arg: bytes) -> tuple[int, bytes]: ...
 
     def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]: ...
+
+    def in_flight(self) -> int | None: ...
+
+    def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]: ...
+
+    def place(self, data: bytes) -> int: ...
 
     def close(self) -> None: ...
 
@@ -334,7 +340,7 @@ class VbinderTransport:
             signal_guard.deliver_pending()
             n = _libc_pread(fd, buf, _FIRST_READ, key)
             if n >= 0:
-                return ctypes.string_at(buf, n)
+                return buf[:n]  # a char array's slice is bytes
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
