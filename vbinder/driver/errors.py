@@ -27,7 +27,8 @@ class WouldBlock(Exception):
     """
 
     def __init__(self, waiter: Waiter, deadline: float | None = None) -> None:
-        super().__init__()
+        # No super().__init__(): BaseException.__new__ has the arguments already, and the call
+        # from compiled code is slow for an object made on every wait.
         self.waiter = waiter
         self.deadline = deadline
 

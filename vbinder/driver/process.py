@@ -92,6 +92,27 @@ TID_RECHECK_INTERVAL: Final = 1.0  # seconds a tid may be idle before its task's
 _REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
 
 
+class _WriteBuffer:
+    """The write buffer of a BINDER_WRITE_READ, as binder_thread_write's get_user/copy_from_user see it."""
+
+    __slots__ = ("data", "mem", "buffer", "size")
+
+    def __init__(self, mem: UserMemory, buffer: int, size: int) -> None:
+        self.data = mem.read(buffer, size)  # None: read piece by piece, faulting where get_user would
+        self.mem = mem
+        self.buffer = buffer
+        self.size = size
+
+    def get(self, ptr: int, n: int) -> bytes | None:
+        """``n`` bytes at offset ``ptr``, or None (EFAULT) past the end or outside user memory."""
+        if ptr + n > self.size:
+            return None
+        data = self.data
+        if data is not None:
+            return data[ptr:ptr + n]
+        return self.mem.read(self.buffer + ptr, n)
+
+
 class Proc:
     """A binder process: what one open of a device file owns."""
 
@@ -205,22 +226,15 @@ class Proc:
     def thread_write(self, thread: Thread, buffer: int, size: int, consumed: int,
                      mem: UserMemory) -> tuple[int, int]:
         """binder_thread_write: (ret, consumed)."""
-        data = mem.read(buffer, size)  # None: read piece by piece, faulting where get_user would
+        src = _WriteBuffer(mem, buffer, size)
         ptr = consumed
         end = size
         log = self.log
         d = self.driver
 
-        def get(n: int) -> bytes | None:
-            if ptr + n > size:
-                return None
-            if data is not None:
-                return data[ptr:ptr + n]
-            return mem.read(buffer + ptr, n)
-
         while ptr < end and thread.return_error.cmd == BR_OK:
             consumed = ptr  # *consumed: where the last whole command ended
-            raw = get(4)
+            raw = src.get(ptr, 4)
             if raw is None:
                 return -errno.EFAULT, consumed
             cmd = int.from_bytes(raw, "little")
@@ -231,7 +245,7 @@ class Proc:
                 self.stats.bc[nr] += 1
                 thread.stats.bc[nr] += 1
             if cmd in (BC_INCREFS, BC_ACQUIRE, BC_RELEASE, BC_DECREFS):
-                raw = get(4)
+                raw = src.get(ptr, 4)
                 if raw is None:
                     return -errno.EFAULT, consumed
                 target = int.from_bytes(raw, "little")
@@ -261,7 +275,7 @@ class Proc:
                     log.debug(Debug.USER_REFS, "%d:%d %s ref %d desc %d s %d w %d", self.pid, thread.pid,
                               name, ref.debug_id, ref.desc, ref.strong, ref.weak)
             elif cmd in (BC_INCREFS_DONE, BC_ACQUIRE_DONE):
-                raw = get(16)
+                raw = src.get(ptr, 16)
                 if raw is None:
                     return -errno.EFAULT, consumed
                 node_ptr, cookie = uapi.PTR_COOKIE.unpack(raw)
@@ -301,7 +315,7 @@ class Proc:
                 log.err("BC_ACQUIRE_RESULT not supported")
                 return -errno.EINVAL, consumed
             elif cmd == BC_FREE_BUFFER:
-                raw = get(8)
+                raw = src.get(ptr, 8)
                 if raw is None:
                     return -errno.EFAULT, consumed
                 data_ptr = int.from_bytes(raw, "little")
@@ -323,7 +337,7 @@ class Proc:
             elif cmd in (BC_TRANSACTION_SG, BC_REPLY_SG, BC_TRANSACTION, BC_REPLY):
                 sg = cmd in (BC_TRANSACTION_SG, BC_REPLY_SG)
                 n = _TR_SIZE + 8 if sg else _TR_SIZE
-                raw = get(n)
+                raw = src.get(ptr, n)
                 if raw is None:
                     return -errno.EFAULT, consumed
                 ptr += n
@@ -354,14 +368,14 @@ class Proc:
                 log.debug(Debug.THREADS, "%d:%d BC_EXIT_LOOPER", self.pid, thread.pid)
                 thread.looper |= Looper.EXITED
             elif cmd in (BC_REQUEST_DEATH_NOTIFICATION, BC_CLEAR_DEATH_NOTIFICATION):
-                raw = get(12)
+                raw = src.get(ptr, 12)
                 if raw is None:
                     return -errno.EFAULT, consumed
                 target, cookie = uapi.HANDLE_COOKIE.unpack(raw)
                 ptr += 12
                 self._death_notification(thread, cmd, target, cookie)
             elif cmd == BC_DEAD_BINDER_DONE:
-                raw = get(8)
+                raw = src.get(ptr, 8)
                 if raw is None:
                     return -errno.EFAULT, consumed
                 cookie = int.from_bytes(raw, "little")
