@@ -42,9 +42,15 @@ PAGE_ACTIVE: Final = 1  # installed, not on the lru
 PAGE_LRU: Final = 2  # installed, on binder_alloc_lru
 
 
+def _size_t(x: int) -> int:
+    """``x`` as a size_t (wraps at 2**64). Only values outside [0, 2**64) meet the 64-bit mask,
+    which compiled code can apply only to a boxed int: the usual sizes stay native."""
+    return x & _U64 if x < 0 or x >> 64 else x
+
+
 def _align(x: int) -> int:
     """ALIGN(x, sizeof(void *)) in size_t arithmetic (wraps at 2**64)."""
-    return (x + _PTR - 1) & ~(_PTR - 1) & _U64
+    return _size_t((x + _PTR - 1) & ~(_PTR - 1))
 
 
 def _page_align(x: int) -> int:
@@ -533,12 +539,12 @@ class Alloc:
         if not self._vma:
             log.alloc_debug(USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
             raise BinderError(errno.ESRCH, "no vma")
-        data_offsets_size = (_align(data_size) + _align(offsets_size)) & _U64
+        data_offsets_size = _size_t(_align(data_size) + _align(offsets_size))
         if data_offsets_size < data_size or data_offsets_size < offsets_size:
             log.alloc_debug(BUFFER_ALLOC, "%d: got transaction with invalid size %d-%d",
                             self.pid, _zd(data_size), _zd(offsets_size))
             raise BinderError(errno.EINVAL, "invalid size")
-        size = (data_offsets_size + _align(extra_buffers_size)) & _U64
+        size = _size_t(data_offsets_size + _align(extra_buffers_size))
         if size < data_offsets_size or size < extra_buffers_size:
             log.alloc_debug(BUFFER_ALLOC,
                             "%d: got transaction with invalid extra_buffers_size %d",
