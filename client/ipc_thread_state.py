@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 TR: Final = uapi.TRANSACTION_DATA
 _TR_SIZE: Final = TR.size
-_U32: Final = struct.Struct("<I")
-_I32: Final = struct.Struct("<i")
+_U32: Final = uapi.U32
+_I32: Final = uapi.S32
 _PTR_COOKIE: Final = uapi.PTR_COOKIE
 _READ_SIZE: Final = 256  # libbinder's mIn capacity
 

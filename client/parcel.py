@@ -21,7 +21,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
-from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT
+from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT, S32, U32, U64
 
 from .errors import (  # status codes and errors live in a pure module (mypyc cannot compile them)
     EX_BAD_PARCELABLE,
@@ -166,10 +166,10 @@ def _pad(n: int) -> int:
 _PAD4: Final = (b"", b"\0\0\0", b"\0\0", b"\0")  # the zeros after n bytes, by n % 4
 
 
-_I32: Final = struct.Struct("<i")
-_U32: Final = struct.Struct("<I")
+_I32: Final = S32
+_U32: Final = U32
 _I64: Final = struct.Struct("<q")
-_U64: Final = struct.Struct("<Q")
+_U64: Final = U64
 _F32: Final = struct.Struct("<f")
 _F64: Final = struct.Struct("<d")
 
@@ -296,8 +296,8 @@ class Parcel:
         """:meth:`_pack` of one value (no argument tuple: the per-call path)."""
         try:
             return fmt.pack(value)
-        except (struct.error, OverflowError) as e:
-            raise ValueError(f"{what} out of range: {(value,)!r}") from e
+        except (struct.error, OverflowError):
+            return Parcel._pack(fmt, what, value)  # raises, with its message
 
     # --- numbers -------------------------------------------------------------------------------
 

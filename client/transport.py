@@ -292,24 +292,21 @@ class VbinderTransport:
             st = local.state = _ThreadState()
         return st
 
-    def _key(self) -> int:
-        return self._thread().key
-
-    def _send(self, request: bytes) -> None:
-        n = os.pwrite(self.fd, request, self._key())
+    def _send(self, st: _ThreadState, request: bytes) -> None:
+        n = os.pwrite(self.fd, request, st.key)
         if n != len(request):
             raise TransportError(errno.EIO, f"short write of a request ({n} of {len(request)})")
 
-    def _receive(self, wait: bool = False) -> abi.Frame:
+    def _receive(self, st: _ThreadState, wait: bool = False) -> abi.Frame:
         """pread the whole reply of this thread's request (of the read-only fast path, if none).
 
         With ``wait`` (a read phase that may wait) in the main thread under :data:`signal_guard`,
         the pread is :meth:`_guarded_pread`, which a Ctrl-C ends without losing the reply.
         """
         fd = self.fd
-        key = self._key()
+        key = st.key
         if wait and signal_guard.interrupts_waits:
-            data = self._guarded_pread(fd, key)
+            data = self._guarded_pread(st, fd)
         else:
             data = os.pread(fd, _FIRST_READ, key)
         total = abi.reply_total(data)
@@ -317,7 +314,7 @@ class VbinderTransport:
             data += os.pread(fd, total - len(data), key + len(data))
         return abi.decode_reply(data)
 
-    def _guarded_pread(self, fd: int, key: int) -> bytes:
+    def _guarded_pread(self, st: _ThreadState, fd: int) -> bytes:
         """The waiting pread of the main thread under :data:`signal_guard`.
 
         It runs through libc rather than ``os.pread``: Python's retry on EINTR would run SIGINT's
@@ -327,7 +324,6 @@ class VbinderTransport:
         and the read phase stays in flight; if the reply came, the call completes and the guard
         raises the interrupt after it. One pread, as any other thread's.
         """
-        st = self._thread()
         buf = st.rbuf
         if buf is None:
             buf = st.rbuf = ctypes.create_string_buffer(_FIRST_READ)
@@ -338,22 +334,18 @@ class VbinderTransport:
             # caught by the C handler but not yet run is no longer pending for the daemon to see.
             _check_signals()
             signal_guard.deliver_pending()
-            n = _libc_pread(fd, buf, _FIRST_READ, key)
+            n = _libc_pread(fd, buf, _FIRST_READ, st.key)
             if n >= 0:
                 return buf[:n]  # a char array's slice is bytes
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
 
-    def _exchange(self, request: bytes | None) -> abi.Frame:
-        """pwrite ``request`` (None: the read-only fast path) and pread its whole reply."""
-        if request is not None:
-            self._send(request)
-        return self._receive()
-
     def ioctl(self, cmd: int, arg: bytes, segments: list[tuple[int, bytes]] | None = None) -> tuple[int, bytes]:
         """One ioctl: (return value, argument copied back)."""
-        f = self._exchange(abi.encode_request(cmd, arg, segments or ()))
+        st = self._thread()
+        self._send(st, abi.encode_request(cmd, arg, segments or ()))
+        f = self._receive(st)
         return f.code, f.arg
 
     def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:
@@ -377,7 +369,7 @@ class VbinderTransport:
             if not write and not data_segments and local.last_read_size == read_size:
                 local.inflight = (0, [])  # the pread itself starts the read phase
                 try:
-                    f = self._receive(read_size > 0)  # the ABI's read-only fast path
+                    f = self._receive(local, read_size > 0)  # the ABI's read-only fast path
                 except OSError as e:
                     if e.errno != errno.ENOMSG:
                         raise
@@ -387,12 +379,12 @@ class VbinderTransport:
                 arg = uapi.WRITE_READ.pack(len(write), 0, waddr, read_size, 0, read_buffer)
                 request = abi.encode_request(uapi.BINDER_WRITE_READ, arg, [*data_segments, (waddr, write)])
                 try:
-                    self._send(request)
+                    self._send(local, request)
                 except BaseException:
                     local.inflight = before  # not sent: what was in flight still is
                     raise
                 local.inflight = (len(write), data_segments)
-                f = self._receive(read_size > 0)
+                f = self._receive(local, read_size > 0)
                 if read_size:
                     local.last_read_size = read_size
         except OSError:
@@ -405,7 +397,7 @@ class VbinderTransport:
                 local.segments = data_segments + local.segments
             raise
         local.inflight = None
-        return self._result(f, len(write), data_segments)
+        return self._result(local, f, len(write), data_segments)
 
     def in_flight(self) -> int | None:
         """The write size of this thread's exchange that Ctrl-C interrupted, or None."""
@@ -421,7 +413,7 @@ class VbinderTransport:
         local = self._thread()
         write_len, data_segments = local.inflight or (0, [])
         try:
-            f = self._receive(True)  # interrupted again (not an OSError): still in flight
+            f = self._receive(local, True)  # interrupted again (not an OSError): still in flight
         except OSError as e:
             local.inflight = None
             local.segments = data_segments + local.segments
@@ -429,11 +421,10 @@ class VbinderTransport:
                 return 0, 0, b"", {}  # nothing was in flight after all
             raise
         local.inflight = None
-        return self._result(f, write_len, data_segments)
+        return self._result(local, f, write_len, data_segments)
 
-    def _result(self, f: abi.Frame, write_len: int, data_segments: list[tuple[int, bytes]]
+    def _result(self, local: _ThreadState, f: abi.Frame, write_len: int, data_segments: list[tuple[int, bytes]]
                 ) -> tuple[int, int, bytes, dict[int, bytes]]:
-        local = self._thread()
         bwr = uapi.WRITE_READ.unpack(f.arg)
         if bwr[1] < write_len:
             local.segments = data_segments + local.segments  # commands left unsent still point there

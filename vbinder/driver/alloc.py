@@ -60,7 +60,7 @@ def _page_align(x: int) -> int:
 
 def _zd(x: int) -> int:
     """A size_t as ``%zd`` prints it (signed)."""
-    x &= _U64
+    x = _size_t(x)
     return x - (1 << 64) if x >> 63 else x
 
 
