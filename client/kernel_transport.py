@@ -16,10 +16,11 @@ import mmap
 import os
 import struct
 import threading
+from typing import NamedTuple
 
 from vbinder import uapi
 
-from . import transport as _transport
+from .transport import check_signals, signal_guard
 
 WR = uapi.WRITE_READ
 TR = uapi.TRANSACTION_DATA
@@ -54,6 +55,28 @@ def buffer_address(obj: object) -> int:
         release(ctypes.byref(view))
 
 
+class _Exchange(NamedTuple):
+    """One BINDER_WRITE_READ: the struct (the kernel copies it back into ``buf``) and the memory
+    its pointers name, kept alive until it completes."""
+
+    write_len: int
+    buf: bytearray
+    wbuf: ctypes.Array[ctypes.c_char]
+    rbuf: ctypes.Array[ctypes.c_char] | None
+    placed: list[ctypes.Array[ctypes.c_char]]
+
+
+class _ThreadState:
+    """What one thread keeps in a :class:`KernelTransport`."""
+
+    __slots__ = ("placed", "inflight", "rbuf")
+
+    def __init__(self) -> None:
+        self.placed: list[ctypes.Array[ctypes.c_char]] = []  # placed for the next write_read
+        self.inflight: _Exchange | None = None  # the exchange Ctrl-C interrupted
+        self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the read buffer, reused
+
+
 class KernelTransport:
     """A kernel binder device: real ioctls, real memory, a real mapped area."""
 
@@ -76,12 +99,14 @@ class KernelTransport:
 
     # -- ioctls ------------------------------------------------------------------------------------
 
-    def _ioctl(self, cmd: int, buf: bytearray) -> int:
+    def _ioctl(self, cmd: int, buf: bytearray, interruptible: bool = False) -> int:
         """One ioctl on ``buf`` (the kernel's copy-back lands in it), retried after EINTR.
 
         On EINTR Python has already run the signal handlers when ``fcntl.ioctl`` raises; if a
-        handler raised, its exception propagates instead. The retry passes the struct as the
-        kernel copied it back (for BINDER_WRITE_READ: the updated ``write_consumed``).
+        handler raised, its exception propagates instead. With ``interruptible``, a SIGINT that
+        :data:`~vbinder_client.transport.signal_guard` recorded is handed to its real handler
+        then (which raises KeyboardInterrupt). The retry passes the struct as the kernel copied
+        it back (for BINDER_WRITE_READ: the updated ``write_consumed``).
         """
         while True:
             try:
@@ -89,6 +114,8 @@ class KernelTransport:
             except OSError as e:
                 if e.errno != errno.EINTR:
                     return -(e.errno or errno.EIO)
+                if interruptible:
+                    signal_guard.deliver_pending()
 
     def ioctl(self, cmd: int, arg: bytes) -> tuple[int, bytes]:
         """One ioctl: (return value or -errno, argument copied back).
@@ -116,53 +143,63 @@ class KernelTransport:
         :meth:`in_flight` says so and :meth:`resume` finishes it. The kernel keeps nothing for an
         interrupted read (it had read nothing), so a new call simply drops it.
         """
-        local = self._local
+        local = self._thread()
         local.inflight = None
-        placed = getattr(local, "placed", None) or []
-        local.placed = []
+        placed, local.placed = local.placed, []
         wbuf = ctypes.create_string_buffer(write, max(len(write), 1))
-        rbuf = getattr(local, "rbuf", None)
+        rbuf = local.rbuf
         if read_size and (rbuf is None or len(rbuf) < read_size):
             rbuf = local.rbuf = ctypes.create_string_buffer(read_size)
         rptr = ctypes.addressof(rbuf) if read_size and rbuf is not None else 0
         buf = bytearray(WR.pack(len(write), 0, ctypes.addressof(wbuf), read_size, 0, rptr))
-        exchange = (len(write), buf, wbuf, rbuf, placed)
-        ret = self._wait(exchange, read_size > 0)
-        return self._result(ret, exchange)
+        exchange = _Exchange(len(write), buf, wbuf, rbuf, placed)
+        ret = self._wait(local, exchange, read_size > 0)
+        return self._result(local, ret, exchange)
 
-    def _wait(self, exchange: tuple, may_wait: bool) -> int:
-        """The BINDER_WRITE_READ of ``exchange``; Ctrl-C while it waits leaves it in flight."""
+    def _thread(self) -> _ThreadState:
+        """The calling thread's state."""
         local = self._local
-        buf = exchange[1]
-        guard = getattr(_transport, "signal_guard", None)
+        st: _ThreadState | None = getattr(local, "state", None)
+        if st is None:
+            st = local.state = _ThreadState()
+        return st
+
+    def _wait(self, local: _ThreadState, exchange: _Exchange, may_wait: bool) -> int:
+        """The BINDER_WRITE_READ of ``exchange``; Ctrl-C while it waits leaves it in flight.
+
+        In the main thread under :data:`~vbinder_client.transport.signal_guard`, SIGINT's handler
+        only records the signal, so a read phase that may wait is ended by hand: the kernel
+        returns EINTR when the signal arrives, and :meth:`_ioctl` hands the recorded SIGINT on
+        (KeyboardInterrupt). The kernel has copied the struct back by then, so :meth:`resume`
+        re-issues it with nothing left to write, as libbinder does.
+        """
+        interruptible = may_wait and signal_guard.interrupts_waits
         issued = False
         try:
-            if may_wait and guard is not None and guard.active:
-                with guard.interruptible():
-                    issued = True
-                    return self._ioctl(uapi.BINDER_WRITE_READ, buf)
+            if interruptible:
+                # A Ctrl-C that came before the wait must not start it (see VbinderTransport).
+                check_signals()
+                signal_guard.deliver_pending()
             issued = True
-            return self._ioctl(uapi.BINDER_WRITE_READ, buf)
+            return self._ioctl(uapi.BINDER_WRITE_READ, exchange.buf, interruptible)
         except KeyboardInterrupt:
             if issued:
                 local.inflight = exchange  # resume() re-issues it, or returns it if it completed
             else:
-                local.placed = exchange[4] + local.placed
+                local.placed = exchange.placed + local.placed
             raise
 
-    def _result(self, ret: int, exchange: tuple) -> tuple[int, int, bytes, dict[int, bytes]]:
-        local = self._local
-        write_len, buf, _wbuf, _rbuf, placed = exchange
-        bwr = WR.unpack(buf)
-        if bwr[1] < write_len:
-            local.placed = placed + local.placed  # commands left unsent still point there
+    def _result(self, local: _ThreadState, ret: int, exchange: _Exchange) -> tuple[int, int, bytes, dict[int, bytes]]:
+        bwr = WR.unpack(exchange.buf)
+        if bwr[1] < exchange.write_len:
+            local.placed = exchange.placed + local.placed  # commands left unsent still point there
         read = ctypes.string_at(bwr[5], bwr[4]) if bwr[4] and bwr[5] else b""
         return ret, bwr[1], read, self._buffers(read)
 
     def in_flight(self) -> int | None:
         """The write size of this thread's exchange that Ctrl-C interrupted, or None."""
-        inflight = getattr(self._local, "inflight", None)
-        return None if inflight is None else inflight[0]
+        inflight = self._thread().inflight
+        return None if inflight is None else inflight.write_len
 
     def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]:
         """Finish the exchange that Ctrl-C interrupted: its result.
@@ -170,17 +207,17 @@ class KernelTransport:
         If the ioctl had returned (the interrupt came just after it), that is its result; else it
         is issued again with the struct the kernel copied back (nothing left to write).
         """
-        local = self._local
-        exchange = getattr(local, "inflight", None)
+        local = self._thread()
+        exchange = local.inflight
         if exchange is None:
             return 0, 0, b"", {}
         local.inflight = None
-        bwr = WR.unpack(exchange[1])
+        bwr = WR.unpack(exchange.buf)
         if bwr[4] or not bwr[3]:
             # It completed: a read returns at least BR_NOOP, and a write alone never waits.
-            return self._result(0, exchange)
-        ret = self._wait(exchange, True)
-        return self._result(ret, exchange)
+            return self._result(local, 0, exchange)
+        ret = self._wait(local, exchange, True)
+        return self._result(local, ret, exchange)
 
     def _buffers(self, read: bytes) -> dict[int, bytes]:
         """The transaction buffers that ``read`` delivers: {data address: data .. end of buffer}."""
@@ -231,12 +268,8 @@ class KernelTransport:
 
     def place(self, data: bytes) -> int:
         """Put ``data`` in this thread's memory until its next write_read; returns its address."""
-        local = self._local
-        placed = getattr(local, "placed", None)
-        if placed is None:
-            placed = local.placed = []
         buf = ctypes.create_string_buffer(data, max(len(data), 1))
-        placed.append(buf)
+        self._thread().placed.append(buf)
         return ctypes.addressof(buf)
 
     def close(self) -> None:

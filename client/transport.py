@@ -15,7 +15,7 @@ import signal
 import stat
 import threading
 from types import FrameType
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from vbinder import abi, uapi
 
@@ -32,8 +32,8 @@ _get_ident: Final = threading.get_ident  # compiled, a Final is a C static: no l
 # The C functions under signal.signal/getsignal: the same, without their enum conversions (a
 # guarded call swaps SIGINT's handler twice; those conversions were a fifth of the client's time).
 try:
-    from _signal import getsignal as _c_getsignal  # type: ignore[import-not-found]
-    from _signal import signal as _c_setsignal  # type: ignore[import-not-found]
+    from _signal import getsignal as _c_getsignal  # type: ignore[import-not-found, unused-ignore]
+    from _signal import signal as _c_setsignal  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # pragma: no cover - not CPython
     _c_getsignal, _c_setsignal = signal.getsignal, signal.signal
 _getsignal: Final = _c_getsignal
@@ -43,8 +43,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc_pread: Final = _libc.pread
 _libc_pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
 _libc_pread.restype = ctypes.c_ssize_t
-_check_signals: Final = ctypes.pythonapi.PyErr_CheckSignals  # raises what a handler raised
-_check_signals.restype = ctypes.c_int
+check_signals: Final = ctypes.pythonapi.PyErr_CheckSignals  # runs pending handlers; raises what one raised
+check_signals.restype = ctypes.c_int
 
 
 class SignalGuard:
@@ -256,7 +256,7 @@ class _ThreadState:
         self.segments: list[tuple[int, bytes]] = []  # placed for the next write_read
         self.inflight: tuple[int, list[tuple[int, bytes]]] | None = None  # (write size, segments)
         self.last_read_size = 0
-        self.rbuf: Any = None  # the guarded pread's buffer
+        self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the guarded pread's buffer
 
 
 class VbinderTransport:
@@ -332,11 +332,11 @@ class VbinderTransport:
             # recorded Ctrl-C on: one that came before the wait must not start it. The check must
             # be explicit: compiled code passes no eval-loop check between bytecodes, and a SIGINT
             # caught by the C handler but not yet run is no longer pending for the daemon to see.
-            _check_signals()
+            check_signals()
             signal_guard.deliver_pending()
             n = _libc_pread(fd, buf, _FIRST_READ, st.key)
             if n >= 0:
-                return buf[:n]  # a char array's slice is bytes
+                return cast(bytes, buf[:n])  # a char array's slice is bytes (typeshed says list)
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))
