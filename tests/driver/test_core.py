@@ -189,6 +189,29 @@ def test_mmap_checks() -> None:
     assert f.code == -errno.EINVAL
 
 
+@pytest.mark.parametrize("prot, flags, opened, closed", [
+    # the oracle's 6.1 with debug_mask 8 (tests/oracle/samples/stock/dmesg_B_debug_mask_0x8.txt for
+    # libbinder's mapping; the others from runs of mmap(2) with these arguments on /dev/binder)
+    (abi.PROT_READ, 2, "vma 71 pagep 8000000000000025", "vma 18020051 pagep 8000000000000025"),
+    (abi.PROT_READ, 1, "vma f9 pagep 8000000000000025", "vma 180200d9 pagep 8000000000000025"),
+    (abi.PROT_READ | 4, 2, "vma 75 pagep 25", "vma 18020055 pagep 25"),
+    (abi.PROT_READ | abi.PROT_WRITE, 1, "vma fb pagep 8000000000000027", None),
+    (abi.PROT_READ | abi.PROT_WRITE, 2, "vma 100073 pagep 8000000000000025", None),
+])
+def test_mmap_lines_print_the_vma_as_6_1(prot: int, flags: int, opened: str, closed: str | None) -> None:
+    d = make_driver(debug_mask=8)
+    c = Client(d, 10)
+    f = c.ioctl(abi.VBINDER_MMAP, abi.VBINDER_MMAP_ARG.pack(0, 1 << 20, prot, flags))
+    lines = [line for _s, line in d.log.ring]
+    assert lines[-1 if closed else -2].endswith(f"(1024 K) {opened}")
+    if closed is None:  # PROT_WRITE: refused after the line
+        assert f.code == -errno.EPERM and lines[-1].endswith("bad vm_flags failed -1")
+        return
+    addr = abi.VBINDER_MMAP_ARG.unpack(f.arg)[0]
+    assert c.ioctl(abi.VBINDER_MUNMAP, abi.VBINDER_MUNMAP_ARG.pack(addr, 1 << 20)).code == 0
+    assert d.log.ring[-1][1].endswith(f"close vm area {addr:x}-{addr + (1 << 20):x} (1024 K) {closed}")
+
+
 def test_second_context_manager_is_ebusy() -> None:
     d, server, client = server_client()
     assert client.ioctl(uapi.BINDER_SET_CONTEXT_MGR, uapi.S32.pack(0)).code == -errno.EBUSY

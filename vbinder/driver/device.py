@@ -252,9 +252,6 @@ class DeviceFile:
             return True
         return ioctl.poll(self.proc, tid)
 
-    def waiting_tids(self) -> list[int]:
-        return [tid for tid, k in self.keys.items() if k.ticket is not None]
-
     def flush(self, mm_gone: bool = False) -> None:
         """A close of the file (binder_flush); ``mm_gone``: the opener's memory went first."""
         ioctl.flush(self.proc, mm_gone)

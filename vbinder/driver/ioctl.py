@@ -20,11 +20,48 @@ from .process import BLOCKED, Proc
 from .thread import Looper, Thread
 
 WR: Final = uapi.WRITE_READ
-# What 6.1 prints for a PROT_READ, MAP_PRIVATE mapping (oracle samples, debug_mask 0x8).
-_VM_FLAGS_RO: Final = 0x71
+# The vma flags and page protection 6.1's binder_mmap and binder_vma_close print
+# (include/linux/mm.h; x86's protection_map). A mapping of the device (opened read-write) starts
+# with VM_MAY{READ,WRITE,EXEC}, the bits of its prot, VM_SHARED|VM_MAYSHARE for MAP_SHARED, and
+# VM_ACCOUNT when private and writable; binder_mmap adds VM_DONTCOPY|VM_MIXEDMAP and drops
+# VM_MAYWRITE, and mmap_region adds VM_SOFTDIRTY after it. libbinder's PROT_READ, MAP_PRIVATE
+# mapping prints vma 71 pagep 8000000000000025, then vma 18020051 at close; the oracle printed
+# f9/180200d9 for MAP_SHARED, 75/18020055 and pagep 25 for PROT_EXEC, fb with pagep
+# 8000000000000027 for a shared writable mapping, 100073 for a private writable one.
+_VM_READ: Final = 0x1
 _VM_WRITE: Final = 0x2
-_VM_FLAGS_AFTER_MMAP: Final = 0x18020051
-_PAGEP: Final = 0x8000000000000025
+_VM_EXEC: Final = 0x4
+_VM_SHARED_MAYSHARE: Final = 0x8 | 0x80
+_VM_MAY_RWX: Final = 0x10 | 0x20 | 0x40
+_VM_MAYWRITE: Final = 0x20
+_VM_ACCOUNT: Final = 0x100000
+_VM_BINDER_MMAP: Final = 0x20000 | 0x10000000 | 0x08000000  # VM_DONTCOPY | VM_MIXEDMAP | VM_SOFTDIRTY
+_MAP_SHARED: Final = 0x1
+_PROT_EXEC: Final = 0x4
+_PAGE_USER_PRESENT: Final = 0x25  # _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
+_PAGE_RW: Final = 0x2
+_PAGE_NX: Final = 1 << 63
+
+
+def _vm_flags(prot: int, flags: int) -> int:
+    """The vma's flags when binder_mmap sees it (calc_vm_prot_bits, calc_vm_flag_bits, do_mmap)."""
+    vm = _VM_MAY_RWX
+    vm |= _VM_READ if prot & abi.PROT_READ else 0
+    vm |= _VM_WRITE if prot & abi.PROT_WRITE else 0
+    vm |= _VM_EXEC if prot & _PROT_EXEC else 0
+    if flags & _MAP_SHARED:
+        vm |= _VM_SHARED_MAYSHARE
+    elif prot & abi.PROT_WRITE:
+        vm |= _VM_ACCOUNT
+    return vm
+
+
+def _page_prot(prot: int, flags: int) -> int:
+    """vma->vm_page_prot (vm_get_page_prot): writable only when shared, NX unless PROT_EXEC."""
+    pagep = _PAGE_USER_PRESENT
+    pagep |= _PAGE_RW if prot & abi.PROT_WRITE and flags & _MAP_SHARED else 0
+    pagep |= 0 if prot & _PROT_EXEC else _PAGE_NX
+    return pagep
 
 
 # The ioctl outcomes are plain classes, not dataclasses: a compiled dataclass keeps the
@@ -337,40 +374,43 @@ def _node_debug_info(proc: Proc, arg: bytes) -> bytes:
 
 
 def _mmap(proc: Proc, tid: int, arg: bytes) -> Done:
-    """VBINDER_MMAP: binder_mmap's checks, then the allocator's mmap handler."""
+    """VBINDER_MMAP: binder_mmap's checks, then the allocator's mmap handler.
+
+    It stands for mmap(2), not an ioctl: a failure prints no ``ioctl ... returned`` line.
+    """
     addr, size, prot, flags = abi.VBINDER_MMAP_ARG.unpack(arg)
     host = proc.driver.host
     tgid = host.tgid(tid) if host is not None else proc.pid
     if tgid != proc.pid:
-        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EINVAL)
+        return Done(-errno.EINVAL)
     size = (size + abi.PAGE_SIZE - 1) & ~(abi.PAGE_SIZE - 1)
     if size == 0:
-        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EINVAL)
+        return Done(-errno.EINVAL)
     if addr == 0:
         addr = proc.driver.pick_mmap_address(size)
     if addr % abi.PAGE_SIZE or addr < abi.MMAP_BASE or addr + size > abi.MMAP_END:
-        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EINVAL)
-    vm_flags = _VM_FLAGS_RO | (_VM_WRITE if prot & abi.PROT_WRITE else 0)
+        return Done(-errno.EINVAL)
+    vm_flags = _vm_flags(prot, flags)
     proc.log.debug(Debug.OPEN_CLOSE, "%s: %d %x-%x (%d K) vma %x pagep %x", "binder_mmap", proc.pid,
-                   addr, addr + size, size // 1024, vm_flags, _PAGEP)
+                   addr, addr + size, size // 1024, vm_flags, _page_prot(prot, flags))
     if prot & abi.PROT_WRITE:
         proc.log.err("%s: %d %x-%x %s failed %d", "binder_mmap", proc.pid, addr, addr + size,
                      "bad vm_flags", -errno.EPERM)
-        return _finish(proc, None, tid, abi.VBINDER_MMAP, -errno.EPERM)
+        return Done(-errno.EPERM)
     try:
         proc.alloc.mmap(addr, size)
     except BinderError as e:
-        return _finish(proc, None, tid, abi.VBINDER_MMAP, -e.errno)
-    proc.mmap_flags = flags
+        return Done(-e.errno)
+    proc.vm_flags = (vm_flags | _VM_BINDER_MMAP) & ~_VM_MAYWRITE
+    proc.page_prot = _page_prot(prot, flags)
     proc.mmap_range = (addr, addr + size)
     return Done(0, abi.VBINDER_MMAP_ARG.pack(addr, size, prot, flags))
 
 
 def _vma_close(proc: Proc) -> None:
     start, end = proc.mmap_range
-    # binder_mmap set VM_DONTCOPY|VM_MIXEDMAP and cleared VM_MAYWRITE: 6.1 prints these flags.
     proc.log.debug(Debug.OPEN_CLOSE, "%d close vm area %x-%x (%d K) vma %x pagep %x", proc.pid, start, end,
-                   (end - start) // 1024, _VM_FLAGS_AFTER_MMAP, _PAGEP)
+                   (end - start) // 1024, proc.vm_flags, proc.page_prot)
     proc.alloc.vma_close()
 
 
@@ -380,6 +420,6 @@ def _munmap(proc: Proc, tid: int, arg: bytes) -> Done:
     size = (size + abi.PAGE_SIZE - 1) & ~(abi.PAGE_SIZE - 1)
     start, end = proc.mmap_range
     if not proc.alloc.mapped or start != addr or end - start != size:
-        return _finish(proc, None, tid, abi.VBINDER_MUNMAP, -errno.EINVAL)
+        return Done(-errno.EINVAL)
     _vma_close(proc)
     return Done(0)

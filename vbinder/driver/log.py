@@ -103,9 +103,6 @@ class Log:
         if self.alloc_debug_mask & mask:
             self.emit(KERN_INFO, "binder_alloc: " + (fmt % args if args else fmt))
 
-    def alloc_err(self, fmt: str, *args: object) -> None:
-        self.emit(KERN_ERR, "binder_alloc: " + (fmt % args if args else fmt))
-
     def lines_since(self, seq: int) -> tuple[list[str], int]:
         """Lines with sequence >= ``seq`` still in the ring, and the next sequence to ask for."""
         if seq >= self.next_seq or not self.ring:

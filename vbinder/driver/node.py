@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..uapi import FLAT_BINDER_FLAG_ACCEPTS_FDS, FLAT_BINDER_FLAG_PRIORITY_MASK, FLAT_BINDER_FLAG_TXN_SECURITY_CTX
+from ..uapi import FLAT_BINDER_FLAG_ACCEPTS_FDS, FLAT_BINDER_FLAG_TXN_SECURITY_CTX
 from .log import Debug
 from .stats import Obj
 from .work import Death, Work, WorkList, WorkType, dequeue
@@ -37,7 +37,7 @@ class Node:
     __slots__ = ("driver", "debug_id", "proc", "ptr", "cookie", "work", "internal_strong_refs",
                  "local_strong_refs", "local_weak_refs", "tmp_refs", "refs", "has_strong_ref",
                  "pending_strong_ref", "has_weak_ref", "pending_weak_ref", "has_async_transaction",
-                 "accept_fds", "txn_security_ctx", "min_priority", "async_todo")
+                 "accept_fds", "txn_security_ctx", "async_todo")
 
     def __init__(self, driver: Driver, proc: Proc, ptr: int, cookie: int, flags: int) -> None:
         self.driver = driver
@@ -58,7 +58,6 @@ class Node:
         self.has_async_transaction = False
         self.accept_fds = bool(flags & FLAT_BINDER_FLAG_ACCEPTS_FDS)
         self.txn_security_ctx = bool(flags & FLAT_BINDER_FLAG_TXN_SECURITY_CTX)
-        self.min_priority = flags & FLAT_BINDER_FLAG_PRIORITY_MASK
         self.async_todo = WorkList()
 
 

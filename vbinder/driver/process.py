@@ -141,11 +141,11 @@ class Proc:
         self.sync_recv: bool = False
         self.async_recv: bool = False
         self.outstanding_txns: int = 0
-        self.default_priority: int = 0
         self.oneway_spam_detection_enabled: bool = False
         self.stats: Stats = Stats()
         self.alloc: Alloc = Alloc(pid, driver.log)
-        self.mmap_flags: int = 0
+        self.vm_flags: int = 0  # the mapped area's vma flags, as binder_mmap left them
+        self.page_prot: int = 0  # and its vm_page_prot
         self.mmap_range: tuple[int, int] = (0, 0)
 
     # -- threads and wakeups ----------------------------------------------------------------------
@@ -333,7 +333,7 @@ class Proc:
                     log.debug(Debug.FREE_BUFFER, "%d:%d BC_FREE_BUFFER u%016x found buffer %d for %s transaction",
                               self.pid, thread.pid, data_ptr, buf.debug_id,
                               "active" if buf.transaction is not None else "finished")
-                free_buf(self, thread, buf, False)
+                free_buf(self, buf)
             elif cmd in (BC_TRANSACTION_SG, BC_REPLY_SG, BC_TRANSACTION, BC_REPLY):
                 sg = cmd in (BC_TRANSACTION_SG, BC_REPLY_SG)
                 n = _TR_SIZE + 8 if sg else _TR_SIZE
@@ -380,7 +380,7 @@ class Proc:
                     return -errno.EFAULT, consumed
                 cookie = int.from_bytes(raw, "little")
                 ptr += 8
-                death = next((w for w in self.delivered_death if w.cookie == cookie), None)  # type: ignore[attr-defined]
+                death = next((w for w in self.delivered_death if isinstance(w, Death) and w.cookie == cookie), None)
                 log.debug(Debug.DEAD_BINDER, "%d:%d BC_DEAD_BINDER_DONE %016x found %s", self.pid, thread.pid,
                           cookie, f"{id(death) if death is not None else 0:016x}")
                 if death is None:
@@ -591,7 +591,7 @@ class Proc:
         assert buf is not None
         node = buf.target_node
         if node is not None:
-            target_ptr, cookie, cmd = node.ptr, node.cookie, BR_TRANSACTION  # type: ignore[attr-defined]
+            target_ptr, cookie, cmd = node.ptr, node.cookie, BR_TRANSACTION
         else:
             target_ptr, cookie, cmd = 0, 0, BR_REPLY
         t_from = t.from_
@@ -749,7 +749,7 @@ class Proc:
         # binder_free_proc: the allocator's buffers go with the proc.
         for buf in self.alloc.allocated_buffers():
             if buf.transaction is not None:
-                buf.transaction.buffer = None  # type: ignore[attr-defined]
+                buf.transaction.buffer = None
                 buf.transaction = None
         self.alloc.deferred_release()
         d.stats.obj_deleted[Obj.PROC] += 1

@@ -69,7 +69,7 @@ class Transaction(Work):
     """struct binder_transaction (its ``work`` is the object itself)."""
 
     __slots__ = ("driver", "debug_id", "from_", "from_parent", "to_proc", "to_thread",
-                 "to_parent", "need_reply", "buffer", "code", "flags", "priority", "saved_priority",
+                 "to_parent", "need_reply", "buffer", "code", "flags", "priority",
                  "sender_euid", "start_time", "security_ctx")
 
     def __init__(self, driver: Driver, debug_id: int) -> None:
@@ -86,7 +86,6 @@ class Transaction(Work):
         self.code = 0
         self.flags = 0
         self.priority = 0
-        self.saved_priority = 0
         self.sender_euid = 0
         self.start_time = 0.0
         self.security_ctx = 0
@@ -229,8 +228,7 @@ def get_object(proc: Proc, buffer: Buffer, offset: int, src: bytes | None) -> tu
     return size, obj[:size]
 
 
-def transaction_buffer_release(proc: Proc, thread: Thread | None, buffer: Buffer,
-                               off_end_offset: int, is_failure: bool) -> None:
+def transaction_buffer_release(proc: Proc, buffer: Buffer, off_end_offset: int) -> None:
     """binder_transaction_buffer_release: drop what the buffer's objects hold."""
     log = proc.log
     debug_id = buffer.debug_id
@@ -269,18 +267,17 @@ def transaction_buffer_release(proc: Proc, thread: Thread | None, buffer: Buffer
             log.err("transaction release %d bad object type %x", debug_id, otype)
 
 
-def release_entire_buffer(proc: Proc, thread: Thread | None, buffer: Buffer, is_failure: bool) -> None:
+def release_entire_buffer(proc: Proc, buffer: Buffer) -> None:
     """binder_release_entire_buffer."""
-    transaction_buffer_release(proc, thread, buffer,
-                               _align8(buffer.data_size) + buffer.offsets_size, is_failure)
+    transaction_buffer_release(proc, buffer, _align8(buffer.data_size) + buffer.offsets_size)
 
 
-def free_buf(proc: Proc, thread: Thread | None, buffer: Buffer, is_failure: bool) -> None:
+def free_buf(proc: Proc, buffer: Buffer) -> None:
     """binder_free_buf: release the buffer; a freed one-way buffer lets the node's next one run."""
     if buffer.transaction is not None:
-        buffer.transaction.buffer = None  # type: ignore[attr-defined]
+        buffer.transaction.buffer = None
         buffer.transaction = None
-    node: Node | None = buffer.target_node  # type: ignore[assignment]
+    node = buffer.target_node
     if buffer.async_transaction and node is not None:
         assert node.has_async_transaction
         w = node.async_todo.pop()
@@ -289,7 +286,7 @@ def free_buf(proc: Proc, thread: Thread | None, buffer: Buffer, is_failure: bool
         else:
             proc.todo.enqueue(w)
             proc.wakeup_proc()
-    release_entire_buffer(proc, thread, buffer, is_failure)
+    release_entire_buffer(proc, buffer)
     proc.alloc.free_buf(buffer)
 
 
@@ -407,7 +404,7 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
             assert old is not None
             outdated.buffer = None
             old.transaction = None
-            release_entire_buffer(proc, None, old, True)
+            release_entire_buffer(proc, old)
             proc.alloc.free_buf(old)
             t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
     if not pending_async:
@@ -426,7 +423,7 @@ def _can_update_transaction(t1: Transaction, t2: Transaction) -> bool:
         return False
     n1, n2 = b1.target_node, b2.target_node
     return (t1.to_proc.pid == t2.to_proc.pid and t1.code == t2.code and t1.flags == t2.flags
-            and b1.pid == b2.pid and n1.ptr == n2.ptr and n1.cookie == n2.cookie)  # type: ignore[attr-defined]
+            and b1.pid == b2.pid and n1.ptr == n2.ptr and n1.cookie == n2.cookie)
 
 
 def _find_outdated_transaction(t: Transaction, node: Node) -> Transaction | None:
@@ -476,7 +473,7 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
             if stage == "dead_proc":
                 assert tcomplete is not None
                 dequeue(tcomplete)
-            transaction_buffer_release(target_proc, None, t.buffer, buffer_offset, True)
+            transaction_buffer_release(target_proc, t.buffer, buffer_offset)
             if target_node is not None:
                 dec_node_tmpref(target_node)
             target_node = None
@@ -789,8 +786,7 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
         thread.enqueue_work(tcomplete)
         if target_thread.is_dead:
             return_error = BR_DEAD_REPLY
-            log.debug(Debug.FAILED_TRANSACTION, "%d:%d %s process or thread", proc.pid, thread.pid,
-                      "frozen" if return_error == BR_FROZEN_REPLY else "dead")
+            log.debug(Debug.FAILED_TRANSACTION, "%d:%d dead process or thread", proc.pid, thread.pid)
             return_error_line = _line()
             stage = "dead_proc"
             return fail()
