@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MNT ?= mnt
 export VENV
 
-.PHONY: all bootstrap run test lint bench umount clean
+.PHONY: all bootstrap run test lint static bench umount clean
 
 all: test
 
@@ -16,14 +16,21 @@ bootstrap:
 run: bootstrap
 	@PY=$(PY) scripts/demo.sh start $(MNT)
 
-## test: the whole test suite (pass more pytest arguments with PYTEST_ARGS=...), then the core's
-## tests again in pure Python (VBINDER_PURE=1), the fallback when the compiled build is absent
-test: bootstrap
+## test: the static checks, the whole test suite (pass more pytest arguments with PYTEST_ARGS=...;
+## tests/kernel runs the client on the real 6.1 driver in the oracle's VM), then the core's tests
+## again in pure Python (VBINDER_PURE=1), the fallback when the compiled build is absent
+test:
+	@scripts/bootstrap.sh --test
+	@$(MAKE) --no-print-directory static
 	$(PY) -m pytest $(PYTEST_ARGS)
 	VBINDER_PURE=1 $(PY) -m pytest -q tests/driver tests/test_native.py
 
-lint: bootstrap
+## lint: the static checks (ruff; mypy in strict mode on vbinder and the client)
+lint: bootstrap static
+
+static:
 	$(PY) -m ruff check .
+	$(PY) scripts/typecheck.py
 
 include bench/Makefile.inc
 

@@ -307,7 +307,8 @@ class Parcel:
 
     def read_int32(self) -> int:
         """``readInt32``."""
-        return self._unpack(_I32, "int32")
+        value: int = self._unpack(_I32, "int32")
+        return value
 
     def write_uint32(self, value: int) -> None:
         """``writeUint32``."""
@@ -315,7 +316,8 @@ class Parcel:
 
     def read_uint32(self) -> int:
         """``readUint32``."""
-        return self._unpack(_U32, "uint32")
+        value: int = self._unpack(_U32, "uint32")
+        return value
 
     def write_int64(self, value: int) -> None:
         """``writeInt64``: 8 bytes, no extra alignment."""
@@ -323,7 +325,8 @@ class Parcel:
 
     def read_int64(self) -> int:
         """``readInt64``."""
-        return self._unpack(_I64, "int64")
+        value: int = self._unpack(_I64, "int64")
+        return value
 
     def write_uint64(self, value: int) -> None:
         """``writeUint64``."""
@@ -331,7 +334,8 @@ class Parcel:
 
     def read_uint64(self) -> int:
         """``readUint64``."""
-        return self._unpack(_U64, "uint64")
+        value: int = self._unpack(_U64, "uint64")
+        return value
 
     def write_float(self, value: float) -> None:
         """``writeFloat``: IEEE single."""
@@ -339,7 +343,8 @@ class Parcel:
 
     def read_float(self) -> float:
         """``readFloat``."""
-        return self._unpack(_F32, "float")
+        value: float = self._unpack(_F32, "float")
+        return value
 
     def write_double(self, value: float) -> None:
         """``writeDouble``: IEEE double."""
@@ -347,7 +352,8 @@ class Parcel:
 
     def read_double(self) -> float:
         """``readDouble``."""
-        return self._unpack(_F64, "double")
+        value: float = self._unpack(_F64, "double")
+        return value
 
     def write_bool(self, value: bool) -> None:
         """``writeBool``: an int32, 1 or 0."""

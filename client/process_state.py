@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vbinder import uapi
 
@@ -37,7 +37,7 @@ class ProcessState:
         self.transport.ioctl(uapi.BINDER_SET_MAX_THREADS, uapi.U32.pack(max_threads))
         self._lock = threading.Lock()
         self._proxies: weakref.WeakValueDictionary[int, BpBinder] = weakref.WeakValueDictionary()
-        self._locals: dict[int, list] = {}  # ptr -> [binder, weak count, strong count]
+        self._locals: dict[int, list[Any]] = {}  # ptr -> [binder, weak count, strong count]
         self._deaths: dict[int, BpBinder] = {}  # cookie -> proxy with a death notification
         self.pending: list[bytes] = []  # BC commands from any thread, sent with the next write
         self.context_object: BBinder | None = None

@@ -140,13 +140,14 @@ class ServiceManagerProxy(Proxy):
 
     def check_service(self, name: str) -> IBinder | None:
         """The service, or None when it is not registered."""
-        return self.call(CHECK_SERVICE, lambda p: p.write_utf8_as_utf16(name)).read_strong_binder()
+        binder: IBinder | None = self.call(CHECK_SERVICE, lambda p: p.write_utf8_as_utf16(name)).read_strong_binder()
+        return binder
 
     def get_service(self, name: str, timeout: float = 5.0) -> IBinder | None:
         """The service, waiting up to ``timeout`` seconds for it to be added (as libbinder does)."""
         deadline = time.monotonic() + timeout
         while True:
-            binder = self.call(GET_SERVICE, lambda p: p.write_utf8_as_utf16(name)).read_strong_binder()
+            binder: IBinder | None = self.call(GET_SERVICE, lambda p: p.write_utf8_as_utf16(name)).read_strong_binder()
             if binder is not None or time.monotonic() >= deadline:
                 return binder
             time.sleep(0.05)

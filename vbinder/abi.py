@@ -180,7 +180,9 @@ def decode_reply(buf: bytes | bytearray | memoryview) -> Frame:
 
 def reply_total(header: bytes | bytearray | memoryview) -> int:
     """The ``total`` of a reply, from its first 24 bytes."""
-    magic, _ret, _arg_len, _nseg, total = REPLY_HEADER.unpack_from(header)
+    fields = REPLY_HEADER.unpack_from(header)
+    magic: bytes = fields[0]
+    total: int = fields[4]
     if magic != REPLY_MAGIC:
         raise FrameError("bad reply magic")
     return total

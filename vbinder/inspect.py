@@ -104,11 +104,11 @@ def param(mount: str, name: str | None, value: str | None) -> int:
                 extra = f"  ({_bits(int(text), DEBUG_BITS if n == 'debug_mask' else ALLOC_BITS)})"
             print(f"{n:<20} {text}{extra}")
         return 0
-    rel = PARAMS.get(name)
-    if rel is None:
+    known = PARAMS.get(name)
+    if known is None:
         print(f"vbinder param: no parameter {name!r} (one of {', '.join(PARAMS)})", file=sys.stderr)
         return 2
-    path = os.path.join(mount, rel)
+    path = os.path.join(mount, known)
     if value is None:
         with open(path) as f:
             sys.stdout.write(f.read())

@@ -25,6 +25,7 @@ from .log import AllocDebug, Log
 
 if TYPE_CHECKING:
     from .node import Node
+    from .transaction import Transaction
 
 PAGE_MASK: Final = ~(PAGE_SIZE - 1)
 _U64: Final = (1 << 64) - 1
@@ -86,7 +87,7 @@ class Buffer:
         self.clear_on_free = False
         self.debug_id = 0
         self.pid = 0
-        self.transaction: object | None = None
+        self.transaction: Transaction | None = None
         self.target_node: Node | None = None
         self.data = bytearray()
         # alloc->buffers links (address order)

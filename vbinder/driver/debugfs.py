@@ -114,7 +114,7 @@ def _print_transaction(out: list[str], proc: Proc | None, prefix: str, t: Transa
         return
     node = buffer.target_node
     if node is not None:
-        line += f" node {node.debug_id}"  # type: ignore[attr-defined]
+        line += f" node {node.debug_id}"
     out.append(f"{line} size {_zd(buffer.data_size)}:{_zd(buffer.offsets_size)} data {pk(buffer.user_data)}\n")
 
 

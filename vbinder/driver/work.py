@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from typing import Final
 
 
@@ -67,7 +68,7 @@ class WorkList:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[Work]:
         return iter(self.items)
 
     def head(self) -> Work | None:

@@ -8,15 +8,16 @@ with ENOTCONN).
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
 
 import pyfuse3
 import trio
 
+from ..driver import Driver, debugfs
 from .host import Host
 from .mounts import FSNAME, MountError, find_mount, is_attached
 from .ops import Operations
@@ -49,25 +50,25 @@ def raise_priority(nice: int = NICE) -> None:
         log.debug("priority left as it is: %s", e)
 
 
-def make_driver(devices: list[str], debug_mask: int, host: Host) -> Any:
-    """The driver core (``vbinder.driver.Driver``)."""
-    from ..driver import Driver
-
+def make_driver(devices: list[str], debug_mask: int, host: Host) -> Driver:
+    """The driver core."""
     return Driver(devices=devices, debug_mask=debug_mask, host=host)
 
 
-# Replaceable, for tests that serve a fake core.
-driver_factory: Callable[[list[str], int, Host], Any] = make_driver
+# Replaceable, for tests that serve a core with faults injected.
+driver_factory: Callable[[list[str], int, Host], Driver] = make_driver
 
 
-def build_tree(driver: Any, uid: int, gid: int) -> Tree:
+def _rendered(render: Callable[[Driver], str], driver: Driver) -> bytes:
+    return render(driver).encode()
+
+
+def build_tree(driver: Driver, uid: int, gid: int) -> Tree:
     """The tree of DESIGN.md, with a device file for each of the driver's devices.
 
     Debugfs and parameter files are ``tree.add_generated(path, read, write)`` calls on the driver's
     printers and parameters.
     """
-    from ..driver import debugfs
-
     tree = Tree(uid, gid)
     for name in driver.devices:
         tree.add_device(f"dev/{name}", name)
@@ -76,7 +77,7 @@ def build_tree(driver: Any, uid: int, gid: int) -> Tree:
                          ("transactions", debugfs.render_transactions),
                          ("transaction_log", debugfs.render_transaction_log),
                          ("failed_transaction_log", debugfs.render_failed_transaction_log)):
-        tree.add_generated(f"{DEBUGFS}/{name}", lambda render=render: render(driver).encode(), mode=0o444)
+        tree.add_generated(f"{DEBUGFS}/{name}", functools.partial(_rendered, render, driver), mode=0o444)
     for param in driver.params:
         tree.add_generated(param.path, param.read, param.write if param.writable else None, mode=param.mode)
     tree.add_symlink("proc/binder", "../sys/kernel/debug/binder")

@@ -13,7 +13,7 @@ import functools
 import logging
 import os
 import select
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -22,7 +22,8 @@ import trio
 from pyfuse3 import FUSEError
 
 from ..abi import split_offset
-from ..driver import BinderError, WouldBlock
+from ..driver import BinderError, DeviceFile, Driver, Waiter, WouldBlock
+from ..driver.debugfs import render_proc
 from .host import Host
 from .tree import Device, Dir, Generated, Node, Stream, Symlink, Tree
 from .watchdog import Watch, Watchdog
@@ -47,7 +48,7 @@ def fuse_error(e: Exception, what: str) -> FUSEError:
     return FUSEError(errno.EIO)
 
 
-def handler(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def handler(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Map a handler's errors to FUSEError (:func:`fuse_error`)."""
 
     @functools.wraps(fn)
@@ -68,7 +69,7 @@ class DeviceHandle:
     """An open device file: one binder proc."""
 
     node: Device
-    file: Any  # vbinder.driver.DeviceFile
+    file: DeviceFile
     tgid: int
     polls: dict[int, pyfuse3.PollHandle] = field(default_factory=dict)  # tid -> waiting poll
 
@@ -99,7 +100,7 @@ class Operations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False
 
-    def __init__(self, driver: Any, tree: Tree, host: Host, watchdog: Watchdog | None = None) -> None:
+    def __init__(self, driver: Driver, tree: Tree, host: Host, watchdog: Watchdog | None = None) -> None:
         super().__init__()
         self.driver = driver
         self.tree = tree
@@ -155,7 +156,7 @@ class Operations(pyfuse3.Operations):
             self._log_event.set()
             self._log_event = None
 
-    async def _wait(self, ticket: Any, tid: int, deadline: float | None = None) -> int | None:
+    async def _wait(self, ticket: Waiter, tid: int, deadline: float | None = None) -> int | None:
         """Wait until ``ticket`` wakes or ``deadline`` (driver clock) passes (None), or the watchdog
         ends the wait of thread ``tid`` (its errno, or 0)."""
         if self.closing:
@@ -195,8 +196,6 @@ class Operations(pyfuse3.Operations):
         want = set(self.driver.debugfs_procs)
         if want == self._proc_files:
             return
-        from ..driver.debugfs import render_proc
-
         for pid in self._proc_files - want:
             node = self.tree.resolve(f"{PROC_DIR}/{pid}")
             self.tree.remove(f"{PROC_DIR}/{pid}")
@@ -204,9 +203,11 @@ class Operations(pyfuse3.Operations):
                 pyfuse3.invalidate_entry_async(node.parent, str(pid).encode(), deleted=node.inode,
                                                ignore_enoent=True)
         for pid in want - self._proc_files:
-            self.tree.add_generated(f"{PROC_DIR}/{pid}", lambda pid=pid: render_proc(self.driver, pid).encode(),
-                                    mode=0o444)
+            self.tree.add_generated(f"{PROC_DIR}/{pid}", functools.partial(self._render_proc, pid), mode=0o444)
         self._proc_files = want
+
+    def _render_proc(self, pid: int) -> bytes:
+        return render_proc(self.driver, pid).encode()
 
     def _notify_polls(self) -> None:
         """Wake the poll(2) callers whose thread now has something to read."""
@@ -349,9 +350,9 @@ class Operations(pyfuse3.Operations):
                 raise fuse_error(e, "read") from None
             finally:
                 self._notify_polls()
-            if type(got) is bytes:
-                return got
-            return await self._device_wait(h, off, size, got)
+            if isinstance(got, WouldBlock):
+                return await self._device_wait(h, off, size, got)
+            return got
         return await self._other_read(fh, off, size)
 
     async def _device_wait(self, h: DeviceHandle, off: int, size: int, wb: WouldBlock) -> bytes:
@@ -365,7 +366,7 @@ class Operations(pyfuse3.Operations):
                     h.file.abandon(off, ticket)
                     raise FUSEError(ended or errno.EINTR)
                 got = h.file.resume(off, size, ticket)
-                if type(got) is bytes:
+                if not isinstance(got, WouldBlock):
                     return got
                 ticket, deadline = got.waiter, got.deadline
         except Exception as e:

@@ -55,7 +55,7 @@ class Generated(Node):
     """A file whose bytes ``read()`` produces at open; writable when ``write`` is given."""
 
     read: Callable[[], bytes] | None = None
-    write: Callable[[bytes], None] | None = None
+    write: Callable[[bytes], object] | None = None
     file_type = stat.S_IFREG
 
 
@@ -134,7 +134,7 @@ class Tree:
         return self._add(path, Device, mode, device=device)
 
     def add_generated(self, path: str, read: Callable[[], bytes] | None,
-                      write: Callable[[bytes], None] | None = None, mode: int | None = None) -> Generated:
+                      write: Callable[[bytes], object] | None = None, mode: int | None = None) -> Generated:
         """A generated file: ``read`` runs at each open for reading, ``write`` takes each write.
 
         The default mode is 0444, or 0644 when ``write`` is given (as sysfs and debugfs show).
