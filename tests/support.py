@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The real 6.1 driver's outputs (a copy of shared/oracle/samples: debugfs, dmesg, the uapi layout)
+ORACLE_SAMPLES = REPO / "tests" / "oracle" / "samples"
 MOUNT_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
@@ -19,6 +25,46 @@ def daemon_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+def as_user(uid: int) -> tuple[list[str], dict[str, str]]:
+    """The command (setpriv and an interpreter) and environment that run Python code as ``uid``.
+
+    The other user may not be able to read this checkout (cloned under /root, or in a
+    ``mktemp -d`` directory, mode 0700), nor run its venv's interpreter: its code runs from a
+    world-readable copy of the pure-Python packages (:func:`user_kit`) with an interpreter that
+    user can run.
+    """
+    kit = user_kit()
+    env = dict(os.environ, PYTHONPATH=str(kit))
+    env.pop("VIRTUAL_ENV", None)
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", _user_python(uid)], env
+
+
+@functools.cache
+def user_kit() -> Path:
+    """A world-readable copy of vbinder, vbinder_client and the tests' helpers (pure Python)."""
+    kit = Path(tempfile.mkdtemp(prefix="vbinder-kit-"))
+    atexit.register(shutil.rmtree, kit, True)
+    skip = shutil.ignore_patterns("__pycache__", "expected", "oracle", "*.json", "*.c", "*.so")
+    shutil.copytree(REPO / "vbinder", kit / "vbinder", ignore=skip)
+    shutil.copytree(REPO / "client", kit / "vbinder_client", ignore=skip)
+    shutil.copytree(REPO / "tests", kit / "tests", ignore=skip)
+    for path in [kit, *kit.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return kit
+
+
+@functools.cache
+def _user_python(uid: int) -> str:
+    """An interpreter (3.11 or newer) that ``uid`` can run: the venv's base, else the system's."""
+    for candidate in (getattr(sys, "_base_executable", sys.executable), shutil.which("python3") or "",
+                      "/usr/bin/python3"):
+        if candidate and subprocess.run(
+                ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", candidate, "-c",
+                 "import sys; sys.exit(sys.version_info < (3, 11))"], capture_output=True, cwd="/").returncode == 0:
+            return candidate
+    raise RuntimeError(f"no Python 3.11+ that uid {uid} can run")
 
 
 def fuse_usable() -> str | None:

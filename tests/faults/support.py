@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support import REPO, Daemon, daemon_env
+from tests.support import REPO, Daemon, as_user, daemon_env
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers.py"
@@ -222,9 +222,10 @@ def kill_all(*procs: subprocess.Popen[Any]) -> None:
 
 def python(code: str, *args: str, user: int | None = None, timeout: float = 30.0
            ) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter (as ``user`` through setpriv when given)."""
-    cmd = [sys.executable, "-c", code, *args]
-    if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, env=daemon_env(), timeout=timeout,
-                          stdin=subprocess.DEVNULL, cwd=str(REPO) if user is None else "/")
+    """Run ``code`` in a fresh interpreter (as ``user`` when given: :func:`tests.support.as_user`)."""
+    if user is None:
+        cmd, env, cwd = [sys.executable], daemon_env(), str(REPO)
+    else:
+        (cmd, env), cwd = as_user(user), "/"
+    return subprocess.run([*cmd, "-c", code, *args], capture_output=True, text=True, env=env, timeout=timeout,
+                          stdin=subprocess.DEVNULL, cwd=cwd)

@@ -2,11 +2,13 @@
 
 It enters the looper (the first read returns at once: a new thread has looper_need_return), prints
 ``waiting``, then blocks in a read-only pread (the ABI's fast path). Ctrl-C (SIGINT) makes it print
-``interrupted``; after SIGCONT from a stop it goes on waiting (os.pread retries on EINTR).
+``interrupted``; after SIGCONT from a stop it goes on waiting (os.pread retries on EINTR). A read
+that fails prints ``error`` and the errno's name (ENOTCONN: the daemon went away).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -23,6 +25,9 @@ def main() -> None:
         os.pread(fd, 24, key())
     except KeyboardInterrupt:
         print("interrupted", flush=True)
+        return
+    except OSError as e:
+        print("error", errno.errorcode.get(e.errno or 0, e.errno), flush=True)
         return
     print("woke", flush=True)
 

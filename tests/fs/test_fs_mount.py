@@ -453,10 +453,13 @@ def test_sigterm_unmounts_with_open_fds(vbinder_daemon: Daemon) -> None:
 
 
 def test_sigterm_answers_a_blocked_reader(vbinder_daemon: Daemon) -> None:
+    """The daemon's shutdown answers a read that waits with ENOTCONN (decisions.md, umount)."""
     child = _blocked_reader(vbinder_daemon.mountpoint)
     try:
         vbinder_daemon.stop()
-        child.wait(timeout=5)
+        out, _err = child.communicate(timeout=5)
+        assert out == "error ENOTCONN\n"
+        assert child.returncode == 0
     finally:
         if child.poll() is None:
             child.kill()
