@@ -6,12 +6,17 @@
 #   python:  .venv with `pip install -e '.[test]'`, redone when pyproject.toml changes.
 #   native:  the per-call modules compiled with mypyc into build/native/ (scripts/build_native.py),
 #            redone when their sources change; without it vbinder runs in pure Python.
+#   --test:  also what the tests' oracle VM needs (tests/kernel/vm.py: qemu, busybox-static, cpio,
+#            kmod, linux-libc-dev, bc); where they cannot be installed the kernel side of the
+#            tests is skipped, and the test run says so.
 #
 # Environment: VENV (default .venv), PYTHON (the interpreter for the venv; default: the first
 # python3.11+ found on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+TEST=0
+[[ ${1:-} == --test ]] && TEST=1
 VENV=${VENV:-.venv}
 STAMP=$VENV/.vbinder-bootstrap
 
@@ -57,6 +62,19 @@ missing_packages() {  # the apt packages whose files are missing, one per line
     fi
 }
 
+oracle_missing_packages() {  # what tests/kernel/vm.py's VM needs, one per line
+    command -v qemu-system-x86_64 >/dev/null || echo qemu-system-x86
+    command -v cpio >/dev/null || echo cpio
+    command -v depmod >/dev/null || echo kmod
+    command -v bc >/dev/null || echo bc
+    [[ -f /usr/include/linux/android/binder.h ]] || echo linux-libc-dev
+    dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || echo busybox-static
+}
+
+can_install() {
+    [[ $(id -u) -eq 0 ]] || { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }
+}
+
 install_packages() {
     local -a pkgs=("$@")
     local -a sudo=()
@@ -96,6 +114,17 @@ venv_ready() {
 
 PY=$(find_python)
 mapfile -t missing < <(missing_packages "$PY" | tr ' ' '\n' | sort -u)
+if ((TEST)) && command -v dpkg-query >/dev/null; then
+    mapfile -t oracle < <(oracle_missing_packages)
+    if ((${#oracle[@]})); then
+        if can_install; then
+            missing+=("${oracle[@]}")
+        else
+            say "the tests' oracle VM needs: ${oracle[*]} (as root: apt-get install -y ${oracle[*]});"
+            say "without them the tests of the real kernel are skipped, and the test run says so"
+        fi
+    fi
+fi
 if ((${#missing[@]})); then
     install_packages "${missing[@]}"
     PY=$(find_python)

@@ -11,6 +11,17 @@ from tests.support import Daemon, fuse_usable
 from vbinder import native
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A banner when the kernel side (tests/kernel) was skipped: such a run proves less."""
+    from tests.kernel.conftest import SKIPPED
+
+    for why in SKIPPED:
+        terminalreporter.write_sep("!", "THE REAL KERNEL'S CHECKS DID NOT RUN", red=True, bold=True)
+        terminalreporter.write_line(why, red=True, bold=True)
+        terminalreporter.write_line("vbinder was compared only with recorded transcripts of the kernel, and the client "
+                                    "was not run on a real binder.", red=True)
+
+
 def pytest_report_header() -> str:
     if native.active():
         return f"vbinder: the compiled hot path ({native.BUILD_DIR})"

@@ -1,24 +1,20 @@
 """Every struct size, offset, ioctl number and code of vbinder.uapi against the kernel header.
 
-The expectation is shared/oracle/samples/abi_from_linux_libc_dev_6.1.187.txt: a C compile of
+The expectation is tests/oracle/samples/abi_from_linux_libc_dev_6.1.187.txt: a C compile of
 linux/android/binder.h from linux-libc-dev 6.1.187 (DESIGN.md, Conventions).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
-
+from tests.support import ORACLE_SAMPLES
 from vbinder import uapi
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "oracle" / "samples" / "abi_from_linux_libc_dev_6.1.187.txt"
+SAMPLE = ORACLE_SAMPLES / "abi_from_linux_libc_dev_6.1.187.txt"
 
 
 def _sample() -> str:
-    if not SAMPLE.exists():
-        pytest.skip(f"{SAMPLE} not found (shared/ sits beside the checkout)")
     return SAMPLE.read_text()
 
 

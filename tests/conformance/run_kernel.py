@@ -2,7 +2,7 @@
 
     python tests/conformance/run_kernel.py [-j 2] [--check] [SCENARIO ...]
 
-Each scenario runs in its own VM (``/work/shared/oracle/run.sh``, or ``$ORACLE_RUN``), at most
+Each scenario runs in its own VM (``tests/kernel/vm.py``: the oracle's runner), at most
 ``-j`` at once (each VM takes about 1.1 GB), and its transcript is written to
 ``tests/conformance/expected/<scenario>.json``. With ``--check`` nothing is written: the runs
 are compared with the files (to see that a scenario is deterministic on the kernel).
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,16 +22,15 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.conformance.runner import MARK, load  # noqa: E402
+from tests.kernel import vm  # noqa: E402
 
-ORACLE = os.environ.get("ORACLE_RUN", "/work/shared/oracle/run.sh")
 EXPECTED = HERE / "expected"
 
 
 def run_on_kernel(name: str, python: str, timeout: int) -> tuple[str, list | None, str]:
     """(name, transcript or None, what went wrong / stderr); a VM that failed (125) is retried once."""
-    cmd = [ORACLE, "-p", python, "-t", str(timeout), str(HERE / "runner.py"), "--device", "/dev/binder", name]
     for _attempt in range(2):
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+        r = vm.run([str(HERE / "runner.py"), "--device", "/dev/binder", name], timeout=timeout, python=python)
         for line in r.stdout.splitlines():
             if line.startswith(f"{MARK} {name} "):
                 return name, json.loads(line.split(" ", 2)[2]), r.stderr
@@ -50,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="compare with expected/ instead of writing")
     ap.add_argument("names", nargs="*")
     args = ap.parse_args(argv)
+    why = vm.unavailable()
+    if why:
+        print(f"the oracle's VM cannot run here: {why}", file=sys.stderr)
+        return 1
     scenarios = load()
     names = args.names or list(scenarios)
     unknown = [n for n in names if n not in scenarios]

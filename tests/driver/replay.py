@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from tests.support import ORACLE_SAMPLES
 from vbinder import uapi
 from vbinder.driver import Driver, WouldBlock
 from vbinder.driver import debugfs as dfs
@@ -21,7 +22,7 @@ from .harness import BR, Client, make_driver
 from .oracle_scripts import scenarios
 
 EXPECTED = Path(__file__).parent / "expected"
-SAMPLES = Path("/work/shared/oracle/samples/stock")
+SAMPLES = ORACLE_SAMPLES / "stock"
 FILES = ("state", "stats", "transactions", "transaction_log", "failed_transaction_log")
 
 _TR_KEYS = ("target", "cookie", "code", "flags", "sender_pid", "sender_euid", "data_size", "offsets_size",

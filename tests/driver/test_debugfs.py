@@ -2,7 +2,7 @@
 
 Two kinds of expectations, both real 6.1 output:
 
-- ``/work/shared/oracle/samples/stock/debugfs_*.txt``: smoke.py's snapshots. The scenario is
+- ``tests/oracle/samples/stock/debugfs_*.txt``: smoke.py's snapshots. The scenario is
   replayed on the core (``oracle_scripts/scenarios.py`` ``smoke``, with the sample's pids).
 - ``expected/<scenario>.json``: scenarios of ``oracle_scripts/scenarios.py`` run on the oracle
   by ``oracle_scripts/run_scenario.py``, replayed on the core with the same pids and tids.

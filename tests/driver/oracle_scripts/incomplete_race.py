@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Catch 6.1 printing a transaction_log entry whose transaction is still in binder_transaction.
 
-    /work/shared/oracle/run.sh -o /tmp/out tests/driver/oracle_scripts/incomplete_race.py
+    tests/oracle/run.sh -o /tmp/out tests/driver/oracle_scripts/incomplete_race.py
 
 A child process reads transaction_log and failed_transaction_log in a loop while the parent
 sends large oneway transactions (256 KiB to copy) to a context manager (another child that
@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, "/work/shared/oracle")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "oracle"))
 import binderlib as bl  # noqa: E402
 
 DBG = "/sys/kernel/debug/binder/"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What 6.1 does with writes to the binder module parameters (inside the oracle VM).
 
-    /work/shared/oracle/run.sh -o /tmp/out tests/driver/oracle_scripts/params_oracle.py
+    tests/oracle/run.sh -o /tmp/out tests/driver/oracle_scripts/params_oracle.py
 
 Writes $ORACLE_OUT/params.json: each parameter's mode and first read, and for each input
 written with one write(2) to debug_mask, alloc_debug_mask and stop_on_user_error (after

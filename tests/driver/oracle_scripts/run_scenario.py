@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a scenario of scenarios.py on the real 6.1 driver (inside the oracle VM).
 
-    /work/shared/oracle/run.sh -o /tmp/out [-d binder,hwbinder] tests/driver/oracle_scripts/run_scenario.py NAME
+    tests/oracle/run.sh -o /tmp/out [-d binder,hwbinder] tests/driver/oracle_scripts/run_scenario.py NAME
 
 Writes $ORACLE_OUT/NAME.json: the actors' pids, every debugfs snapshot (state, stats,
 transactions, transaction_log, failed_transaction_log, the proc/ listing and each proc/<pid>)
@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, "/work/shared/oracle")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "oracle"))
 import binderlib as bl  # noqa: E402
 import scenarios  # noqa: E402
 

@@ -4,7 +4,7 @@ A scenario is a function of an *environment* (``env``) that declares processes
 (``env.actor``), starts them (``env.start``), opens devices, runs BINDER_WRITE_READs made of
 the abstract commands below, and takes debugfs snapshots (``env.snapshot``). Two environments
 implement it: ``run_scenario.py`` (forked processes on the real driver, run by
-``/work/shared/oracle/run.sh``) and ``tests/driver/replay.py`` (fake processes on the core).
+``tests/oracle/run.sh``) and ``tests/driver/replay.py`` (fake processes on the core).
 Both record every snapshot and a trace of what each call returned, so the test can compare them.
 
 An actor may have several threads (``env.actor(name, threads=2)``); calls take ``thread=k``.
