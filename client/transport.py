@@ -15,7 +15,7 @@ import signal
 import stat
 import threading
 from types import FrameType
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 
 from vbinder import abi, uapi
 
@@ -324,7 +324,7 @@ class VbinderTransport:
         and the read phase stays in flight; if the reply came, the call completes and the guard
         raises the interrupt after it. One pread, as any other thread's.
         """
-        buf = st.rbuf
+        buf: Any = st.rbuf  # Any: typeshed says a char array's slice is a list (it is bytes)
         if buf is None:
             buf = st.rbuf = ctypes.create_string_buffer(_FIRST_READ)
         while True:
@@ -336,7 +336,8 @@ class VbinderTransport:
             signal_guard.deliver_pending()
             n = _libc_pread(fd, buf, _FIRST_READ, st.key)
             if n >= 0:
-                return cast(bytes, buf[:n])  # a char array's slice is bytes (typeshed says list)
+                data: bytes = buf[:n]
+                return data
             err = ctypes.get_errno()
             if err != errno.EINTR:
                 raise OSError(err, os.strerror(err))

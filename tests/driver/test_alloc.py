@@ -15,6 +15,9 @@ import pytest
 from vbinder.driver.alloc import PAGE_SIZE, Alloc, Buffer
 from vbinder.driver.errors import BinderError
 from vbinder.driver.log import AllocDebug, Log
+from vbinder.driver.transaction import Transaction
+
+from .harness import make_driver
 
 BASE = 0x7000_0000_0000
 VM_SIZE = 1040384  # libbinder's mapping: 1 MiB - 8 KiB = 254 pages
@@ -502,11 +505,16 @@ def test_free_buf_clear_on_free() -> None:
     assert not b.clear_on_free
 
 
+def _transaction() -> Transaction:
+    """A transaction the buffer belongs to (what the allocator checks is only that it has one)."""
+    return Transaction(make_driver(), 1)
+
+
 def test_free_buf_bugs() -> None:
     # binder_free_buf_locked: BUG_ON(buffer->free), BUG_ON(buffer->transaction)
     alloc, _ = make()
     b = alloc.new_buf(16, 0, 0, False, 2)
-    b.transaction = object()
+    b.transaction = _transaction()
     with pytest.raises(AssertionError):
         alloc.free_buf(b)
     b.transaction = None
@@ -570,7 +578,7 @@ def test_copy_to_and_from_buffer() -> None:
         alloc.copy_to_buffer(b, 21, b"x")
     # delivered and in a transaction: the kernel may not touch it
     b.allow_user_free = True
-    b.transaction = object()
+    b.transaction = _transaction()
     with pytest.raises(BinderError):
         alloc.copy_from_buffer(b, 0, 4)
     b.transaction = None  # torn down: allowed again

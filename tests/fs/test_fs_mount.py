@@ -459,7 +459,7 @@ def test_sigterm_answers_a_blocked_reader(vbinder_daemon: Daemon) -> None:
         vbinder_daemon.stop()
         out, _err = child.communicate(timeout=5)
         assert out == "error ENOTCONN\n"
-        assert child.returncode == 0
+        assert child.returncode == 1
     finally:
         if child.poll() is None:
             child.kill()
