@@ -29,6 +29,17 @@ pytestmark = pytest.mark.skipif(fuse_usable() is not None, reason=str(fuse_usabl
 BOUND = 120.0  # everything is done within this (no deadlock)
 
 
+def _wait_for_notes(tmp: Path, procs: int, want: int, timeout: float) -> None:
+    """Until the processes recorded ``want`` one-way calls (N lines), or ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = sum(line.startswith("N ") for i in range(procs)
+                  for line in (tmp / f"m{i}.rec").read_text().splitlines())
+        if got >= want:
+            return
+        time.sleep(0.05)
+
+
 def _load(daemon: FaultDaemon, server: Server, tmp: Path, procs: int, calls: int) -> None:
     t0 = time.monotonic()
     mesh: list[subprocess.Popen[str]] = []
@@ -49,6 +60,9 @@ def _load(daemon: FaultDaemon, server: Server, tmp: Path, procs: int, calls: int
             assert line == "done\n", (line, (tmp / f"m{i}.err").read_text())
         ran = time.monotonic() - started
         peak = read_counts(daemon.mountpoint)
+        # "done" means a process's own calls returned; the last one-way calls it sent may still
+        # be on their way to the next process, which must not be told to exit before they arrive.
+        _wait_for_notes(tmp, procs, procs * 2 * calls, max(1.0, BOUND - (time.monotonic() - t0)))
         for p in mesh:
             assert p.stdin is not None
             p.stdin.close()

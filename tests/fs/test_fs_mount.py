@@ -453,12 +453,14 @@ def test_sigterm_unmounts_with_open_fds(vbinder_daemon: Daemon) -> None:
 
 
 def test_sigterm_answers_a_blocked_reader(vbinder_daemon: Daemon) -> None:
-    """The daemon's shutdown answers a read that waits with ENOTCONN (decisions.md, umount)."""
+    """The daemon's shutdown answers a read that waits: ENOTCONN (decisions.md, umount), or
+    ECONNABORTED where the kernel aborted the connection first (a daemon that is not root
+    unmounts through fusermount3)."""
     child = _blocked_reader(vbinder_daemon.mountpoint)
     try:
         vbinder_daemon.stop()
         out, _err = child.communicate(timeout=5)
-        assert out == "error ENOTCONN\n"
+        assert out in ("error ENOTCONN\n", "error ECONNABORTED\n")
         assert child.returncode == 1
     finally:
         if child.poll() is None:

@@ -33,16 +33,24 @@ REQUIRE = "VBINDER_REQUIRE_KERNEL"
 _prepared: str | None | bool = False  # False: not tried yet; None: ready; str: why not
 
 
+SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")  # depmod's home; not on a user's PATH
+
+
+def _path() -> str:
+    path = os.environ.get("PATH", "")
+    return os.pathsep.join([path, *(d for d in SBIN if d not in path.split(os.pathsep))])
+
+
 def env() -> dict[str, str]:
     """The environment of run.sh: the state directory, and no binderfs module unless asked."""
-    out = dict(os.environ)
+    out = dict(os.environ, PATH=_path())
     out["ORACLE_STATE"] = str(STATE)
     out.setdefault("ORACLE_NO_BINDERFS", "1")
     return out
 
 
 def _missing_tools() -> list[str]:
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+    missing = [t for t in TOOLS if shutil.which(t, path=_path()) is None]
     if not Path("/bin/busybox").exists() and not Path("/usr/bin/busybox").exists():
         missing.append("busybox (busybox-static)")
     if not Path("/usr/include/linux/android/binder.h").exists():
