@@ -6,6 +6,7 @@ subclasses with properties are unreliable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 # Status.h ``Exception``.
@@ -53,3 +54,83 @@ class RemoteException(Exception):  # noqa: N818 - the name Android (Java) gives 
     def __str__(self) -> str:
         detail = f"{self.service_specific_error}: " if self.code == EX_SERVICE_SPECIFIC else ""
         return f"Status({self.code}, {self.name}): '{detail}{self.message or ''}'"
+
+
+# The exceptions a caller sees for each AIDL status code (the Java classes' names, which is what
+# Parcel.java's readException raises for each code). A service raises them to send that status.
+
+
+class SecurityException(RemoteException):  # noqa: N818 - Java's names
+    """EX_SECURITY."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_SECURITY, message)
+
+
+class BadParcelableException(RemoteException):  # noqa: N818
+    """EX_BAD_PARCELABLE."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_BAD_PARCELABLE, message)
+
+
+class IllegalArgumentException(RemoteException):  # noqa: N818
+    """EX_ILLEGAL_ARGUMENT."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_ILLEGAL_ARGUMENT, message)
+
+
+class NullPointerException(RemoteException):  # noqa: N818
+    """EX_NULL_POINTER."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_NULL_POINTER, message)
+
+
+class IllegalStateException(RemoteException):  # noqa: N818
+    """EX_ILLEGAL_STATE."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_ILLEGAL_STATE, message)
+
+
+class NetworkOnMainThreadException(RemoteException):  # noqa: N818
+    """EX_NETWORK_MAIN_THREAD."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_NETWORK_MAIN_THREAD, message)
+
+
+class UnsupportedOperationException(RemoteException):  # noqa: N818
+    """EX_UNSUPPORTED_OPERATION."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(EX_UNSUPPORTED_OPERATION, message)
+
+
+class ServiceSpecificException(RemoteException):  # noqa: N818
+    """EX_SERVICE_SPECIFIC: a service's own error code, with a message."""
+
+    def __init__(self, error_code: int, message: str | None = None) -> None:
+        super().__init__(EX_SERVICE_SPECIFIC, message, error_code)
+
+    @property
+    def error_code(self) -> int:
+        return self.service_specific_error
+
+
+_EXCEPTIONS: dict[int, Callable[[str | None], RemoteException]] = {
+    EX_SECURITY: SecurityException, EX_BAD_PARCELABLE: BadParcelableException,
+    EX_ILLEGAL_ARGUMENT: IllegalArgumentException, EX_NULL_POINTER: NullPointerException,
+    EX_ILLEGAL_STATE: IllegalStateException, EX_NETWORK_MAIN_THREAD: NetworkOnMainThreadException,
+    EX_UNSUPPORTED_OPERATION: UnsupportedOperationException,
+}
+
+
+def exception_for(code: int, message: str | None = None, service_specific_error: int = 0) -> RemoteException:
+    """The exception a status carries: the class for its code, or a plain RemoteException."""
+    if code == EX_SERVICE_SPECIFIC:
+        return ServiceSpecificException(service_specific_error, message)
+    cls = _EXCEPTIONS.get(code)
+    return cls(message) if cls is not None else RemoteException(code, message, service_specific_error)

@@ -40,6 +40,7 @@ from .errors import (  # status codes and errors live in a pure module (mypyc ca
     EXCEPTION_NAMES,
     ParcelError,
     RemoteException,
+    exception_for,
 )
 from .stability import Stability
 
@@ -631,7 +632,8 @@ class Parcel:
             self._pos = start + size
 
     def read_status(self) -> RemoteException | None:
-        """``Status::readFromParcel``: None for EX_NONE, else the exception (not raised).
+        """``Status::readFromParcel``: None for EX_NONE, else the exception (not raised), as the
+        :class:`RemoteException` subclass for its code (``ServiceSpecificException``, ...).
 
         A reply header (EX_HAS_REPLY_HEADER) is skipped and means no exception; the remote
         stack trace and an EX_PARCELABLE blob are skipped. A null message reads as None.
@@ -649,7 +651,7 @@ class Parcel:
             error = self.read_int32()
         elif code == EX_PARCELABLE:
             self._skip_sized_header("parcelable exception")
-        return RemoteException(code, message, error)
+        return exception_for(code, message, error)
 
     def read_exception(self) -> None:
         """``readExceptionCode`` for AIDL replies: raise the RemoteException if there is one."""
