@@ -1,172 +1,176 @@
 """The service manager: Android 14's IServiceManager protocol, server and client.
 
 The server is an ordinary process that becomes the context manager (handle 0) of its device, as
-Android's servicemanager does; the client API is :func:`default_service_manager`. Transaction
-codes are AIDL's, in the declaration order of ``android/os/IServiceManager.aidl``; strings are
-``@utf8InCpp`` (String16 on the wire); binders carry their stability word.
+Android's servicemanager does; the client API is :func:`default_service_manager`. The protocol
+is the project's own AIDL description of Android 14's interface
+(``interfaces/android14/android/os/IServiceManager.aidl``, compiled by ``vbinder aidl`` into the
+module beside it): its transaction codes, ``@utf8InCpp`` strings (String16 on the wire), and
+binders with their stability word.
 """
+
+# ruff: noqa: N802, N803 - the methods ServiceManager implements have IServiceManager.aidl's names
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
-from .binder import FIRST_CALL_TRANSACTION, BpBinder, DeadObjectError, IBinder
-from .parcel import EX_ILLEGAL_ARGUMENT, EX_UNSUPPORTED_OPERATION, Parcel, RemoteException, interface_header
+from .binder import BpBinder, DeadObjectError, IBinder
+from .errors import IllegalArgumentException, UnsupportedOperationException
+from .interfaces.android14.android.os.ConnectionInfo import ConnectionInfo
+from .interfaces.android14.android.os.IClientCallback import IClientCallback
+from .interfaces.android14.android.os.IServiceCallback import IServiceCallback
+from .interfaces.android14.android.os.IServiceManager import IServiceManager
+from .interfaces.android14.android.os.ServiceDebugInfo import ServiceDebugInfo
+from .ipc_thread_state import calling_pid
+from .parcel import interface_header
 from .process_state import ProcessState
-from .service import Proxy, Service, method
 
-DESCRIPTOR = "android.os.IServiceManager"
-GET_SERVICE = FIRST_CALL_TRANSACTION + 0
-CHECK_SERVICE = FIRST_CALL_TRANSACTION + 1
-ADD_SERVICE = FIRST_CALL_TRANSACTION + 2
-LIST_SERVICES = FIRST_CALL_TRANSACTION + 3
-REGISTER_FOR_NOTIFICATIONS = FIRST_CALL_TRANSACTION + 4
-UNREGISTER_FOR_NOTIFICATIONS = FIRST_CALL_TRANSACTION + 5
-IS_DECLARED = FIRST_CALL_TRANSACTION + 6
-GET_DECLARED_INSTANCES = FIRST_CALL_TRANSACTION + 7
+DESCRIPTOR = IServiceManager.DESCRIPTOR
+GET_SERVICE = IServiceManager.TRANSACTION_getService
+CHECK_SERVICE = IServiceManager.TRANSACTION_checkService
+ADD_SERVICE = IServiceManager.TRANSACTION_addService
+LIST_SERVICES = IServiceManager.TRANSACTION_listServices
+REGISTER_FOR_NOTIFICATIONS = IServiceManager.TRANSACTION_registerForNotifications
+UNREGISTER_FOR_NOTIFICATIONS = IServiceManager.TRANSACTION_unregisterForNotifications
+IS_DECLARED = IServiceManager.TRANSACTION_isDeclared
+GET_DECLARED_INSTANCES = IServiceManager.TRANSACTION_getDeclaredInstances
 
-DUMP_FLAG_PRIORITY_CRITICAL = 1 << 0
-DUMP_FLAG_PRIORITY_HIGH = 1 << 1
-DUMP_FLAG_PRIORITY_NORMAL = 1 << 2
-DUMP_FLAG_PRIORITY_DEFAULT = 1 << 3
-DUMP_FLAG_PRIORITY_ALL = 0xF
+DUMP_FLAG_PRIORITY_CRITICAL = IServiceManager.DUMP_FLAG_PRIORITY_CRITICAL
+DUMP_FLAG_PRIORITY_HIGH = IServiceManager.DUMP_FLAG_PRIORITY_HIGH
+DUMP_FLAG_PRIORITY_NORMAL = IServiceManager.DUMP_FLAG_PRIORITY_NORMAL
+DUMP_FLAG_PRIORITY_DEFAULT = IServiceManager.DUMP_FLAG_PRIORITY_DEFAULT
+DUMP_FLAG_PRIORITY_ALL = IServiceManager.DUMP_FLAG_PRIORITY_ALL
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def _write_string_list(p: Parcel, items: list[str]) -> None:
-    p.write_int32(len(items))
-    for s in items:
-        p.write_utf8_as_utf16(s)
+class _Entry:
+    __slots__ = ("binder", "allow_isolated", "dump_priority", "pid")
+
+    def __init__(self, binder: IBinder, allow_isolated: bool, dump_priority: int, pid: int) -> None:
+        self.binder = binder
+        self.allow_isolated = allow_isolated
+        self.dump_priority = dump_priority
+        self.pid = pid
 
 
-def _read_string_list(p: Parcel) -> list[str]:
-    n = p.read_int32()
-    return [] if n < 0 else [p.read_utf8_from_utf16() or "" for _ in range(n)]
-
-
-class ServiceManager(Service):
+class ServiceManager(IServiceManager.Stub):
     """The server side: a name -> binder registry that forgets services whose process dies."""
-
-    descriptor = DESCRIPTOR
 
     def __init__(self, device: str = "binder") -> None:
         super().__init__()
         self.header = interface_header(device)
-        self.services: dict[str, tuple[IBinder, bool, int]] = {}
+        self.services: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def _lookup(self, name: str | None) -> IBinder | None:
+    def _lookup(self, name: str) -> IBinder | None:
         with self._lock:
-            entry = self.services.get(name or "")
-        return entry[0] if entry else None
+            entry = self.services.get(name)
+        return entry.binder if entry else None
 
-    @method(GET_SERVICE)
-    def get_service(self, data: Parcel, reply: Parcel) -> None:
-        reply.write_strong_binder(self._lookup(data.read_utf8_from_utf16()))
+    def getService(self, name: str) -> IBinder | None:
+        return self._lookup(name)
 
-    @method(CHECK_SERVICE)
-    def check_service(self, data: Parcel, reply: Parcel) -> None:
-        reply.write_strong_binder(self._lookup(data.read_utf8_from_utf16()))
+    def checkService(self, name: str) -> IBinder | None:
+        return self._lookup(name)
 
-    @method(ADD_SERVICE)
-    def add_service(self, data: Parcel, reply: Parcel) -> None:
-        name = data.read_utf8_from_utf16()
-        binder = data.read_strong_binder()
-        allow_isolated = data.read_bool()
-        priority = data.read_int32()
+    def addService(self, name: str, service: IBinder, allowIsolated: bool, dumpPriority: int) -> None:
         if not name or len(name) > 127 or not all(c.isalnum() or c in "_-./" for c in name):
-            raise RemoteException(EX_ILLEGAL_ARGUMENT, f"Invalid service name: {name!r}")
-        if binder is None:
-            raise RemoteException(EX_ILLEGAL_ARGUMENT, "Null binder")
+            raise IllegalArgumentException(f"Invalid service name: {name!r}")
         with self._lock:
-            self.services[name] = (binder, allow_isolated, priority)
-        if isinstance(binder, BpBinder):
-            binder.link_to_death(functools.partial(self._died, name))
+            self.services[name] = _Entry(service, allowIsolated, dumpPriority, calling_pid())
+        if isinstance(service, BpBinder):
+            service.link_to_death(lambda who: self._died(name, who))
         log.info("servicemanager: added %s", name)
 
     def _died(self, name: str, who: IBinder) -> None:
         with self._lock:
             entry = self.services.get(name)
-            if entry is not None and entry[0] is who:
+            if entry is not None and entry.binder is who:
                 del self.services[name]
                 log.info("servicemanager: %s died", name)
 
-    @method(LIST_SERVICES)
-    def list_services(self, data: Parcel, reply: Parcel) -> None:
-        priority = data.read_int32()
+    def listServices(self, dumpPriority: int) -> list[str]:
         with self._lock:
-            names = sorted(n for n, (_b, _i, p) in self.services.items() if p & priority)
-        _write_string_list(reply, names)
+            return sorted(n for n, e in self.services.items() if e.dump_priority & dumpPriority)
 
-    @method(REGISTER_FOR_NOTIFICATIONS)
-    def register_for_notifications(self, data: Parcel, reply: Parcel) -> None:
-        raise RemoteException(EX_UNSUPPORTED_OPERATION, "registerForNotifications is not supported yet")
+    def registerForNotifications(self, name: str, callback: IServiceCallback) -> None:
+        raise UnsupportedOperationException("registerForNotifications is not supported yet")
 
-    @method(UNREGISTER_FOR_NOTIFICATIONS)
-    def unregister_for_notifications(self, data: Parcel, reply: Parcel) -> None:
-        raise RemoteException(EX_UNSUPPORTED_OPERATION, "unregisterForNotifications is not supported yet")
+    def unregisterForNotifications(self, name: str, callback: IServiceCallback) -> None:
+        raise UnsupportedOperationException("unregisterForNotifications is not supported yet")
 
-    @method(IS_DECLARED)
-    def is_declared(self, data: Parcel, reply: Parcel) -> None:
-        data.read_utf8_from_utf16()
-        reply.write_bool(False)  # no VINTF manifest here
+    def isDeclared(self, name: str) -> bool:
+        return False  # no VINTF manifest here
 
-    @method(GET_DECLARED_INSTANCES)
-    def get_declared_instances(self, data: Parcel, reply: Parcel) -> None:
-        data.read_utf8_from_utf16()
-        _write_string_list(reply, [])
+    def getDeclaredInstances(self, iface: str) -> list[str]:
+        return []
+
+    def updatableViaApex(self, name: str) -> str | None:
+        return None  # no APEXes here
+
+    def getUpdatableNames(self, apexName: str) -> list[str]:
+        return []
+
+    def getConnectionInfo(self, name: str) -> ConnectionInfo | None:
+        return None  # no RPC binder services here
+
+    def registerClientCallback(self, name: str, service: IBinder, callback: IClientCallback) -> None:
+        raise UnsupportedOperationException("registerClientCallback is not supported yet")
+
+    def tryUnregisterService(self, name: str, service: IBinder) -> None:
+        raise UnsupportedOperationException("tryUnregisterService is not supported yet")
+
+    def getServiceDebugInfo(self) -> list[ServiceDebugInfo]:
+        with self._lock:
+            return [ServiceDebugInfo(name, e.pid) for name, e in sorted(self.services.items())]
 
 
-class ServiceManagerProxy(Proxy):
-    """The client side of IServiceManager."""
-
-    descriptor = DESCRIPTOR
+class ServiceManagerProxy:
+    """The client side of IServiceManager, with libbinder's conveniences (``get_service`` waits)."""
 
     def __init__(self, binder: IBinder, device: str = "binder") -> None:
-        super().__init__(binder)
-        self.header = interface_header(device)
+        self.binder = binder
+        self.remote = IServiceManager.Stub.as_interface(binder)
+        if isinstance(self.remote, IServiceManager.Stub):  # a service manager in this very process
+            return
+        self.remote.header = interface_header(device)  # type: ignore[attr-defined]
 
-    def call(self, code: int, write: Callable[[Parcel], None] | None = None, oneway: bool = False) -> Parcel:
+    @staticmethod
+    def _call(fn: Callable[[], T]) -> T:
         try:
-            return super().call(code, write, oneway)
+            return fn()
         except DeadObjectError:
             raise DeadObjectError("no service manager runs on this device (start one with "
                                   "`vbinder servicemanager MOUNTPOINT`)") from None
 
     def check_service(self, name: str) -> IBinder | None:
         """The service, or None when it is not registered."""
-        binder: IBinder | None = self.call(CHECK_SERVICE, lambda p: p.write_utf8_as_utf16(name)).read_strong_binder()
-        return binder
+        return self._call(lambda: self.remote.checkService(name))
 
     def get_service(self, name: str, timeout: float = 5.0) -> IBinder | None:
         """The service, waiting up to ``timeout`` seconds for it to be added (as libbinder does)."""
         deadline = time.monotonic() + timeout
         while True:
-            binder: IBinder | None = self.call(GET_SERVICE, lambda p: p.write_utf8_as_utf16(name)).read_strong_binder()
+            binder = self._call(lambda: self.remote.getService(name))
             if binder is not None or time.monotonic() >= deadline:
                 return binder
             time.sleep(0.05)
 
     def add_service(self, name: str, service: IBinder, allow_isolated: bool = False,
                     dump_priority: int = DUMP_FLAG_PRIORITY_DEFAULT) -> None:
-        def write(p: Parcel) -> None:
-            p.write_utf8_as_utf16(name)
-            p.write_strong_binder(service)
-            p.write_bool(allow_isolated)
-            p.write_int32(dump_priority)
-
-        self.call(ADD_SERVICE, write)
+        self._call(lambda: self.remote.addService(name, service, allow_isolated, dump_priority))
 
     def list_services(self, dump_priority: int = DUMP_FLAG_PRIORITY_ALL) -> list[str]:
-        return _read_string_list(self.call(LIST_SERVICES, lambda p: p.write_int32(dump_priority)))
+        return self._call(lambda: self.remote.listServices(dump_priority))
 
     def is_declared(self, name: str) -> bool:
-        return self.call(IS_DECLARED, lambda p: p.write_utf8_as_utf16(name)).read_bool()
+        return self._call(lambda: self.remote.isDeclared(name))
 
 
 def default_service_manager(process: ProcessState | None = None) -> ServiceManagerProxy:

@@ -1,4 +1,4 @@
-"""The ``vbinder`` command: ``vbinder mount MOUNTPOINT`` and ``vbinder umount MOUNTPOINT``."""
+"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``."""
 
 from __future__ import annotations
 
@@ -77,6 +77,19 @@ def parser() -> argparse.ArgumentParser:
                    help="the vbinder mount (default: the one vbinder mount, or $BINDER_DEVICE)")
     s.add_argument("--device", default="binder", help="binder (default) or vndbinder")
 
+    a = sub.add_parser("aidl", help="compile AIDL files to Python modules",
+                       description="Write a Python module per AIDL type (a package per AIDL package) under "
+                                   "OUTDIR, as Android's aidl writes Java or C++. Give every file to compile; "
+                                   "imports are found in the -I directories.")
+    a.add_argument("files", metavar="FILE.aidl", nargs="+")
+    a.add_argument("-I", "--include", action="append", default=[], metavar="DIR",
+                   help="where imported types' files are (DIR/p/q/Foo.aidl for p.q.Foo); repeatable")
+    a.add_argument("-o", "--out", default=".", metavar="OUTDIR", help="where the modules go (default: .)")
+    a.add_argument("--prefix", default="", metavar="PACKAGE",
+                   help="the Python package the AIDL packages go in (default: none, p.q.Foo is p/q/Foo.py)")
+    a.add_argument("--version", type=int, metavar="N", help="the interfaces' version (getInterfaceVersion)")
+    a.add_argument("--hash", metavar="HASH", help="the interfaces' hash (getInterfaceHash)")
+
     for name, help_ in (("state", "print debugfs state (or another debugfs file with --file)"),
                         ("log", "print the driver's log (proc/kmsg)"),
                         ("param", "show or set module parameters")):
@@ -104,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "servicemanager":
             return _servicemanager(args)
+        if args.command == "aidl":
+            return _aidl(args)
         if args.command in ("state", "log", "param"):
             from . import inspect
 
@@ -128,6 +143,21 @@ def _servicemanager(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _aidl(args: argparse.Namespace) -> int:
+    from vbinder_client.aidl import AidlError, compile_to
+    from vbinder_client.aidl.codegen import Options
+
+    if args.version is not None and args.version < 1:
+        print("vbinder aidl: --version must be an integer greater than 0", file=sys.stderr)
+        return 1
+    try:
+        compile_to(args.files, args.out, args.include, Options(args.prefix, args.version, args.hash))
+    except AidlError as e:
+        print(e, file=sys.stderr)
+        return 1
     return 0
 
 

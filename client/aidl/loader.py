@@ -24,7 +24,8 @@ _ROOT = "vbinder_client.aidl.loaded"
 def compile_to(paths: Sequence[str], outdir: str, include: Iterable[str] = (), options: Options | None = None,
                ) -> list[str]:
     """``vbinder aidl``: write the module of each file in ``paths`` under ``outdir`` (a package
-    per AIDL package, a module per type); returns the files written."""
+    per AIDL package, a module per type); returns the files written. ``outdir`` is the Python
+    package ``options.prefix`` names (the top level when there is none)."""
     options = options or Options()
     compiler = Compiler(include)
     written = []
@@ -32,7 +33,7 @@ def compile_to(paths: Sequence[str], outdir: str, include: Iterable[str] = (), o
         source = generate(doc, options)
         if source is None:  # a declared parcelable: the user's own class
             continue
-        parts = module_name(doc.decls[0], options).split(".")
+        parts = module_name(doc.decls[0], Options()).split(".")
         target = os.path.join(outdir, *parts) + ".py"
         os.makedirs(os.path.dirname(target), exist_ok=True)
         for depth in range(1, len(parts)):  # regular packages, so that type checkers find them
@@ -54,7 +55,8 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.origins: dict[str, str] = {}  # module -> the AIDL file
         self.classes: dict[str, type] = {}  # module -> a user's class (declared parcelables)
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != _ROOT and not fullname.startswith(_ROOT + "."):
             return None
         known = fullname in self.sources or fullname in self.classes
@@ -107,11 +109,10 @@ def load(path: str, include: Iterable[str] = (), *, parcelables: Mapping[str, ty
         (doc,) = compiler.compile([path])
         docs = list(compiler.documents.values())
         ids = {d.decls[0].qualified_name: _identity(d) for d in docs}
-        for n, space in enumerate(_namespaces):  # reuse a namespace that agrees on every shared type
-            if all(space.get(q, i) == i for q, i in ids.items()):
-                break
-        else:
-            n = len(_namespaces)
+        # a namespace that agrees on every type already in it, else a new one
+        n = next((k for k, space in enumerate(_namespaces) if all(space.get(q, i) == i for q, i in ids.items())),
+                 len(_namespaces))
+        if n == len(_namespaces):
             _namespaces.append({})
         space = _namespaces[n]
         options = Options(prefix=f"{_ROOT}.n{n}", version=version, hash=hash)

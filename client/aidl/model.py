@@ -7,7 +7,7 @@ Names follow AOSP's ``aidl_language.h`` where a concept has one there (``AidlTyp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union as _Union
+from typing import TypeAlias
 
 # The types AIDL knows without a declaration (``AidlTypenames::IsBuiltinTypename``).
 PRIMITIVES = ("boolean", "byte", "char", "int", "long", "float", "double")
@@ -96,7 +96,7 @@ class ArrayExpr:
     loc: Location
 
 
-Expr = _Union[Literal, Ref, Unary, Binary, ArrayExpr]
+Expr: TypeAlias = Literal | Ref | Unary | Binary | ArrayExpr
 
 
 # --- types and members ---------------------------------------------------------------------------

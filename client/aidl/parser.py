@@ -181,9 +181,9 @@ class _Builder:
         if m.data == "nested":
             decl.nested.append(self.decl(m))
         elif m.data == "constant":
-            annotations = self.annotations(m.children[0])  # type: ignore[arg-type]
+            leading = self.annotations(m.children[0])  # type: ignore[arg-type]
             type_ = self.type(m.children[2])
-            type_.annotations = annotations + type_.annotations
+            type_.annotations = leading + type_.annotations
             decl.constants.append(Constant(type_, str(m.children[3]), self.expr(m.children[4]),
                                            self.loc(m.children[3])))
         elif m.data == "field":
@@ -206,7 +206,7 @@ class _Builder:
             explicit = None
             if kids and isinstance(kids[-1], Token) and kids[-1].type == "INT_CODE":
                 code_tok = kids.pop()
-                explicit = int(code_tok)
+                explicit = int(str(code_tok))
                 if explicit > 0x7FFFFFFF:
                     raise _error(self.path, *self.pos(code_tok), f"Could not parse int value: {code_tok}")
             args = [self.arg(a) for a in kids[2:] if isinstance(a, Tree)]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, cast, overload
 
-from ..binder import FLAG_ONEWAY, BBinder, IBinder, UnknownTransactionError
+from ..binder import FLAG_ONEWAY, BBinder, BpBinder, IBinder, UnknownTransactionError
 from ..errors import (
     EX_BAD_PARCELABLE,
     EX_ILLEGAL_STATE,
@@ -23,7 +23,7 @@ from ..errors import (
     RemoteException,
     exception_for,
 )
-from ..parcel import HEADER_SYST, Parcel
+from ..parcel import HEADER_SYST, Parcel, interface_header
 from ..stability import Stability
 
 __all__ = [
@@ -93,11 +93,22 @@ def read_binder(p: Parcel) -> IBinder:
     return cast(IBinder, non_null(p.read_strong_binder(), "IBinder"))
 
 
+def read_nullable_binder(p: Parcel) -> IBinder | None:
+    """A ``@nullable IBinder`` (``readNullableStrongBinder``)."""
+    return cast("IBinder | None", p.read_strong_binder())
+
+
 def as_binder(value: Interface | IBinder | None) -> IBinder | None:
     """The binder an interface argument is written as (``IInterface::asBinder``)."""
     if value is None or isinstance(value, IBinder):
         return value
     return value.as_binder()
+
+
+def read_interface(p: Parcel, stub: type[Stub[I_co]]) -> I_co | None:
+    """An interface: the binder read, as ``IFoo.Stub.asInterface`` makes it."""
+    binder = p.read_strong_binder()
+    return None if binder is None else stub.as_interface(binder)
 
 
 def write_interface(p: Parcel, value: Interface | None) -> None:
@@ -417,7 +428,7 @@ class Stub(BBinder, Generic[I_co]):
     """
 
     DESCRIPTOR: ClassVar[str]
-    header: int = HEADER_SYST
+    header: int | None = None  # the interface token's header: None for the process's device's
     stability: int = Stability.SYSTEM
     _aidl_handlers: ClassVar[dict[int, Handler]] = {}
     _aidl_interface: ClassVar[type[Interface]]
@@ -458,7 +469,7 @@ class Stub(BBinder, Generic[I_co]):
         handler = self._aidl_handlers.get(code)
         if handler is None:
             raise UnknownTransactionError(code)
-        if not data.enforce_interface(self.DESCRIPTOR, self.header):
+        if not data.enforce_interface(self.DESCRIPTOR, self.header if self.header is not None else _own_header()):
             reply.write_exception(RemoteException(EX_SECURITY, "Binder invocation to an incorrect interface"))
             return
         start = reply.data_position()
@@ -483,15 +494,23 @@ class Stub(BBinder, Generic[I_co]):
         reply.write_exception(error)
 
 
+def _own_header() -> int:
+    """The header libbinder writes on this process's device (VNDR on vndbinder)."""
+    from ..process_state import ProcessState
+
+    process = ProcessState._instance
+    return interface_header(process.device) if process is not None else HEADER_SYST
+
+
 class Proxy:
     """Base of the generated proxies: each method writes the token and its arguments,
     transacts, and reads the reply's status (raised as the matching exception) and results."""
 
     DESCRIPTOR: ClassVar[str]
-    header: int = HEADER_SYST
 
     def __init__(self, binder: IBinder) -> None:
         self.binder = binder
+        self.header = interface_header(binder.process.device) if isinstance(binder, BpBinder) else _own_header()
 
     def as_binder(self) -> IBinder:
         return self.binder
