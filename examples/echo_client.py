@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from echo_interface import EchoProxy  # noqa: E402
+from echo_interface import IEcho  # noqa: E402
 from vbinder_client import ProcessState, default_service_manager  # noqa: E402
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     binder = sm.get_service("echo")
     if binder is None:
         sys.exit("echo client: no 'echo' service (start examples/echo_service.py)")
-    echo = EchoProxy(binder)
+    echo = IEcho.Stub.as_interface(binder)  # a proxy: each method call is a transaction
     print(f"echo client: echo({text!r}) -> {echo.echo(text)!r}")
     echo.shout(text.upper())
     n = 200

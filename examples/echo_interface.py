@@ -1,40 +1,29 @@
-"""The IEcho interface shared by the echo example's service and client (AIDL-style codes)."""
+"""The IEcho interface shared by the echo example's service and client.
+
+``aidl/vbinder/example/IEcho.aidl`` defines it; :func:`vbinder_client.aidl.load` compiles it
+when this module is imported (``vbinder aidl -o DIR aidl/vbinder/example/IEcho.aidl`` writes the
+same code to a file instead).
+"""
 
 from __future__ import annotations
 
-from vbinder_client import FIRST_CALL_TRANSACTION, Parcel, Proxy, Service, method
+import os
 
-DESCRIPTOR = "vbinder.example.IEcho"
-ECHO = FIRST_CALL_TRANSACTION  # String echo(String text)
-SHOUT = FIRST_CALL_TRANSACTION + 1  # oneway void shout(String text)
+from vbinder_client import aidl
+
+IEcho = aidl.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), "aidl", "vbinder", "example", "IEcho.aidl"))
 
 
-class EchoService(Service):
-    """Answers ``echo`` with the same text; counts ``shout``s (one-way)."""
-
-    descriptor = DESCRIPTOR
+class EchoService(IEcho.Stub):
+    """Answers ``echo`` with the same text; prints and counts ``shout``s (one-way)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.shouts: list[str] = []
 
-    @method(ECHO)
-    def echo(self, data: Parcel, reply: Parcel) -> None:
-        reply.write_string16(data.read_string16())
-
-    @method(SHOUT, oneway=True)
-    def shout(self, data: Parcel, reply: Parcel) -> None:
-        self.shouts.append(data.read_string16() or "")
-        print(f"echo service: someone shouted {self.shouts[-1]!r}", flush=True)
-
-
-class EchoProxy(Proxy):
-    """The client side of IEcho."""
-
-    descriptor = DESCRIPTOR
-
     def echo(self, text: str) -> str:
-        return self.call(ECHO, lambda p: p.write_string16(text)).read_string16() or ""
+        return text
 
     def shout(self, text: str) -> None:
-        self.call(SHOUT, lambda p: p.write_string16(text), oneway=True)
+        self.shouts.append(text)
+        print(f"echo service: someone shouted {text!r}", flush=True)

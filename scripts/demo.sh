@@ -82,6 +82,9 @@ start() {
     check_bg servicemanager
     check_bg echo_service
 
+    echo "== the echo example's interface, in AIDL (examples/aidl/vbinder/example/IEcho.aidl)"
+    grep -v '^//' examples/aidl/vbinder/example/IEcho.aidl | sed '/^$/d; s/^/    /'
+
     echo "== one call: examples/echo_client.py"
     "$PY" examples/echo_client.py hello || echo "  (the echo call failed: the examples are not available yet?)"
 

@@ -36,6 +36,8 @@ _RESERVED = frozenset({
     "as_interface", "binder", "header", "stability", "descriptor", "DESCRIPTOR", "Stub", "tag", "value",
     "Tag", "write_to_parcel", "read_from_parcel", "link_to_death", "unlink_to_death",
 })
+_FIELD_RESERVED = frozenset({"write_to_parcel", "read_from_parcel"})
+_UNION_RESERVED = _FIELD_RESERVED | {"tag", "value", "Tag"}
 _LOCALS = frozenset({"self", "data", "reply", "result", "parcel", "end", "start", "tag", "Parcel", "IBinder",
                      "_r", "Any", "cast", "field", "dataclass", "enum"})
 
@@ -365,21 +367,22 @@ class _Module:
         self.emit()
         self.constants(p, indent + 1, "ClassVar")
         for f in p.fields:
-            self.emit(f"{py_name(f.name)}: {self.field_type(f)} = {self.default(f)}", indent + 1)
+            self.emit(f"{py_name(f.name, _FIELD_RESERVED)}: {self.field_type(f)} = {self.default(f)}", indent + 1)
         pending = self.nested(p, indent + 1)
         i = indent + 1
         self.emit()
         self.emit("def write_to_parcel(self, parcel: Parcel) -> None:", i)
         self.emit("start = _r.begin_write_parcelable(parcel)", i + 1)
         for f in p.fields:
-            self.emit(self.write(f.type, "parcel", f"self.{py_name(f.name)}"), i + 1)
+            self.emit(self.write(f.type, "parcel", f"self.{py_name(f.name, _FIELD_RESERVED)}"), i + 1)
         self.emit("_r.end_write_parcelable(parcel, start)", i + 1)
         self.emit()
         self.emit("def read_from_parcel(self, parcel: Parcel) -> None:", i)
         self.emit("end = _r.begin_parcelable(parcel)", i + 1)
         for f in p.fields:  # a peer with fewer fields sends a shorter parcelable: the rest keep their defaults
             self.emit("if parcel.data_position() < end:", i + 1)
-            self.emit(f"self.{py_name(f.name)} = {self.read(self._field_read_type(f), 'parcel', f.name)}", i + 2)
+            name = py_name(f.name, _FIELD_RESERVED)
+            self.emit(f"self.{name} = {self.read(self._field_read_type(f), 'parcel', f.name)}", i + 2)
         self.emit("parcel.set_data_position(end)", i + 1)
         return pending
 
@@ -397,7 +400,7 @@ class _Module:
     def union(self, u: UnionDecl, indent: int) -> list[Interface]:
         self.uses.update({"enum", "_r", "Parcel"})
         self.typing.update({"ClassVar", "Any", "cast"})
-        names = [py_name(f.name) for f in u.fields]
+        names = [py_name(f.name, _UNION_RESERVED) for f in u.fields]
         self.emit(f"class {u.name}(_r.Union):", indent)
         self.emit(f'"""union {u.qualified_name}: one of {", ".join(names)}."""', indent + 1)
         self.emit()
@@ -459,7 +462,8 @@ class _Module:
         self.emit("if TYPE_CHECKING:", i)
         self.emit(f'Stub: TypeAlias = "{self.stub_name(iface)}"', i + 1)
         self.emit()
-        self.emit(f"DESCRIPTOR = {_string(self.descriptor(iface))}", i)
+        self.typing.add("ClassVar")
+        self.emit(f"DESCRIPTOR: ClassVar[str] = {_string(self.descriptor(iface))}", i)
         self.constants(iface, i, "Final")
         for m in iface.methods:
             self.emit(f"TRANSACTION_{m.name}: Final = {m.code}", i)

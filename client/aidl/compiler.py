@@ -316,8 +316,8 @@ class Compiler:
         for i, m in enumerate(iface.methods):
             m.id = m.explicit_id if m.explicit_id is not None else i
             if not 0 <= m.id <= MAX_USER_METHOD_ID:
-                raise AidlError(m.loc, f"Found out of bounds id ({m.id}) for method: {m.name}\n"
-                                f"  Value for id must be between 0 and {MAX_USER_METHOD_ID} inclusive.")
+                raise AidlError(m.loc, f"Found out of bounds id ({m.id}) for method: {m.name}; "
+                                f"value for id must be between 0 and {MAX_USER_METHOD_ID} inclusive.")
             if m.id in seen:
                 raise AidlError(m.loc, f"Found duplicate method id ({m.id}) for method: {m.name}")
             seen[m.id] = m

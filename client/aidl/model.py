@@ -138,8 +138,10 @@ class TypeRef:
 
     def element(self) -> TypeRef:
         """The type of one element of an array or List."""
-        if self.dims:
-            return TypeRef(self.name, self.args, self.dims[1:], self.annotations, self.loc, self.decl)
+        if self.dims:  # @nullable T[]: a nullable array, whose elements are nullable too where they can be
+            scalar = self.name in PRIMITIVES or isinstance(self.decl, Enum)
+            annotations = [a for a in self.annotations if not (scalar and a.name == "nullable")]
+            return TypeRef(self.name, self.args, self.dims[1:], annotations, self.loc, self.decl)
         return self.args[0]
 
     def __str__(self) -> str:

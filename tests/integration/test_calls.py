@@ -203,10 +203,10 @@ def test_call_to_exited_process_is_dead_reply(echo_service: tuple[str, subproces
     client = spawn("""
         import os, sys
         sys.path.insert(0, os.path.join(sys.argv[2], "examples"))
-        from echo_interface import EchoProxy
+        from echo_interface import IEcho
         from vbinder_client import *
         ProcessState.init(sys.argv[1])
-        echo = EchoProxy(default_service_manager().get_service("echo"))
+        echo = IEcho.Stub.as_interface(default_service_manager().get_service("echo"))
         print(echo.echo("alive"), flush=True)
         sys.stdin.readline()
         try:

@@ -7,7 +7,7 @@ interface android.os.IClientCallback
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
 from ..... import IBinder, Parcel
 from .....aidl import runtime as _r
@@ -19,7 +19,7 @@ class IClientCallback(_r.Interface):
     if TYPE_CHECKING:
         Stub: TypeAlias = "_IClientCallbackStub"
 
-    DESCRIPTOR = "android.os.IClientCallback"
+    DESCRIPTOR: ClassVar[str] = "android.os.IClientCallback"
     TRANSACTION_onClients: Final = 1
 
     def onClients(self, registered: IBinder, hasClients: bool) -> None:

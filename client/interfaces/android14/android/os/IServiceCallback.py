@@ -7,7 +7,7 @@ interface android.os.IServiceCallback
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
 from ..... import IBinder, Parcel
 from .....aidl import runtime as _r
@@ -19,7 +19,7 @@ class IServiceCallback(_r.Interface):
     if TYPE_CHECKING:
         Stub: TypeAlias = "_IServiceCallbackStub"
 
-    DESCRIPTOR = "android.os.IServiceCallback"
+    DESCRIPTOR: ClassVar[str] = "android.os.IServiceCallback"
     TRANSACTION_onRegistration: Final = 1
 
     def onRegistration(self, name: str, binder_: IBinder) -> None:

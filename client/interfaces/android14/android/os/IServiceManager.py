@@ -7,7 +7,7 @@ interface android.os.IServiceManager
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, Final, TypeAlias
 
 from ..... import IBinder, Parcel
 from .....aidl import runtime as _r
@@ -19,7 +19,7 @@ class IServiceManager(_r.Interface):
     if TYPE_CHECKING:
         Stub: TypeAlias = "_IServiceManagerStub"
 
-    DESCRIPTOR = "android.os.IServiceManager"
+    DESCRIPTOR: ClassVar[str] = "android.os.IServiceManager"
     DUMP_FLAG_PRIORITY_CRITICAL: Final = 1
     DUMP_FLAG_PRIORITY_HIGH: Final = 2
     DUMP_FLAG_PRIORITY_NORMAL: Final = 4

@@ -1,0 +1,5 @@
+package vbinder.test;
+
+interface ICallback {
+    int plusOne(int v);
+}
