@@ -2,7 +2,8 @@
 # Install what vbinder needs, and only what is missing; fast when everything is there.
 #
 #   system:  fuse3 (fusermount3), libfuse3-dev + pkg-config + gcc + python3-dev (pyfuse3 builds
-#            from source), python3 >= 3.11 with venv.      apt-get, as root (or with sudo -n)
+#            from source), python3 >= 3.11 with venv, aidl (Android's AIDL compiler, which the
+#            tests compare vbinder's with).                 apt-get, as root (or with sudo -n)
 #   python:  .venv with `pip install -e '.[test]'`, redone when pyproject.toml changes.
 #   native:  the per-call modules compiled with mypyc into build/native/ (scripts/build_native.py),
 #            redone when their sources change; without it vbinder runs in pure Python.
@@ -50,6 +51,7 @@ missing_packages() {  # the apt packages whose files are missing, one per line
     command -v pkg-config >/dev/null || echo pkg-config
     if command -v pkg-config >/dev/null && ! pkg-config --exists fuse3; then echo libfuse3-dev; fi
     command -v gcc >/dev/null || echo gcc
+    command -v aidl >/dev/null || echo aidl
     if [[ -z $py ]]; then
         echo python3 python3-venv python3-dev
         return

@@ -1,0 +1,7 @@
+package vbinder.compat;
+
+parcelable Record {
+    int id = 3;
+    String name;
+    long[] values;
+}
