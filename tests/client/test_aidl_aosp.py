@@ -16,11 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.support import REPO
 from vbinder_client.aidl.codegen import Options, generate
 from vbinder_client.aidl.compiler import Compiler
 from vbinder_client.aidl.model import Interface
+
+from tests.support import REPO
 
 TESTS = REPO / "tests" / "client" / "aidl"
 SM = REPO / "client" / "interfaces" / "android14"

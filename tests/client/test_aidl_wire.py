@@ -22,20 +22,20 @@ are built here from the rules, each cited:
   array as a byte[] (``writeEnumVector``).
 """
 
-from __future__ import annotations
-
 # ruff: noqa: N802, N803, N806 - the methods and classes keep their AIDL names
+
+from __future__ import annotations
 
 import struct
 import sys
 from typing import Any
 
 import pytest
+from vbinder_client import FLAG_ONEWAY, IBinder, Parcel, aidl
+from vbinder_client.aidl import runtime
 
 from tests.support import REPO
 from vbinder import uapi
-from vbinder_client import FLAG_ONEWAY, IBinder, Parcel, aidl
-from vbinder_client.aidl import runtime
 
 TYPES = REPO / "tests" / "client" / "aidl"
 ITypes: Any = aidl.load(str(TYPES / "vbinder/test/ITypes.aidl"), include=[str(TYPES)])
