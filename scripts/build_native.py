@@ -36,13 +36,14 @@ COMPILED = [
     "client/transport.py",
     "client/ipc_thread_state.py",
 ]
-CONTEXT = sorted(str(p.relative_to(REPO)) for p in (REPO / "client").glob("*.py"))  # type-checked, not compiled
+CONTEXT = sorted(str(p.relative_to(REPO)) for p in (REPO / "client").rglob("*.py"))  # type-checked, not compiled
 
 
 def module_path(rel: str) -> str:
-    """Where a source file sits in the import namespace (client/x.py -> vbinder_client/x.py)."""
+    """Where a source file sits in the import namespace (client/aidl/x.py -> vbinder_client/aidl/x.py)."""
     folder, name = rel.rsplit("/", 1)
-    return f"{PACKAGES[folder]}/{name}"
+    source = max((s for s in PACKAGES if folder == s or folder.startswith(s + "/")), key=len)
+    return f"{PACKAGES[source]}{folder[len(source):]}/{name}"
 
 
 def manifest() -> dict[str, object]:
@@ -71,6 +72,7 @@ def build() -> None:
             (src / target).mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / folder / "__init__.py", src / target / "__init__.py")
         for rel in ["vbinder/native.py", *CONTEXT]:
+            (src / module_path(rel)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, src / module_path(rel))
         paths = []
         for rel in COMPILED:
