@@ -17,6 +17,16 @@ from .binder import (  # noqa: E402
     FailedTransactionError,
     IBinder,
 )
+from .errors import (  # noqa: E402
+    BadParcelableException,
+    IllegalArgumentException,
+    IllegalStateException,
+    NetworkOnMainThreadException,
+    NullPointerException,
+    SecurityException,
+    ServiceSpecificException,
+    UnsupportedOperationException,
+)
 from .ipc_thread_state import IPCThreadState, calling_pid, calling_uid  # noqa: E402
 from .parcel import Parcel, ParcelError, RemoteException  # noqa: E402
 from .process_state import ProcessState  # noqa: E402
@@ -24,7 +34,10 @@ from .service import Proxy, Service, method  # noqa: E402
 from .service_manager import ServiceManager, ServiceManagerProxy, default_service_manager  # noqa: E402
 
 __all__ = [
-    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "BBinder", "BpBinder", "DeadObjectError", "FailedTransactionError",
-    "IBinder", "IPCThreadState", "Parcel", "ParcelError", "ProcessState", "Proxy", "RemoteException", "Service",
-    "ServiceManager", "ServiceManagerProxy", "calling_pid", "calling_uid", "default_service_manager", "method",
+    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "BBinder", "BadParcelableException", "BpBinder", "DeadObjectError",
+    "FailedTransactionError", "IBinder", "IPCThreadState", "IllegalArgumentException", "IllegalStateException",
+    "NetworkOnMainThreadException", "NullPointerException", "Parcel", "ParcelError", "ProcessState", "Proxy",
+    "RemoteException", "SecurityException", "Service", "ServiceManager", "ServiceManagerProxy",
+    "ServiceSpecificException", "UnsupportedOperationException", "calling_pid", "calling_uid",
+    "default_service_manager", "method",
 ]

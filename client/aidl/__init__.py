@@ -10,6 +10,8 @@ Modules: ``grammar`` and ``parser`` (lark), ``model``, ``compiler`` (imports, ch
 constants), ``codegen``, ``runtime`` (what generated code uses), ``loader``.
 """
 
+from typing import TYPE_CHECKING
+
 from ..errors import (
     BadParcelableException,
     IllegalArgumentException,
@@ -21,8 +23,20 @@ from ..errors import (
     ServiceSpecificException,
     UnsupportedOperationException,
 )
-from .loader import compile_to, load
 from .model import AidlError
+
+if TYPE_CHECKING:
+    from .loader import compile_to, load
+
+
+def __getattr__(name: str) -> object:
+    """The compiler (and lark, which it needs) is imported on first use: generated code needs only
+    the runtime, so the client imports without lark."""
+    if name in ("compile_to", "load"):
+        from . import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AidlError", "BadParcelableException", "IllegalArgumentException", "IllegalStateException",
