@@ -331,8 +331,6 @@ class _Module:
         self.typing.add(kind)
         for c in decl.constants:
             if c.type.dims:
-                self.typing.add("Final")
-                value = self.literal(c.value, c.type.element())
                 items = ", ".join(self.literal(v, c.type.element()) for v in c.value)  # type: ignore[attr-defined]
                 value = f"({items}{',' if len(c.value) == 1 else ''})"  # type: ignore[arg-type]
                 self.emit(f"{py_name(c.name)}: {kind}[tuple[{self.py_type(c.type.element())}, ...]] = {value}",

@@ -74,9 +74,11 @@ def test_constant_expressions_follow_aidl(tmp_path: Path) -> None:
         }
     """)
     (doc,) = Compiler().compile([str(path)])
-    assert {c.name: c.value for c in doc.decls[0].constants} == {
-        "A": 7, "B": 29, "C": -3, "D": -1, "E": -1, "F": 0xFFFFFFFFFF, "G": True, "H": -1, "S": "ab",
-        "X": 1.5, "Y": 2500.0, "Z": "z", "ARR": [1, 2, 7]}
+    values = {"A": 7, "B": 29, "C": -3, "D": -1, "E": -1, "F": 0xFFFFFFFFFF, "G": True, "H": -1, "S": "ab",
+              "X": 1.5, "Y": 2500.0, "Z": "z", "ARR": [1, 2, 7]}
+    assert {c.name: c.value for c in doc.decls[0].constants} == values
+    IC = aidl.load(str(path))  # and as Python constants
+    assert {name: getattr(IC, name) for name in values} == {**values, "ARR": (1, 2, 7)}
 
 
 def test_enums_count_from_the_previous_value(tmp_path: Path) -> None:
