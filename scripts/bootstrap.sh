@@ -2,14 +2,14 @@
 # Install what vbinder needs, and only what is missing; fast when everything is there.
 #
 #   system:  fuse3 (fusermount3), libfuse3-dev + pkg-config + gcc + python3-dev (pyfuse3 builds
-#            from source), python3 >= 3.11 with venv, aidl (Android's AIDL compiler, which the
-#            tests compare vbinder's with).                 apt-get, as root (or with sudo -n)
+#            from source), python3 >= 3.11 with venv.      apt-get, as root (or with sudo -n)
 #   python:  .venv with `pip install -e '.[test]'`, redone when pyproject.toml changes.
 #   native:  the per-call modules compiled with mypyc into build/native/ (scripts/build_native.py),
 #            redone when their sources change; without it vbinder runs in pure Python.
 #   --test:  also what the tests' oracle VM needs (tests/kernel/vm.py: qemu, busybox-static, cpio,
-#            kmod, linux-libc-dev, bc); where they cannot be installed the kernel side of the
-#            tests is skipped, and the test run says so.
+#            kmod, linux-libc-dev, bc) and aidl (Android's AIDL compiler, which the tests compare
+#            vbinder's with); where they cannot be installed those tests are skipped, and the test
+#            run says so.
 #
 # Environment: VENV (default .venv), PYTHON (the interpreter for the venv; default: the first
 # python3.11+ found on PATH).
@@ -51,7 +51,6 @@ missing_packages() {  # the apt packages whose files are missing, one per line
     command -v pkg-config >/dev/null || echo pkg-config
     if command -v pkg-config >/dev/null && ! pkg-config --exists fuse3; then echo libfuse3-dev; fi
     command -v gcc >/dev/null || echo gcc
-    command -v aidl >/dev/null || echo aidl
     if [[ -z $py ]]; then
         echo python3 python3-venv python3-dev
         return
@@ -116,6 +115,14 @@ venv_ready() {
 
 PY=$(find_python)
 mapfile -t missing < <(missing_packages "$PY" | tr ' ' '\n' | sort -u)
+if ((TEST)) && ! command -v aidl >/dev/null; then
+    if can_install; then
+        missing+=(aidl)
+    else
+        say "the tests compare vbinder's AIDL compiler with Android's: as root, apt-get install -y aidl;"
+        say "without it that comparison is skipped, and the test run says so"
+    fi
+fi
 if ((TEST)) && command -v dpkg-query >/dev/null; then
     mapfile -t oracle < <(oracle_missing_packages)
     if ((${#oracle[@]})); then

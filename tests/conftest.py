@@ -13,8 +13,12 @@ from vbinder import native
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """A banner when the kernel side (tests/kernel) was skipped: such a run proves less."""
+    from tests.client.test_aidl_aosp import SKIPPED as AIDL_SKIPPED
     from tests.kernel.conftest import SKIPPED
 
+    for why in AIDL_SKIPPED:
+        terminalreporter.write_sep("!", "ANDROID'S AIDL COMPILER DID NOT RUN", red=True, bold=True)
+        terminalreporter.write_line(why, red=True, bold=True)
     for why in SKIPPED:
         terminalreporter.write_sep("!", "THE REAL KERNEL'S CHECKS DID NOT RUN", red=True, bold=True)
         terminalreporter.write_line(why, red=True, bold=True)

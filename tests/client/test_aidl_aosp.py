@@ -65,10 +65,17 @@ PY = {
 _ARRAYS = ("write_array", "read_array", "read_array_into")
 
 
+SKIPPED: list[str] = []  # why the comparison did not run (tests/conftest.py prints a banner)
+
+
 def aidl_tool() -> str:
     path = shutil.which("aidl")
-    assert path, ("Debian's aidl package is missing: scripts/bootstrap.sh installs it (as root: "
-                  "apt-get install aidl); without it vbinder's codes cannot be checked against AOSP's")
+    if not path:
+        why = ("Debian's aidl package is missing (scripts/bootstrap.sh --test installs it as root; or: "
+               "apt-get install aidl): vbinder's AIDL compiler was not compared with AOSP's")
+        if why not in SKIPPED:
+            SKIPPED.append(why)
+        pytest.skip(why)
     return path
 
 
