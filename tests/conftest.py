@@ -13,8 +13,8 @@ from vbinder import native
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """A banner when the kernel side (tests/kernel) was skipped: such a run proves less."""
-    from tests.client.test_aidl_aosp import SKIPPED as AIDL_SKIPPED
     from tests.kernel.conftest import SKIPPED
+    from tests.support import AIDL_SKIPPED
 
     for why in AIDL_SKIPPED:
         terminalreporter.write_sep("!", "ANDROID'S AIDL COMPILER DID NOT RUN", red=True, bold=True)

@@ -20,7 +20,7 @@ from vbinder_client.aidl.codegen import Options, generate
 from vbinder_client.aidl.compiler import Compiler
 from vbinder_client.aidl.model import Interface
 
-from tests.support import REPO
+from tests.support import AIDL_SKIPPED, REPO
 
 TESTS = REPO / "tests" / "client" / "aidl"
 SM = REPO / "client" / "interfaces" / "android14"
@@ -65,16 +65,13 @@ PY = {
 _ARRAYS = ("write_array", "read_array", "read_array_into")
 
 
-SKIPPED: list[str] = []  # why the comparison did not run (tests/conftest.py prints a banner)
-
-
 def aidl_tool() -> str:
     path = shutil.which("aidl")
     if not path:
         why = ("Debian's aidl package is missing (scripts/bootstrap.sh --test installs it as root; or: "
                "apt-get install aidl): vbinder's AIDL compiler was not compared with AOSP's")
-        if why not in SKIPPED:
-            SKIPPED.append(why)
+        if why not in AIDL_SKIPPED:
+            AIDL_SKIPPED.append(why)
         pytest.skip(why)
     return path
 
