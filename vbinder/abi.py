@@ -39,6 +39,11 @@ VBINDER_MUNMAP_ARG: Final = struct.Struct("<QQ")  # addr, size
 VBINDER_ABI_VERSION: Final = uapi.IOR("v", 0, 4)
 VBINDER_MMAP: Final = uapi.IOWR("v", 1, VBINDER_MMAP_ARG.size)
 VBINDER_MUNMAP: Final = uapi.IOW("v", 2, VBINDER_MUNMAP_ARG.size)
+# Extension (docs/tracing.md): 1 while a trace records binder transactions, so that clients name
+# their calls; a name travels as a request segment at NAME_ADDR ("descriptor\0method", UTF-8).
+VBINDER_TRACE_NAMES: Final = uapi.IOR("v", 3, 4)
+NAME_ADDR: Final = 0xFFFF_FFFF_FFF0_0000  # above user space: no pointer of the caller points there
+NAME_MAX: Final = 1024
 
 PROT_READ: Final = 1
 PROT_WRITE: Final = 2
@@ -191,10 +196,13 @@ def reply_total(header: bytes | bytearray | memoryview) -> int:
 class UserMemory:
     """The caller's memory as a request's segments: what ``copy_from_user`` may read."""
 
-    __slots__ = ("_starts", "_segments")
+    __slots__ = ("_starts", "_segments", "name")
 
     def __init__(self, segments: list[tuple[int, bytes]]) -> None:
         ordered = sorted(segments)
+        self.name: bytes | None = None  # the call's name (VBINDER_TRACE_NAMES), not user memory
+        if ordered and ordered[-1][0] == NAME_ADDR:
+            self.name = ordered.pop()[1][:NAME_MAX]
         self._starts = [a for a, _ in ordered]
         self._segments = ordered
 

@@ -22,6 +22,18 @@ from typing import TYPE_CHECKING, Final
 from ..abi import MMAP_MAX_USED, PAGE_SIZE
 from .errors import BinderError
 from .log import AllocDebug, Log
+from .trace import (
+    M_PAGES,
+    M_UPDATE_PAGE_RANGE,
+    TP_ALLOC_LRU_END,
+    TP_ALLOC_LRU_START,
+    TP_ALLOC_PAGE_END,
+    TP_ALLOC_PAGE_START,
+    TP_FREE_LRU_END,
+    TP_FREE_LRU_START,
+    TP_UPDATE_PAGE_RANGE,
+    Tracer,
+)
 
 if TYPE_CHECKING:
     from .node import Node
@@ -367,9 +379,10 @@ def _rb_erase(node: Buffer, root: _RbRoot) -> None:
 class Alloc:
     """struct binder_alloc: the buffers and pages of one process's mapped area."""
 
-    def __init__(self, pid: int, log: Log) -> None:
+    def __init__(self, pid: int, log: Log, trace: Tracer | None = None) -> None:
         self.pid = pid  # alloc->pid: the opener's thread-group leader
         self.log = log
+        self.trace = trace if trace is not None else Tracer(log.clock)
         self.vm_start = 0  # alloc->buffer
         self.buffer_size = 0
         self.free_async_space = 0
@@ -438,6 +451,10 @@ class Alloc:
                                  "allocate" if allocate else "free", start, end)
         if end <= start:
             return
+        tp = self.trace
+        if tp.mask & M_UPDATE_PAGE_RANGE:
+            tp.emit(TP_UPDATE_PAGE_RANGE, (self.pid, allocate, start - self.vm_start, end - start))
+        pages_traced = bool(tp.mask & M_PAGES)
         pages = self._pages
         first = (start - self.vm_start) // PAGE_SIZE
         last = (end - self.vm_start) // PAGE_SIZE  # exclusive
@@ -447,17 +464,29 @@ class Alloc:
             for index in range(first, last):
                 if pages[index] != PAGE_FREE:
                     # list_lru_del(); WARN_ON(!on_lru) leaves an active page active.
+                    if pages_traced:
+                        tp.emit(TP_ALLOC_LRU_START, (self.pid, index))
                     pages[index] = PAGE_ACTIVE
+                    if pages_traced:
+                        tp.emit(TP_ALLOC_LRU_END, (self.pid, index))
                     continue
+                if pages_traced:
+                    tp.emit(TP_ALLOC_PAGE_START, (self.pid, index))
                 pages[index] = PAGE_ACTIVE
                 if index + 1 > self.pages_high:
                     self.pages_high = index + 1
+                if pages_traced:
+                    tp.emit(TP_ALLOC_PAGE_END, (self.pid, index))
         else:
             for index in range(last - 1, first - 1, -1):
+                if pages_traced:
+                    tp.emit(TP_FREE_LRU_START, (self.pid, index))
                 # list_lru_add(): a page never installed (zeroed lru head) or already on the lru
                 # is not added (WARN_ON(!ret)).
                 if pages[index] == PAGE_ACTIVE:
                     pages[index] = PAGE_LRU
+                if pages_traced:
+                    tp.emit(TP_FREE_LRU_END, (self.pid, index))
 
     # ---- mmap / vma ---------------------------------------------------------------------------
 

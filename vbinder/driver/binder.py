@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -15,6 +16,7 @@ from .node import Node
 from .params import Params
 from .process import Proc
 from .stats import Obj, Stats
+from .trace import Tracer
 from .transaction import TransactionLog
 
 DEFAULT_DEVICES = ("binder", "hwbinder", "vndbinder")
@@ -38,6 +40,8 @@ class Driver:
         self.contexts = {name: Context(name) for name in self.devices}
         self.log = Log(debug_mask, alloc_debug_mask, clock=clock)
         self.host = host
+        # The tracepoints (sys/kernel/tracing); thread names come from the host, if it reads them.
+        self.trace = Tracer(clock, os.cpu_count() or 1, getattr(host, "comm", None))
         self.procs: list[Proc] = []  # binder_procs: newest first
         # pid -> the proc whose debugfs entry proc/<pid> is: binder_open creates one only when no
         # proc of that pid exists; binder_release of that proc removes it, even if others remain.

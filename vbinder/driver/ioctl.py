@@ -18,6 +18,17 @@ from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
 from .process import BLOCKED, Proc
 from .thread import Looper, Thread
+from .trace import (
+    M_IOCTL,
+    M_IOCTL_DONE,
+    M_NAMES,
+    M_READ_DONE,
+    M_WRITE_DONE,
+    TP_IOCTL,
+    TP_IOCTL_DONE,
+    TP_READ_DONE,
+    TP_WRITE_DONE,
+)
 
 WR: Final = uapi.WRITE_READ
 # The vma flags and page protection 6.1's binder_mmap and binder_vma_close print
@@ -125,15 +136,28 @@ def _finish(proc: Proc, thread: Thread | None, tid: int, cmd: int, ret: int, arg
     if ret and ret != -errno.EINTR:
         # The user pointer of the argument is never seen by the daemon: printed as 0.
         proc.log.info("%d:%d ioctl %x %x returned %d", proc.pid, tid, cmd, 0, ret)
+    if proc.trace.mask & M_IOCTL_DONE and not _vbinder_cmd(cmd):
+        proc.trace.emit(TP_IOCTL_DONE, (ret,))
     return Done(ret, arg, segments or [])
+
+
+def _vbinder_cmd(cmd: int) -> bool:
+    """vbinder's own ioctls (type 'v': ABI version, mapping, trace names) are no binder_ioctl."""
+    return (cmd >> 8) & 0xFF == 0x76
 
 
 def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done | Pending | FreezePending:
     """Run ``cmd`` up to its read phase."""
+    tp = proc.trace
+    tp.task(tid, proc.pid)
+    if tp.mask & M_IOCTL and not _vbinder_cmd(cmd):
+        tp.emit(TP_IOCTL, (cmd, 0))  # the argument's user pointer is never seen by the daemon
     if uapi.ioc_size(cmd) != len(arg):
         return _finish(proc, None, tid, cmd, -errno.EINVAL)
     if cmd == abi.VBINDER_ABI_VERSION:
         return Done(0, uapi.U32.pack(abi.ABI_VERSION))
+    if cmd == abi.VBINDER_TRACE_NAMES:
+        return Done(0, uapi.U32.pack(1 if tp.mask & M_NAMES else 0))
     if cmd == abi.VBINDER_MMAP:
         return _mmap(proc, tid, arg)
     if cmd == abi.VBINDER_MUNMAP:
@@ -194,8 +218,11 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
     if proc.log.debug_mask & Debug.READ_WRITE:  # (every per-call log line is guarded: no work when off)
         proc.log.debug(Debug.READ_WRITE, "%d:%d write %d at %016x, read %d at %016x",
                        proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
+    thread.wait_traced = False
     if write_size > 0:
         ret, bwr[1] = proc.thread_write(thread, write_buffer, write_size, bwr[1], mem)
+        if proc.trace.mask & M_WRITE_DONE:
+            proc.trace.emit(TP_WRITE_DONE, (ret,))
         if ret < 0:
             bwr[4] = 0
             return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, ret, WR.pack(*bwr))
@@ -214,6 +241,7 @@ def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[
 
 def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done | WouldBlock:
     """Run (again) the read phase of ``pending``: its result, or WouldBlock while there is nothing to read."""
+    proc.trace.task(pending.thread.pid, proc.pid)
     if isinstance(pending, FreezePending):
         return _freeze_wait(proc, pending)
     thread = pending.thread
@@ -227,6 +255,8 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
     if ret == BLOCKED:
         assert thread.waiter is not None
         return WouldBlock(thread.waiter)
+    if proc.trace.mask & M_READ_DONE:
+        proc.trace.emit(TP_READ_DONE, (ret,))
     if proc.todo:
         proc.wakeup_proc()
     if ret < 0:
@@ -262,6 +292,11 @@ def fast_path(proc: Proc, tid: int) -> Pending | None:
     if thread is None or thread.last_read is None:
         return None
     read_buffer, read_size = thread.last_read
+    tp = proc.trace
+    tp.task(tid, proc.pid)
+    if tp.mask & M_IOCTL:
+        tp.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
+    thread.wait_traced = False
     return Pending(thread, [0, 0, 0, read_size, 0, read_buffer])
 
 
@@ -274,6 +309,7 @@ def poll(proc: Proc, tid: int) -> bool:
 
 def flush(proc: Proc, mm_gone: bool = False) -> None:
     """binder_flush; when the opener's memory is gone (it exits), binder_vma_close first."""
+    proc.trace.task(proc.pid, proc.pid)  # a close carries no caller: the opener stands for it
     if mm_gone and proc.alloc.mapped:
         _vma_close(proc)
     proc.flush()
@@ -281,6 +317,7 @@ def flush(proc: Proc, mm_gone: bool = False) -> None:
 
 def release(proc: Proc) -> None:
     """binder_release: unmap (binder_vma_close, if still mapped) and release the proc."""
+    proc.trace.task(proc.pid, proc.pid)
     if proc.alloc.mapped:
         _vma_close(proc)
     proc.release()

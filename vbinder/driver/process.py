@@ -67,9 +67,23 @@ from .node import (
 )
 from .stats import Obj, Stats
 from .thread import Looper, Thread
+from .trace import (
+    M_COMMAND,
+    M_NAMES,
+    M_RETURN,
+    M_TRANSACTION_RECEIVED,
+    M_WAIT_FOR_WORK,
+    TP_COMMAND,
+    TP_RETURN,
+    TP_TRANSACTION_RECEIVED,
+    TP_WAIT_FOR_WORK,
+    Tracer,
+)
 from .transaction import (
     Transaction,
+    begin_named_call,
     cleanup_transaction,
+    end_named_call,
     free_buf,
     free_transaction,
     send_failed_reply,
@@ -143,7 +157,8 @@ class Proc:
         self.outstanding_txns: int = 0
         self.oneway_spam_detection_enabled: bool = False
         self.stats: Stats = Stats()
-        self.alloc: Alloc = Alloc(pid, driver.log)
+        self.trace: Tracer = driver.trace
+        self.alloc: Alloc = Alloc(pid, driver.log, driver.trace)
         self.vm_flags: int = 0  # the mapped area's vma flags, as binder_mmap left them
         self.page_prot: int = 0  # and its vm_page_prot
         self.mmap_range: tuple[int, int] = (0, 0)
@@ -215,6 +230,8 @@ class Proc:
 
     def stat_br(self, thread: Thread, cmd: int) -> None:
         """binder_stat_br."""
+        if self.trace.mask & M_RETURN:
+            self.trace.emit(TP_RETURN, (cmd,))
         nr = ioc_nr(cmd)
         if nr < len(self.stats.br):
             self.driver.stats.br[nr] += 1
@@ -239,6 +256,8 @@ class Proc:
                 return -errno.EFAULT, consumed
             cmd = int.from_bytes(raw, "little")
             ptr += 4
+            if self.trace.mask & M_COMMAND:
+                self.trace.emit(TP_COMMAND, (cmd,))
             nr = ioc_nr(cmd)
             if nr < len(self.stats.bc):
                 d.stats.bc[nr] += 1
@@ -333,6 +352,8 @@ class Proc:
                     log.debug(Debug.FREE_BUFFER, "%d:%d BC_FREE_BUFFER u%016x found buffer %d for %s transaction",
                               self.pid, thread.pid, data_ptr, buf.debug_id,
                               "active" if buf.transaction is not None else "finished")
+                if thread.marks and buf.async_transaction and self.trace.mask & M_NAMES:
+                    end_named_call(self.trace, self, thread, buf.debug_id)  # a named one-way call ends
                 free_buf(self, buf)
             elif cmd in (BC_TRANSACTION_SG, BC_REPLY_SG, BC_TRANSACTION, BC_REPLY):
                 sg = cmd in (BC_TRANSACTION_SG, BC_REPLY_SG)
@@ -458,6 +479,11 @@ class Proc:
             out += U32.pack(BR_NOOP)
         while True:  # retry:
             wait_for_proc_work = thread.available_for_proc_work()
+            if thread.wait_traced:
+                thread.wait_traced = False  # this read waited: the kernel's resumes after its wait
+            elif self.trace.mask & M_WAIT_FOR_WORK:
+                self.trace.emit(TP_WAIT_FOR_WORK, (wait_for_proc_work, thread.transaction_stack is not None,
+                                                   bool(thread.todo)))
             if wait_for_proc_work:
                 if not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
                     log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
@@ -471,6 +497,7 @@ class Proc:
                     self.waiting_threads.appendleft(thread)
                     thread.waiting = True
                 thread.waiter = Waiter()
+                thread.wait_traced = bool(self.trace.mask & M_WAIT_FOR_WORK)
                 return BLOCKED, consumed
             got_txn = self._read_work(thread, buffer, size, consumed, out, wait_for_proc_work, segments)
             if got_txn is None:  # only the BR_NOOP and no reason to return: sleep again
@@ -519,6 +546,8 @@ class Proc:
                 out += U32.pack(cmd)
                 w.cmd = BR_OK
                 self.stat_br(thread, cmd)
+                if thread.marks and self.trace.mask & M_NAMES:
+                    end_named_call(self.trace, self, thread, -1)  # a named call failed
             elif wt in (WorkType.TRANSACTION_COMPLETE, WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT):
                 if self.oneway_spam_detection_enabled and wt == WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT:
                     cmd = BR_ONEWAY_SPAM_SUSPECT
@@ -604,7 +633,15 @@ class Proc:
             cmd = BR_TRANSACTION_SEC_CTX
             trd += uapi.U64.pack(t.security_ctx)
         out += U32.pack(cmd) + trd
+        tp = self.trace
+        if tp.mask & M_TRANSACTION_RECEIVED:
+            tp.emit(TP_TRANSACTION_RECEIVED, (t.debug_id,))
         self.stat_br(thread, cmd)
+        if t.name is not None and tp.mask & M_NAMES:
+            if cmd == BR_REPLY:
+                end_named_call(tp, self, thread, -1)
+            else:
+                begin_named_call(tp, self, thread, t)
         if self.log.debug_mask & Debug.TRANSACTION:
             self.log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
                            self.pid, thread.pid,

@@ -38,6 +38,27 @@ from .node import (
     update_ref_for_handle,
 )
 from .stats import Obj
+from .trace import (
+    M_ALLOC_BUF,
+    M_BUFFER_RELEASE,
+    M_FAILED_BUFFER_RELEASE,
+    M_NAMES,
+    M_NODE_TO_REF,
+    M_REF_TO_NODE,
+    M_REF_TO_REF,
+    M_TRANSACTION,
+    M_TXN_LATENCY_FREE,
+    TP_ALLOC_BUF,
+    TP_BUFFER_RELEASE,
+    TP_FAILED_BUFFER_RELEASE,
+    TP_NODE_TO_REF,
+    TP_REF_TO_NODE,
+    TP_REF_TO_REF,
+    TP_TRANSACTION,
+    TP_TXN_LATENCY_FREE,
+    TP_UPDATE_BUFFER_RELEASE,
+    Tracer,
+)
 from .work import Work, WorkType, dequeue
 
 if TYPE_CHECKING:
@@ -70,7 +91,7 @@ class Transaction(Work):
 
     __slots__ = ("driver", "debug_id", "from_", "from_parent", "to_proc", "to_thread",
                  "to_parent", "need_reply", "buffer", "code", "flags", "priority",
-                 "sender_euid", "start_time", "security_ctx")
+                 "sender_euid", "start_time", "security_ctx", "name")
 
     def __init__(self, driver: Driver, debug_id: int) -> None:
         super().__init__(WorkType.TRANSACTION)
@@ -89,6 +110,7 @@ class Transaction(Work):
         self.sender_euid = 0
         self.start_time = 0.0
         self.security_ctx = 0
+        self.name: str | None = None  # "IFoo::method" when the caller named the call (tracing)
 
 
 class LogEntry:
@@ -158,6 +180,20 @@ def pop_transaction(target_thread: Thread, t: Transaction) -> None:
     t.from_ = None
 
 
+def trace_latency_free(t: Transaction) -> None:
+    """binder_txn_latency_free: the transaction's ends as they are when it goes."""
+    frm = t.from_
+    t.driver.trace.emit(TP_TXN_LATENCY_FREE, (
+        t.debug_id, frm.proc.pid if frm is not None else 0, frm.pid if frm is not None else 0,
+        t.to_proc.pid if t.to_proc is not None else 0, t.to_thread.pid if t.to_thread is not None else 0,
+        t.code, t.flags))
+
+
+def trace_buffer(tp: Tracer, ev: int, buffer: Buffer) -> None:
+    """The binder_buffer_class events."""
+    tp.emit(ev, (buffer.debug_id, buffer.data_size, buffer.offsets_size, buffer.extra_buffers_size))
+
+
 def free_transaction(t: Transaction) -> None:
     """binder_free_transaction."""
     target_proc = t.to_proc
@@ -170,6 +206,8 @@ def free_transaction(t: Transaction) -> None:
             target_proc.wake_freeze_waiters()
         if t.buffer is not None:
             t.buffer.transaction = None
+    if t.driver.trace.mask & M_TXN_LATENCY_FREE:
+        trace_latency_free(t)
     t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
 
 
@@ -286,6 +324,8 @@ def free_buf(proc: Proc, buffer: Buffer) -> None:
         else:
             proc.todo.enqueue(w)
             proc.wakeup_proc()
+    if proc.trace.mask & M_BUFFER_RELEASE:
+        trace_buffer(proc.trace, TP_BUFFER_RELEASE, buffer)
     release_entire_buffer(proc, buffer)
     proc.alloc.free_buf(buffer)
 
@@ -314,6 +354,8 @@ def translate_binder(obj: list[int], t: Transaction, thread: Thread) -> int:
         obj[0] = uapi.BINDER_TYPE_HANDLE if otype == uapi.BINDER_TYPE_BINDER else uapi.BINDER_TYPE_WEAK_HANDLE
         obj[2] = ref.desc
         obj[3] = 0
+        if proc.trace.mask & M_NODE_TO_REF:
+            proc.trace.emit(TP_NODE_TO_REF, (t.debug_id, node.debug_id, node.ptr, ref.debug_id, ref.desc))
         proc.log.debug(Debug.TRANSACTION, "        node %d u%016x -> ref %d desc %d",
                        node.debug_id, node.ptr, ref.debug_id, ref.desc)
         return 0
@@ -340,6 +382,8 @@ def translate_handle(obj: list[int], t: Transaction, thread: Thread) -> int:
             obj[2] = node.ptr
             obj[3] = node.cookie
             inc_node(node, strong, False, None)
+            if proc.trace.mask & M_REF_TO_NODE:
+                proc.trace.emit(TP_REF_TO_NODE, (t.debug_id, src.debug_id, src.desc, node.debug_id, node.ptr))
             proc.log.debug(Debug.TRANSACTION, "        ref %d desc %d -> node %d u%016x",
                            src.debug_id, src.desc, node.debug_id, node.ptr)
         else:
@@ -350,6 +394,9 @@ def translate_handle(obj: list[int], t: Transaction, thread: Thread) -> int:
             assert dest is not None
             obj[2] = dest.desc
             obj[3] = 0
+            if proc.trace.mask & M_REF_TO_REF:
+                proc.trace.emit(TP_REF_TO_REF, (t.debug_id, node.debug_id, src.debug_id, src.desc,
+                                                dest.debug_id, dest.desc))
             proc.log.debug(Debug.TRANSACTION, "        ref %d desc %d -> ref %d desc %d (node %d)",
                            src.debug_id, src.desc, dest.debug_id, dest.desc, node.debug_id)
         return 0
@@ -404,6 +451,8 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
             assert old is not None
             outdated.buffer = None
             old.transaction = None
+            if proc.trace.mask & M_BUFFER_RELEASE:
+                trace_buffer(proc.trace, TP_UPDATE_BUFFER_RELEASE, old)
             release_entire_buffer(proc, old)
             proc.alloc.free_buf(old)
             t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
@@ -439,6 +488,7 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     """binder_transaction: send a call or a reply described by ``tr`` (binder_transaction_data)."""
     d = proc.driver
     log = proc.log
+    tp = proc.trace
     (target_handle_raw, _cookie, code, flags, _spid, _seuid, data_size, offsets_size,
      data_ptr, offsets_ptr) = tr
     target_handle = target_handle_raw & 0xFFFFFFFF
@@ -473,6 +523,8 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
             if stage == "dead_proc":
                 assert tcomplete is not None
                 dequeue(tcomplete)
+            if tp.mask & M_FAILED_BUFFER_RELEASE:
+                trace_buffer(tp, TP_FAILED_BUFFER_RELEASE, t.buffer)
             transaction_buffer_release(target_proc, t.buffer, buffer_offset)
             if target_node is not None:
                 dec_node_tmpref(target_node)
@@ -480,7 +532,12 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
             t.buffer.transaction = None
             target_proc.alloc.free_buf(t.buffer)
         if stage in ("dead_proc", "buffer", "t"):
+            assert t is not None
             d.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
+            if tp.mask & M_TXN_LATENCY_FREE:
+                trace_latency_free(t)
+            if t.name is not None and flags & TF_ONE_WAY:
+                end_named_call(tp, proc, thread, 0)
             d.stats.obj_deleted[Obj.TRANSACTION] += 1
         if target_node is not None:
             dec_node(target_node, True, False)
@@ -639,6 +696,12 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
         secctx = proc.secctx
         extra_buffers_size += _align8(len(secctx))
 
+    if tp.mask & M_NAMES:
+        _trace_names(tp, proc, thread, t, in_reply_to, mem)
+    if tp.mask & M_TRANSACTION:
+        tp.emit(TP_TRANSACTION, (t.debug_id, target_node.debug_id if target_node is not None else 0,
+                                 target_proc.pid, target_thread.pid if target_thread is not None else 0,
+                                 int(reply), code, flags))
     try:
         buf = target_proc.alloc.new_buf(data_size, offsets_size, extra_buffers_size,
                                         not reply and bool(flags & TF_ONE_WAY), proc.pid)
@@ -661,6 +724,8 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     buf.transaction = t
     buf.target_node = target_node
     buf.clear_on_free = bool(flags & TF_CLEAR_BUF)
+    if tp.mask & M_ALLOC_BUF:
+        trace_buffer(tp, TP_ALLOC_BUF, buf)
 
     off_start = _align8(data_size)
     offsets = mem.read(offsets_ptr, offsets_size)
@@ -820,8 +885,56 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     target_proc.tmp_ref -= 1
     if target_node is not None:
         dec_node_tmpref(target_node)
+    if t.name is not None and not reply and flags & TF_ONE_WAY:
+        end_named_call(tp, proc, thread, 0)  # a one-way call's client slice ends once it is sent
     e.debug_id_done = t_debug_id
     return None
+
+
+# -- transaction names (docs/tracing.md) --------------------------------------------------------------
+
+
+def _trace_names(tp: Tracer, proc: Proc, thread: Thread, t: Transaction, in_reply_to: Transaction | None,
+                 mem: UserMemory) -> None:
+    """The client named its call: print events around its handling on each side, as Android's
+    AIDL code writes them to trace_marker (``AIDL::java::IFoo::method::client``/``::server``).
+
+    A call's client slice begins here (before binder_transaction), a reply ends its server
+    slice; each open slice is on the thread's ``marks`` (a call's id, negated on the client).
+    """
+    if in_reply_to is not None:
+        t.name = in_reply_to.name
+        if t.name is not None:
+            end_named_call(tp, proc, thread, in_reply_to.debug_id)
+        return
+    raw = mem.name
+    if raw is None:
+        return
+    mem.name = None  # the first transaction of the write takes it
+    interface, _sep, method = raw.decode(errors="replace").partition("\0")
+    if not method or "|" in interface or "|" in method or "\n" in interface + method:
+        return
+    t.name = f"{interface.rsplit('.', 1)[-1]}::{method}"
+    tp.mark(f"B|{proc.pid}|AIDL::java::{t.name}::client", True)
+    if not t.flags & TF_ONE_WAY:
+        thread.marks.append(-t.debug_id)
+    else:
+        thread.marks.append(0)
+
+
+def begin_named_call(tp: Tracer, proc: Proc, thread: Thread, t: Transaction) -> None:
+    """The server thread takes a named call (after binder_transaction_received)."""
+    tp.mark(f"B|{proc.pid}|AIDL::java::{t.name}::server", True)
+    thread.marks.append(t.debug_id)
+
+
+def end_named_call(tp: Tracer, proc: Proc, thread: Thread, key: int) -> None:
+    """The named slice ``key`` on top of the thread's marks ends: a server's call at its reply or
+    its one-way buffer's free, a client's (key < 0: any) at its answer."""
+    marks = thread.marks
+    if marks and (marks[-1] == key or (key < 0 and marks[-1] < 0)):
+        marks.pop()
+        tp.mark(f"E|{proc.pid}", True)
 
 
 def _get_user_object(src: bytes, object_offset: int, data_size: int) -> tuple[int, bytes]:

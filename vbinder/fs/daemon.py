@@ -21,6 +21,7 @@ from ..driver import Driver, debugfs
 from .host import Host
 from .mounts import FSNAME, MountError, find_mount, is_attached
 from .ops import Operations
+from .tracefs import LogSource, build_tracefs
 from .tree import Tree
 from .watchdog import Watchdog
 
@@ -81,7 +82,8 @@ def build_tree(driver: Driver, uid: int, gid: int) -> Tree:
     for param in driver.params:
         tree.add_generated(param.path, param.read, param.write if param.writable else None, mode=param.mode)
     tree.add_symlink("proc/binder", "../sys/kernel/debug/binder")
-    tree.add_stream("proc/kmsg")
+    tree.add_stream("proc/kmsg", LogSource(driver.log))
+    build_tracefs(tree, driver.trace)
     return tree
 
 

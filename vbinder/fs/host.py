@@ -91,6 +91,14 @@ class Host:
         except (IndexError, ValueError):
             return None
 
+    def comm(self, tid: int) -> str | None:
+        """The thread's name (``/proc/<tid>/comm``), or None when it is gone."""
+        try:
+            with open(f"{self.proc}/{tid}/comm", "rb") as f:
+                return f.read().rstrip(b"\n").decode(errors="replace") or None
+        except OSError:
+            return None
+
     def status(self, tid: int) -> ThreadStatus | None:
         return read_status(tid, self.proc)
 

@@ -25,7 +25,7 @@ from ..abi import split_offset
 from ..driver import BinderError, DeviceFile, Driver, Waiter, WouldBlock
 from ..driver.debugfs import render_proc
 from .host import Host
-from .tree import Device, Dir, Generated, Node, Stream, Symlink, Tree
+from .tree import Device, Dir, Generated, Node, Stream, StreamSource, Symlink, Tree
 from .watchdog import Watch, Watchdog
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,17 @@ class DeviceHandle:
 class GeneratedHandle:
     node: Generated
     content: bytes
+    tid: int = 0  # the opener (a write_as file's writer)
+    tgid: int = 0
 
 
 @dataclass(slots=True, eq=False)
 class StreamHandle:
-    """An open ``proc/kmsg``: the next log sequence to deliver, and a partly delivered line."""
+    """An open stream (``proc/kmsg``, ``trace_pipe``): the next line to deliver, and a partly
+    delivered line."""
 
     node: Stream
+    source: StreamSource
     tgid: int
     seq: int
     rest: bytes = b""
@@ -110,9 +114,9 @@ class Operations(pyfuse3.Operations):
         self._polling: set[DeviceHandle] = set()  # files with a poll(2) waiting
         self._next_fh = 1
         self.closing = False
-        self._log_event: trio.Event | None = None  # set by the next log line
+        self._stream_events: dict[int, trio.Event] = {}  # by id(source): set by its next line
+        self._sources: dict[int, StreamSource] = {}  # the sources whose lines wake readers
         self._proc_files: set[int] = set()  # the pids with a debugfs proc/<pid> file in the tree
-        driver.log.listeners.append(self._on_log_line)
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -151,10 +155,20 @@ class Operations(pyfuse3.Operations):
         self.handles[fh] = h
         return fh
 
-    def _on_log_line(self, _line: str) -> None:
-        if self._log_event is not None:
-            self._log_event.set()
-            self._log_event = None
+    def _watch_source(self, source: StreamSource) -> None:
+        """Wake this source's waiting readers at its next line (from the first open on)."""
+        key = id(source)
+        if key in self._sources:
+            return
+        self._sources[key] = source
+        events = self._stream_events
+
+        def on_line(*_args: object) -> None:
+            ev = events.pop(key, None)
+            if ev is not None:
+                ev.set()
+
+        source.listeners.append(on_line)
 
     async def _wait(self, ticket: Waiter, tid: int, deadline: float | None = None) -> int | None:
         """Wait until ``ticket`` wakes or ``deadline`` (driver clock) passes (None), or the watchdog
@@ -258,6 +272,8 @@ class Operations(pyfuse3.Operations):
             raise FUSEError(errno.EPERM)
         if fields.update_size and not isinstance(node, Device | Generated):
             raise FUSEError(errno.EINVAL if isinstance(node, Stream) else errno.EISDIR)
+        if fields.update_size and isinstance(node, Generated) and node.truncate is not None:
+            node.truncate()
         # Truncation (``echo 8 > file`` opens with O_TRUNC, fact 11) and times are accepted and
         # change nothing: sizes stay 0, times stay the mount's.
         return self._attrs(node)
@@ -323,20 +339,24 @@ class Operations(pyfuse3.Operations):
             self._sync_proc_files()
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=False)
         if isinstance(node, Generated):
-            if (writing and node.write is None) or (reading and node.read is None):
+            if (writing and node.write is None and node.write_as is None) or (reading and node.read is None):
                 raise FUSEError(errno.EACCES)  # root passes default_permissions: decide here
+            if flags & os.O_TRUNC and writing and node.truncate is not None:
+                node.truncate()
             content = node.read() if reading and node.read is not None else b""
-            fh = self._new_fh(GeneratedHandle(node, content))
+            tgid = (self.host.tgid(ctx.pid) or 0) if node.write_as is not None and ctx.pid else 0
+            fh = self._new_fh(GeneratedHandle(node, content, ctx.pid, tgid))
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
         if isinstance(node, Stream):
-            if writing:
+            if writing or node.source is None:
                 raise FUSEError(errno.EACCES)
             if ctx.pid == 0:
                 raise FUSEError(errno.EPERM)
             tgid = self.host.tgid(ctx.pid)
             if tgid is None:
                 raise FUSEError(errno.ESRCH)
-            fh = self._new_fh(StreamHandle(node, tgid, seq=0,  # from the oldest line kept
+            self._watch_source(node.source)
+            fh = self._new_fh(StreamHandle(node, node.source, tgid, seq=node.source.start(),
                                            nonblock=bool(flags & os.O_NONBLOCK)))
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
         raise FUSEError(errno.EINVAL)
@@ -384,10 +404,10 @@ class Operations(pyfuse3.Operations):
         raise FUSEError(errno.EBADF)
 
     async def _stream_read(self, h: StreamHandle, size: int) -> bytes:
-        """proc/kmsg: whole lines when they fit; waits while there are none."""
-        dlog = self.driver.log
+        """A stream: whole lines when they fit; waits while there are none."""
+        source = h.source
         while not h.rest:
-            lines, h.seq = dlog.lines_since(h.seq)
+            lines, h.seq = source.lines_since(h.seq)
             if lines:
                 h.rest = "".join(line + "\n" for line in lines).encode()
                 break
@@ -395,9 +415,9 @@ class Operations(pyfuse3.Operations):
                 raise FUSEError(errno.ENOTCONN)
             if h.nonblock:
                 raise FUSEError(errno.EAGAIN)
-            if self._log_event is None:
-                self._log_event = trio.Event()
-            event = self._log_event
+            event = self._stream_events.get(id(source))
+            if event is None:
+                event = self._stream_events[id(source)] = trio.Event()
             watch = Watch(None, h.tgid)
             self.watchdog.add(watch)
             try:
@@ -429,6 +449,9 @@ class Operations(pyfuse3.Operations):
     @handler
     async def _other_write(self, fh: int, buf: bytes) -> int:
         h = self._handle(fh)
+        if isinstance(h, GeneratedHandle) and h.node.write_as is not None:
+            h.node.write_as(bytes(buf), h.tid, h.tgid)
+            return len(buf)
         if isinstance(h, GeneratedHandle) and h.node.write is not None:
             h.node.write(bytes(buf))
             return len(buf)  # a parameter takes the whole write (param_attr_store)
@@ -447,8 +470,11 @@ class Operations(pyfuse3.Operations):
                 self._polling.add(h)
             return 0
         if isinstance(h, StreamHandle):
-            lines, _seq = self.driver.log.lines_since(h.seq)
-            return select.POLLIN if (h.rest or lines) else 0
+            lines, _seq = h.source.lines_since(h.seq) if not h.rest else ([], h.seq)
+            if lines:  # keep what was fetched: the next read delivers it
+                h.rest = "".join(line + "\n" for line in lines).encode()
+                h.seq = _seq
+            return select.POLLIN if h.rest else 0
         return select.POLLIN | select.POLLOUT
 
     @handler
@@ -489,7 +515,17 @@ class Operations(pyfuse3.Operations):
     @handler
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        raise FUSEError(errno.EPERM)
+        parent = self._node(parent_inode)
+        if not isinstance(parent, Dir) or parent.mkdir is None:
+            raise FUSEError(errno.EPERM)
+        if name in parent.children:
+            raise FUSEError(errno.EEXIST)
+        parent.mkdir(name.decode(errors="replace"))
+        node = self.tree.lookup(parent_inode, name)
+        if node is None:
+            raise FUSEError(errno.EIO)
+        node.nlookup += 1
+        return self._attrs(node)
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -497,7 +533,12 @@ class Operations(pyfuse3.Operations):
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise FUSEError(errno.EPERM)
+        parent = self._node(parent_inode)
+        if not isinstance(parent, Dir) or parent.rmdir is None:
+            raise FUSEError(errno.EPERM)
+        if name not in parent.children:
+            raise FUSEError(errno.ENOENT)
+        parent.rmdir(name.decode(errors="replace"))
 
     @handler
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,

@@ -12,7 +12,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 ROOT_INODE = 1  # pyfuse3.ROOT_INODE (FUSE_ROOT_ID)
 
@@ -39,6 +39,10 @@ class Node:
 class Dir(Node):
     children: dict[bytes, int] = field(default_factory=dict)
     subdirs: int = 0
+    # A directory whose entries users make and remove (tracefs ``instances/``): ``mkdir(name)``
+    # builds the new directory, ``rmdir(name)`` takes it down; both raise BinderError to refuse.
+    mkdir: Callable[[str], object] | None = None
+    rmdir: Callable[[str], object] | None = None
     file_type = stat.S_IFDIR
 
 
@@ -56,13 +60,28 @@ class Generated(Node):
 
     read: Callable[[], bytes] | None = None
     write: Callable[[bytes], object] | None = None
+    write_as: Callable[[bytes, int, int], object] | None = None  # takes the opener's (tid, tgid) too
+    truncate: Callable[[], object] | None = None  # an O_TRUNC open (``echo > trace``)
     file_type = stat.S_IFREG
+
+
+class StreamSource(Protocol):
+    """Where a stream's lines come from: numbered lines, and callbacks run when one is added."""
+
+    listeners: list[Callable[..., None]]
+
+    def start(self) -> int:
+        """The sequence number a new reader starts at."""
+
+    def lines_since(self, seq: int) -> tuple[list[str], int]:
+        """The lines from ``seq`` on, and the sequence number to ask for next."""
 
 
 @dataclass(slots=True, eq=False)
 class Stream(Node):
-    """A file read as an endless stream (``proc/kmsg``)."""
+    """A file read as an endless stream of lines (``proc/kmsg``, ``trace_pipe``)."""
 
+    source: StreamSource | None = None
     file_type = stat.S_IFREG
 
 
@@ -134,29 +153,35 @@ class Tree:
         return self._add(path, Device, mode, device=device)
 
     def add_generated(self, path: str, read: Callable[[], bytes] | None,
-                      write: Callable[[bytes], object] | None = None, mode: int | None = None) -> Generated:
+                      write: Callable[[bytes], object] | None = None, mode: int | None = None,
+                      **kw: object) -> Generated:
         """A generated file: ``read`` runs at each open for reading, ``write`` takes each write.
 
         The default mode is 0444, or 0644 when ``write`` is given (as sysfs and debugfs show).
         ``write`` raises :class:`vbinder.driver.BinderError` to fail the write with its errno.
         """
         if mode is None:
-            mode = (0o444 if read is not None else 0) | (0o200 if write is not None else 0)
-        return self._add(path, Generated, mode, read=read, write=write)
+            writable = write is not None or kw.get("write_as") is not None
+            mode = (0o444 if read is not None else 0) | (0o200 if writable else 0)
+        return self._add(path, Generated, mode, read=read, write=write, **kw)
 
-    def add_stream(self, path: str, mode: int = 0o400) -> Stream:
-        return self._add(path, Stream, mode)
+    def add_stream(self, path: str, source: StreamSource, mode: int = 0o400) -> Stream:
+        return self._add(path, Stream, mode, source=source)
 
     def add_symlink(self, path: str, target: str) -> Symlink:
         return self._add(path, Symlink, 0o777, target=target.encode())
 
-    def remove(self, path: str) -> None:
-        """Unlink ``path`` (a file, or an empty directory); the inode lives on until forgotten."""
+    def remove(self, path: str, recursive: bool = False) -> None:
+        """Unlink ``path`` (a file, or an empty directory, or with ``recursive`` a whole tree);
+        each inode lives on until forgotten."""
         node = self.resolve(path)
         if node is None or node.inode == ROOT_INODE:
             raise ValueError(f"{path}: no such entry")
         if isinstance(node, Dir) and node.children:
-            raise ValueError(f"{path}: directory not empty")
+            if not recursive:
+                raise ValueError(f"{path}: directory not empty")
+            for name in list(node.children):
+                self.remove(f"{path}/{name.decode()}", recursive=True)
         parent = self.nodes[node.parent]
         assert isinstance(parent, Dir)
         del parent.children[node.name]
