@@ -195,6 +195,9 @@ class IPCThreadState:
     def transact(self, handle: int, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
         """Call ``handle``: the reply parcel, or None for a one-way call."""
         flags |= uapi.TF_ACCEPT_FDS
+        name = data.trace_name
+        if name is not None and self.transport.names_wanted():
+            self.transport.name_next(name[0], name[1])
         with signal_guard:  # held for the whole call (cheaper than around each step), not its callbacks
             cmd, parcel, reply_flags = self._send(uapi.BC_TRANSACTION, flags, handle, code, data,
                                                   not flags & uapi.TF_ONE_WAY)

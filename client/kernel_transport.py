@@ -272,6 +272,13 @@ class KernelTransport:
         self._thread().placed.append(buf)
         return ctypes.addressof(buf)
 
+    def names_wanted(self) -> bool:
+        """A kernel's driver takes no call names (its traces name calls through trace_marker)."""
+        return False
+
+    def name_next(self, interface: str, method: str) -> None:
+        pass
+
     def close(self) -> None:
         if self._map is not None:
             self._map.close()

@@ -198,6 +198,9 @@ class Parcel:
         self._buf = bytearray(data)
         self._pos = 0
         self._objects = offsets
+        # The call this parcel carries, for traces: (interface descriptor, method name). A trace
+        # shows it as AIDL's slices (docs/tracing.md); Proxy and generated proxies set it.
+        self.trace_name: tuple[str, str] | None = None
         self.binder_resolver: BinderResolver = _raw_binder
         """Called by :meth:`read_strong_binder` with each non-null object and its stability."""
         self.keepalive: list[Any] = []

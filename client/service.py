@@ -22,6 +22,7 @@ A method's request starts with the interface token; its reply starts with the AI
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
@@ -90,9 +91,14 @@ class Proxy:
     def __init__(self, binder: IBinder) -> None:
         self.binder = binder
 
-    def call(self, code: int, write: Callable[[Parcel], None] | None = None, oneway: bool = False) -> Parcel:
-        """Send ``code`` with the token and what ``write`` adds; return the reply after its status."""
+    def call(self, code: int, write: Callable[[Parcel], None] | None = None, oneway: bool = False,
+             method: str | None = None) -> Parcel:
+        """Send ``code`` with the token and what ``write`` adds; return the reply after its status.
+
+        ``method`` names the call in traces (default: the name of the proxy method calling this).
+        """
         data = Parcel()
+        data.trace_name = (self.descriptor, method or sys._getframe(1).f_code.co_name)
         data.write_interface_token(self.descriptor, self.header)
         if write is not None:
             write(data)

@@ -14,6 +14,7 @@ import resource
 import signal
 import stat
 import threading
+import time
 from types import FrameType
 from typing import Any, Final, Protocol
 
@@ -195,6 +196,10 @@ class Transport(Protocol):
 
     def place(self, data: bytes) -> int: ...
 
+    def names_wanted(self) -> bool: ...
+
+    def name_next(self, interface: str, method: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -247,7 +252,7 @@ def _raise_fsize_limit() -> None:
 class _ThreadState:
     """What one thread keeps in a :class:`VbinderTransport`: its key and memory, and its exchange."""
 
-    __slots__ = ("key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf")
+    __slots__ = ("key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name")
 
     def __init__(self) -> None:
         tid = threading.get_native_id()
@@ -257,6 +262,7 @@ class _ThreadState:
         self.inflight: tuple[int, list[tuple[int, bytes]]] | None = None  # (write size, segments)
         self.last_read_size = 0
         self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the guarded pread's buffer
+        self.name: bytes | None = None  # the next call's name (VBINDER_TRACE_NAMES)
 
 
 class VbinderTransport:
@@ -269,6 +275,8 @@ class VbinderTransport:
         self.map_addr = 0
         self.map_size = 0
         self._local = threading.local()
+        self._names = False  # the daemon wants calls named (a trace records transactions)
+        self._names_checked = 0.0  # when that was last asked (at most once a second)
         try:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
@@ -364,6 +372,9 @@ class VbinderTransport:
         read_buffer = local.read_buffer
         data_segments = local.segments
         local.segments = []
+        if local.name is not None:  # the call's name goes with the write that sends it
+            data_segments.append((abi.NAME_ADDR, local.name))
+            local.name = None
         before = local.inflight
         f = None
         try:
@@ -446,6 +457,27 @@ class VbinderTransport:
         addr = local.read_buffer + 0x20000 + sum((len(d) + 7) & ~7 for _a, d in segments)
         segments.append((addr, data))
         return addr
+
+    def names_wanted(self) -> bool:
+        """Whether a trace records transactions, so that calls should carry their names: asked
+        of the daemon (VBINDER_TRACE_NAMES) at most once a second; never of one without it."""
+        now = time.monotonic()
+        if now - self._names_checked < 1.0:
+            return self._names
+        self._names_checked = now
+        if self._thread().inflight is not None:
+            return self._names  # this thread's exchange is in flight: ask later
+        ret, arg = self.ioctl(abi.VBINDER_TRACE_NAMES, b"\0" * 4)
+        if ret < 0:
+            self._names_checked = float("inf")  # an older daemon: never ask again
+            self._names = False
+        else:
+            self._names = uapi.U32.unpack(arg)[0] == 1
+        return self._names
+
+    def name_next(self, interface: str, method: str) -> None:
+        """Name the next call this thread sends (its interface descriptor and method)."""
+        self._thread().name = f"{interface}\0{method}".encode()[:abi.NAME_MAX]
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -90,6 +90,31 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--version", type=int, metavar="N", help="the interfaces' version (getInterfaceVersion)")
     a.add_argument("--hash", metavar="HASH", help="the interfaces' hash (getInterfaceHash)")
 
+    t = sub.add_parser("trace", help="record the binder events (a file Perfetto opens), or draw a recorded trace")
+    tsub = t.add_subparsers(dest="trace_command", required=True, metavar="ACTION")
+    r = tsub.add_parser("record", help="record the mount's binder events into a systrace file Perfetto opens",
+                        description="Record every binder event of the mount (a tracefs instance of its own) "
+                                    "until COMMAND exits, --duration passes or Ctrl-C, into FILE.")
+    r.add_argument("--output", "-o", default="trace.txt", metavar="FILE", help="default trace.txt")
+    r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    r.add_argument("--mount", "-m", metavar="MOUNTPOINT", help="the vbinder mount (default: the one in /proc/mounts)")
+    r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="run COMMAND while recording")
+    dg = tsub.add_parser("diagram", help="draw a recorded trace as a sequence diagram (SVG or HTML)")
+    dg.add_argument("file", metavar="FILE")
+    dg.add_argument("--output", "-o", required=True, metavar="OUT", help="OUT.svg or OUT.html (zoom and scroll)")
+
+    tp = sub.add_parser("top", help="a live view of the transactions going through the driver")
+    tp.add_argument("--mount", "-m", metavar="MOUNTPOINT", help="the vbinder mount (default: the one in /proc/mounts)")
+    tp.add_argument("--process", "-p", metavar="PID|NAME", help="only calls from or to this process")
+    tp.add_argument("--interface", "-i", metavar="TEXT", help="only calls whose interface contains TEXT")
+    tp.add_argument("--failures", "-f", action="store_true", help="only calls that failed")
+    tp.add_argument("--once", metavar="S", type=float, help="watch S seconds, print one screen and exit")
+
+    g = sub.add_parser("graph", help="draw the object graph of the driver's state (processes, nodes, refs)")
+    g.add_argument("--mount", "-m", metavar="MOUNTPOINT", help="the vbinder mount (default: the one in /proc/mounts)")
+    g.add_argument("--output", "-o", default="binder-graph.svg", metavar="OUT.svg",
+                   help="default binder-graph.svg (.dot writes the graph's source)")
+
     for name, help_ in (("state", "print debugfs state (or another debugfs file with --file)"),
                         ("log", "print the driver's log (proc/kmsg)"),
                         ("param", "show or set module parameters")):
@@ -123,10 +148,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import inspect
 
             return inspect.main(args)
+        if args.command in ("trace", "top", "graph"):
+            return _tools(args)
         return _mount(args)
     except MountError as e:
         print(f"vbinder: {e}", file=sys.stderr)
         return 1
+
+
+def _tools(args: argparse.Namespace) -> int:
+    from .inspect import find_mount
+
+    if args.command == "trace" and args.trace_command == "diagram":
+        from .tools import diagram
+
+        return diagram.main(args.file, args.output)
+    mount = find_mount(args.mount)
+    if args.command == "trace":
+        from .tools import record
+
+        command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        return record.main(mount, args.output, args.duration, command)
+    if args.command == "top":
+        from .tools import top
+
+        return top.main(mount, args.process, args.interface, args.failures, args.once)
+    from .tools import graph
+
+    return graph.main(mount, args.output)
 
 
 def _servicemanager(args: argparse.Namespace) -> int:

@@ -524,10 +524,26 @@ class Proxy:
         return data
 
     def _aidl_call(self, code: int, data: Parcel) -> Parcel:
+        data.trace_name = (self.DESCRIPTOR, _method_name(type(self), code))
         reply = self.binder.transact(code, data, 0)
         assert reply is not None
         reply.read_exception()
         return reply
 
     def _aidl_send(self, code: int, data: Parcel) -> None:
+        data.trace_name = (self.DESCRIPTOR, _method_name(type(self), code))
         self.binder.transact(code, data, FLAG_ONEWAY)
+
+
+_METHOD_NAMES: dict[type, dict[int, str]] = {}
+
+
+def _method_name(cls: type, code: int) -> str:
+    """The AIDL method of transaction ``code`` (from the interface's ``TRANSACTION_<method>``): the
+    name a trace shows for the call (docs/tracing.md)."""
+    names = _METHOD_NAMES.get(cls)
+    if names is None:
+        names = _METHOD_NAMES[cls] = {value: attr[len("TRANSACTION_"):] for klass in reversed(cls.__mro__)
+                                      for attr, value in vars(klass).items()
+                                      if attr.startswith("TRANSACTION_") and isinstance(value, int)}
+    return names.get(code, str(code))
