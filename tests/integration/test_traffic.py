@@ -61,7 +61,8 @@ def test_record_is_a_system_trace_perfetto_imports(echo_service: tuple[str, subp
     assert any("data size" in s.args for s in sent)
     # The one-way shout: an async slice, a flow to the server's "binder async rcv", then its AIDL slice.
     flows = {a: b for a, b in m.flows}
-    async_sent = [s for s in m.slices if s.name == "binder transaction async" and m.thread_tgid.get(s.tid) == client_pid]
+    async_sent = [s for s in m.slices
+                  if s.name == "binder transaction async" and m.thread_tgid.get(s.tid) == client_pid]
     assert len(async_sent) == 1
     rcv = m.slices[flows[async_sent[0].id]]
     assert rcv.name == "binder async rcv" and m.thread_tgid[rcv.tid] == svc.pid
