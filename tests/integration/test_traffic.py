@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.integration import perfetto_model
 from tests.integration.test_calls import echo_service, service_manager  # noqa: F401 - fixtures
@@ -72,3 +78,165 @@ def test_record_is_a_system_trace_perfetto_imports(echo_service: tuple[str, subp
     calls = read_calls(text.splitlines())
     assert sum(1 for c in calls.calls.values() if c.name == "IEcho::echo" and c.result == "BR_REPLY") == 201
 
+
+
+# -- the diagram, in a real browser -------------------------------------------------------------------
+
+ARTIFACTS = REPO / "build" / "test-artifacts"
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no chromium: `make test` installs Debian's chromium as root (scripts/bootstrap.sh --test)")
+
+
+def browse(page: Path, *args: str, hash_: str = "") -> str:
+    r = subprocess.run([chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        f"--user-data-dir={page.parent / 'chromium-profile'}", *args, page.as_uri() + hash_],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_diagram_html_in_a_browser(echo_service: tuple[str, subprocess.Popen[str]],  # noqa: F811
+                                   tmp_path: Path) -> None:
+    dev, svc = echo_service
+    client_pid, _text = record_echo(dev, tmp_path / "trace.txt")
+    page = tmp_path / "calls.html"
+    r = vbinder("trace", "diagram", str(tmp_path / "trace.txt"), "-o", str(page))
+    assert r.returncode == 0, r.stderr
+    svg_out = tmp_path / "calls.svg"
+    assert vbinder("trace", "diagram", str(tmp_path / "trace.txt"), "-o", str(svg_out)).returncode == 0
+    assert svg_out.read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>\n<svg ')
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "diagram.png"
+    shot.unlink(missing_ok=True)
+    browse(page, f"--screenshot={shot}", "--window-size=1400,900")
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dom = browse(page, "--dump-dom", hash_="#zoom=2")
+    # The page's script ran (zoom applied), and the diagram holds every call and its reply.
+    assert '<span id="zoom-level">200%</span>' in dom
+    svg = re.search(r'<svg[^>]*id="diagram"[^>]*>', dom).group(0)  # type: ignore[union-attr]
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))  # type: ignore[union-attr]
+    assert f'width="{width * 2:g}"' in svg
+    calls = re.findall(r'<g class="msg call" data-id="(\d+)" data-kind="call"', dom)
+    replies = re.findall(r'<g class="msg reply" data-id="(\d+)" data-kind="end" data-result="BR_REPLY"', dom)
+    assert len(calls) >= 201 and set(replies) <= set(calls) and len(replies) == len(calls)
+    assert len(re.findall(r'class="msg oneway"', dom)) == 1
+    assert dom.count(">IEcho::echo</text>") == 201
+    assert f"pid {client_pid}</text>" in dom and f"pid {svc.pid}</text>" in dom
+    assert 'class="bar"' in dom
+
+
+def test_diagram_marks_failures_and_nesting(tmp_path: Path) -> None:
+    """A synthetic trace: A calls B, B calls C inside that call, then A's next call to a dead C fails."""
+    lines = ["# tracer: nop"]
+
+    def ev(t: float, tid: int, pid: int, name: str, args: str) -> None:
+        lines.append(f"{'p' + str(pid):>16}-{tid:<7d} ({pid:7d}) [000] ..... {t:12.6f}: {name}: {args}")
+
+    ev(1.0, 10, 10, "binder_transaction", "transaction=1 dest_node=5 dest_proc=20 dest_thread=0 reply=0 flags=0x10 code=0x1")
+    ev(1.1, 21, 20, "binder_transaction_received", "transaction=1")
+    ev(1.2, 21, 20, "binder_transaction", "transaction=2 dest_node=7 dest_proc=30 dest_thread=0 reply=0 flags=0x10 code=0x2")
+    ev(1.3, 31, 30, "binder_transaction_received", "transaction=2")
+    ev(1.4, 31, 30, "binder_transaction", "transaction=3 dest_node=0 dest_proc=20 dest_thread=21 reply=1 flags=0x0 code=0x0")
+    ev(1.5, 21, 20, "binder_transaction_received", "transaction=3")
+    ev(1.6, 21, 20, "binder_transaction", "transaction=4 dest_node=0 dest_proc=10 dest_thread=10 reply=1 flags=0x0 code=0x0")
+    ev(1.7, 10, 10, "binder_transaction_received", "transaction=4")
+    ev(2.0, 10, 10, "binder_transaction", "transaction=5 dest_node=7 dest_proc=30 dest_thread=0 reply=0 flags=0x10 code=0x3")
+    ev(2.1, 10, 10, "binder_return", "cmd=0x7205 BR_DEAD_REPLY")
+    trace = tmp_path / "t.txt"
+    trace.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "d.svg"
+    assert vbinder("trace", "diagram", str(trace), "-o", str(out)).returncode == 0
+    svg = out.read_text()
+    assert svg.count('class="bar"') == 2  # B serving A's call, C serving B's nested call
+    bars = [float(x) for x in re.findall(r'<rect class="bar" x="([0-9.]+)"', svg)]
+    assert len(set(bars)) == 2
+    assert 'class="msg call failed" data-id="5"' in svg and "BR_DEAD_REPLY</text>" in svg and "✕" in svg
+
+
+# -- vbinder top, in tmux -----------------------------------------------------------------------------
+
+
+def tmux(*args: str) -> str:
+    if shutil.which("tmux") is None:
+        pytest.skip("no tmux: `make test` installs it as root (scripts/bootstrap.sh --test)")
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def screen(session: str, want: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = tmux("capture-pane", "-p", "-t", session)
+        if want in text:
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{want!r} not on the screen:\n{text}")
+
+
+def test_top_in_tmux(echo_service: tuple[str, subprocess.Popen[str]], tmp_path: Path) -> None:  # noqa: F811
+    dev, svc = echo_service
+    mount = str(Path(dev).parents[1])
+    session = f"vbinder-top-{os.getpid()}"
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in daemon_env().items() if k in ("PYTHONPATH", "PATH"))
+    tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50",
+         f"env -u COLUMNS -u LINES {env} {shlex.quote(sys.executable)} -m vbinder top -m {shlex.quote(mount)}; sleep 30")
+    try:
+        screen(session, "per interface and method")
+        r = subprocess.run([sys.executable, str(REPO / "examples" / "echo_client.py"), "hi", dev],
+                           capture_output=True, text=True, env=daemon_env(), timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr
+        deadline = time.monotonic() + 20
+        while True:  # until top has taken all of the client's calls
+            text = screen(session, "IEcho::echo")
+            row = next(line for line in text.splitlines() if line.strip().lstrip("│┃ ").startswith("IEcho::echo"))
+            cells = [c.strip() for c in re.split("[│┃]", row) if c.strip()]
+            if cells[1] == "201" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert cells[0] == "IEcho::echo" and cells[1] == "201"  # calls, then rate, percentiles, failures
+        assert float(cells[2]) > 0 and all(c.endswith(" ms") for c in cells[3:6]) and cells[6] == "0"
+        assert "BR_REPLY" in text and "IEcho::shout" in text and "IServiceManager::getService" in text
+        assert "echo_client.py" in text and "python -c" in text  # the caller, and the service (python -c)
+        assert f"{svc.pid} " in text
+        tmux("send-keys", "-t", session, "f")
+        screen(session, "failures only")
+        # A call to the service after it died fails with BR_DEAD_REPLY: top shows it.
+        code = f"""
+import sys
+sys.path.insert(0, {str(REPO / 'examples')!r})
+from echo_interface import EchoProxy
+from vbinder_client import ProcessState, default_service_manager
+ProcessState.init({dev!r})
+proxy = EchoProxy(default_service_manager().get_service("echo"))
+print("ready", flush=True)
+sys.stdin.readline()
+try:
+    proxy.echo("late")
+except Exception as e:
+    print(type(e).__name__, flush=True)
+"""
+        late = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=daemon_env())
+        assert late.stdout.readline().startswith("ready")  # type: ignore[union-attr]
+        svc.kill()
+        svc.wait(10)
+        late.stdin.write("go\n")  # type: ignore[union-attr]
+        late.stdin.flush()  # type: ignore[union-attr]
+        assert late.stdout.readline().strip() == "DeadObjectError"  # type: ignore[union-attr]
+        late.wait(10)
+        text = screen(session, "BR_DEAD_REPLY")
+        assert "BR_REPLY " not in text.replace("BR_DEAD_REPLY", "")
+        tmux("send-keys", "-t", session, "q")
+        deadline = time.monotonic() + 10
+        while "vbinder top" in tmux("capture-pane", "-p", "-t", session) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "vbinder top" not in tmux("capture-pane", "-p", "-t", session)  # q left the screen
+        assert not any(n.startswith("vbinder-top-") for n in os.listdir(Path(mount) / "sys/kernel/tracing/instances"))
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

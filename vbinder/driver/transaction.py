@@ -503,6 +503,10 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     e.offsets_size = offsets_size
     e.context_name = proc.context.name
     thread.ee = (t_debug_id, BR_OK, 0)
+    # A named call's client slice begins before anything can fail (docs/tracing.md).
+    name = None
+    if not reply and tp.mask & M_NAMES:
+        name = _begin_named_call(tp, proc, thread, t_debug_id, flags, mem)
 
     return_error = 0
     return_error_param = 0
@@ -536,9 +540,9 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
             d.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
             if tp.mask & M_TXN_LATENCY_FREE:
                 trace_latency_free(t)
-            if t.name is not None and flags & TF_ONE_WAY:
-                end_named_call(tp, proc, thread, 0)
             d.stats.obj_deleted[Obj.TRANSACTION] += 1
+        if name is not None and flags & TF_ONE_WAY:
+            end_named_call(tp, proc, thread, 0)
         if target_node is not None:
             dec_node(target_node, True, False)
             dec_node_tmpref(target_node)
@@ -696,8 +700,10 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
         secctx = proc.secctx
         extra_buffers_size += _align8(len(secctx))
 
-    if tp.mask & M_NAMES:
-        _trace_names(tp, proc, thread, t, in_reply_to, mem)
+    t.name = name
+    if in_reply_to is not None and in_reply_to.name is not None and tp.mask & M_NAMES:
+        t.name = in_reply_to.name  # the reply ends the server's slice; its delivery ends the client's
+        end_named_call(tp, proc, thread, in_reply_to.debug_id)
     if tp.mask & M_TRANSACTION:
         tp.emit(TP_TRANSACTION, (t.debug_id, target_node.debug_id if target_node is not None else 0,
                                  target_proc.pid, target_thread.pid if target_thread is not None else 0,
@@ -885,7 +891,7 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     target_proc.tmp_ref -= 1
     if target_node is not None:
         dec_node_tmpref(target_node)
-    if t.name is not None and not reply and flags & TF_ONE_WAY:
+    if name is not None and flags & TF_ONE_WAY:
         end_named_call(tp, proc, thread, 0)  # a one-way call's client slice ends once it is sent
     e.debug_id_done = t_debug_id
     return None
@@ -894,32 +900,26 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
 # -- transaction names (docs/tracing.md) --------------------------------------------------------------
 
 
-def _trace_names(tp: Tracer, proc: Proc, thread: Thread, t: Transaction, in_reply_to: Transaction | None,
-                 mem: UserMemory) -> None:
+def _begin_named_call(tp: Tracer, proc: Proc, thread: Thread, debug_id: int, flags: int,
+                      mem: UserMemory) -> str | None:
     """The client named its call: print events around its handling on each side, as Android's
     AIDL code writes them to trace_marker (``AIDL::java::IFoo::method::client``/``::server``).
 
-    A call's client slice begins here (before binder_transaction), a reply ends its server
-    slice; each open slice is on the thread's ``marks`` (a call's id, negated on the client).
+    A call's client slice begins here (before binder_transaction, and before anything can fail
+    it); each open slice is on the thread's ``marks`` (a call's id, negated on the client, 0 for
+    a one-way call). Returns the call's name, ``IFoo::method``.
     """
-    if in_reply_to is not None:
-        t.name = in_reply_to.name
-        if t.name is not None:
-            end_named_call(tp, proc, thread, in_reply_to.debug_id)
-        return
     raw = mem.name
     if raw is None:
-        return
+        return None
     mem.name = None  # the first transaction of the write takes it
     interface, _sep, method = raw.decode(errors="replace").partition("\0")
     if not method or "|" in interface or "|" in method or "\n" in interface + method:
-        return
-    t.name = f"{interface.rsplit('.', 1)[-1]}::{method}"
-    tp.mark(f"B|{proc.pid}|AIDL::java::{t.name}::client", True)
-    if not t.flags & TF_ONE_WAY:
-        thread.marks.append(-t.debug_id)
-    else:
-        thread.marks.append(0)
+        return None
+    name = f"{interface.rsplit('.', 1)[-1]}::{method}"
+    tp.mark(f"B|{proc.pid}|AIDL::java::{name}::client", True)
+    thread.marks.append(0 if flags & TF_ONE_WAY else -debug_id)
+    return name
 
 
 def begin_named_call(tp: Tracer, proc: Proc, thread: Thread, t: Transaction) -> None:

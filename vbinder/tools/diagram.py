@@ -167,7 +167,8 @@ PAGE = """<!DOCTYPE html>
     const r = view.getBoundingClientRect();
     setZoom(zoom * (e.deltaY < 0 ? 1.1 : 1 / 1.1), e.clientX - r.left, e.clientY - r.top);
   }}, {{passive: false}});
-  apply();
+  const asked = /zoom=([0-9.]+)/.exec(location.hash);
+  if (asked) setZoom(parseFloat(asked[1])); else apply();
 </script>
 </body></html>
 """

@@ -112,6 +112,8 @@ class CallTracker:
     _replies: dict[int, Call] = field(default_factory=dict)  # reply id -> the call it answers
     _names: dict[int, str] = field(default_factory=dict)  # tid -> the name of its next call
     _oneway: dict[int, Call] = field(default_factory=dict)  # tid -> its one-way call not yet completed
+    _attempts: dict[int, float] = field(default_factory=dict)  # tid -> BC_TRANSACTION with no transaction yet
+    _failed_id: int = 0  # calls that failed before they were transactions get ids -1, -2, ...
 
     def feed(self, lines: Iterable[str]) -> None:
         for text in lines:
@@ -136,6 +138,10 @@ class CallTracker:
                 call.data_size = int(f.get("data_size", "0"))
         elif ev == "binder_return":
             self._return(ln, ln.fields().get("name", ""))
+        elif ev == "binder_command":
+            name = ln.fields().get("name", "")
+            if name in ("BC_TRANSACTION", "BC_TRANSACTION_SG"):
+                self._attempts[ln.tid] = ln.ts
         elif ev in ("tracing_mark_write", "print", "0"):
             parts = ln.args.split("|")
             if len(parts) >= 3 and parts[0] == "B" and parts[2].startswith("AIDL::") and parts[2].endswith("::client"):
@@ -145,6 +151,7 @@ class CallTracker:
 
     def _transaction(self, ln: Line, f: dict[str, str]) -> None:
         tid = ln.tid
+        self._attempts.pop(tid, None)
         tid_id = int(f.get("transaction", "0"))
         if f.get("reply") == "1":
             serving = self._serving.get(tid)
@@ -186,7 +193,15 @@ class CallTracker:
     def _return(self, ln: Line, name: str) -> None:
         if name in FAILURES:
             waiting = self._waiting.get(ln.tid)
-            if waiting:
+            if ln.tid in self._attempts:
+                # Refused before it became a transaction (a dead or bad target): no
+                # binder_transaction, as in the kernel; the call is known by its BC_TRANSACTION.
+                self._failed_id -= 1
+                call = Call(self._failed_id, self._attempts.pop(ln.tid), ln.tid, self.tgids.get(ln.tid, ln.tid),
+                            self.comms.get(ln.tid, ln.task), 0, 0, 0, 0, 0, name=self._names.pop(ln.tid, None))
+                self.calls[call.id] = call
+                self._finish(call, ln.ts, name)
+            elif waiting:
                 self._finish(waiting.pop(), ln.ts, name)
             elif ln.tid in self._oneway:
                 self._finish(self._oneway.pop(ln.tid), ln.ts, name)
@@ -200,8 +215,10 @@ class CallTracker:
             self.on_done(call)
 
     def process_name(self, pid: int) -> str:
-        """A process's name: its main thread's."""
-        return self.comms.get(pid, str(pid))
+        """A process's name: its main thread's, else one of its threads'."""
+        if pid in self.comms:
+            return self.comms[pid]
+        return next((self.comms[t] for t, p in self.tgids.items() if p == pid and t in self.comms), str(pid))
 
 
 def read_calls(lines: Iterable[str]) -> CallTracker:

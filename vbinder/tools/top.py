@@ -28,7 +28,8 @@ from rich.text import Text
 from .events import Call, CallTracker
 from .record import Session
 
-EVENTS = ("binder_transaction", "binder_transaction_received", "binder_return", "binder_transaction_alloc_buf")
+EVENTS = ("binder_transaction", "binder_transaction_received", "binder_return", "binder_command",
+          "binder_transaction_alloc_buf")
 RECENT = 500
 RATE_WINDOW = 10.0  # seconds over which rates are computed
 
@@ -41,9 +42,13 @@ def process_name(pid: int) -> str:
         if comm.startswith("python"):
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-            script = next((a for a in argv[1:] if not a.startswith("-")), None)
-            if script:
-                return os.path.basename(script)
+            for i, a in enumerate(argv[1:], 1):
+                if a == "-m" and i + 1 < len(argv):
+                    return f"python -m {argv[i + 1]}"
+                if a == "-c":
+                    return "python -c"
+                if not a.startswith("-"):
+                    return os.path.basename(a)
         return comm
     except OSError:
         return "?"
