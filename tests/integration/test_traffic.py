@@ -119,6 +119,7 @@ def test_diagram_html_in_a_browser(echo_service: tuple[str, subprocess.Popen[str
     dom = browse(page, "--dump-dom", hash_="#zoom=2")
     # The page's script ran (zoom applied), and the diagram holds every call and its reply.
     assert '<span id="zoom-level">200%</span>' in dom
+    assert re.search(r'<div id="sticky"><svg[^>]*width="(\d+)"[^>]*id="heads"', dom)  # names stay on top
     svg = re.search(r'<svg[^>]*id="diagram"[^>]*>', dom).group(0)  # type: ignore[union-attr]
     width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))  # type: ignore[union-attr]
     assert f'width="{width * 2:g}"' in svg
@@ -135,18 +136,23 @@ def test_diagram_marks_failures_and_nesting(tmp_path: Path) -> None:
     """A synthetic trace: A calls B, B calls C inside that call, then A's next call to a dead C fails."""
     lines = ["# tracer: nop"]
 
+    def txn(t: float, tid: int, pid: int, tid_id: int, node: int, dest: int, dest_thread: int, reply: int,
+            flags: int, code: int) -> None:
+        ev(t, tid, pid, "binder_transaction", f"transaction={tid_id} dest_node={node} dest_proc={dest} "
+           f"dest_thread={dest_thread} reply={reply} flags={flags:#x} code={code:#x}")
+
     def ev(t: float, tid: int, pid: int, name: str, args: str) -> None:
         lines.append(f"{'p' + str(pid):>16}-{tid:<7d} ({pid:7d}) [000] ..... {t:12.6f}: {name}: {args}")
 
-    ev(1.0, 10, 10, "binder_transaction", "transaction=1 dest_node=5 dest_proc=20 dest_thread=0 reply=0 flags=0x10 code=0x1")
+    txn(1.0, 10, 10, 1, 5, 20, 0, 0, 0x10, 0x1)
     ev(1.1, 21, 20, "binder_transaction_received", "transaction=1")
-    ev(1.2, 21, 20, "binder_transaction", "transaction=2 dest_node=7 dest_proc=30 dest_thread=0 reply=0 flags=0x10 code=0x2")
+    txn(1.2, 21, 20, 2, 7, 30, 0, 0, 0x10, 0x2)
     ev(1.3, 31, 30, "binder_transaction_received", "transaction=2")
-    ev(1.4, 31, 30, "binder_transaction", "transaction=3 dest_node=0 dest_proc=20 dest_thread=21 reply=1 flags=0x0 code=0x0")
+    txn(1.4, 31, 30, 3, 0, 20, 21, 1, 0x0, 0x0)
     ev(1.5, 21, 20, "binder_transaction_received", "transaction=3")
-    ev(1.6, 21, 20, "binder_transaction", "transaction=4 dest_node=0 dest_proc=10 dest_thread=10 reply=1 flags=0x0 code=0x0")
+    txn(1.6, 21, 20, 4, 0, 10, 10, 1, 0x0, 0x0)
     ev(1.7, 10, 10, "binder_transaction_received", "transaction=4")
-    ev(2.0, 10, 10, "binder_transaction", "transaction=5 dest_node=7 dest_proc=30 dest_thread=0 reply=0 flags=0x10 code=0x3")
+    txn(2.0, 10, 10, 5, 7, 30, 0, 0, 0x10, 0x3)
     ev(2.1, 10, 10, "binder_return", "cmd=0x7205 BR_DEAD_REPLY")
     trace = tmp_path / "t.txt"
     trace.write_text("\n".join(lines) + "\n")
@@ -185,7 +191,8 @@ def test_top_in_tmux(echo_service: tuple[str, subprocess.Popen[str]], tmp_path: 
     session = f"vbinder-top-{os.getpid()}"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in daemon_env().items() if k in ("PYTHONPATH", "PATH"))
     tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-         f"env -u COLUMNS -u LINES {env} {shlex.quote(sys.executable)} -m vbinder top -m {shlex.quote(mount)}; sleep 30")
+         f"env -u COLUMNS -u LINES {env} {shlex.quote(sys.executable)} -m vbinder top -m {shlex.quote(mount)};"
+         " sleep 30")
     try:
         screen(session, "per interface and method")
         r = subprocess.run([sys.executable, str(REPO / "examples" / "echo_client.py"), "hi", dev],
@@ -240,3 +247,77 @@ except Exception as e:
         assert not any(n.startswith("vbinder-top-") for n in os.listdir(Path(mount) / "sys/kernel/tracing/instances"))
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+# -- vbinder graph: the seed cases at a glance --------------------------------------------------------
+
+HOLDER = """
+import os, sys, time
+sys.path.insert(0, {examples!r})
+from echo_interface import EchoProxy
+from vbinder_client import ProcessState, default_service_manager
+ProcessState.init({dev!r})
+echo = default_service_manager().get_service("echo")
+echo.link_to_death(lambda who: None)
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+ORPHAN = """
+import os, sys, time
+from vbinder_client import ProcessState
+ProcessState.init({dev!r})
+child = os.fork()
+if child == 0:  # holds the inherited device file; never uses it
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+"""
+
+
+def test_graph_shows_dead_nodes_and_procs_without_process(echo_service: tuple[str, subprocess.Popen[str]],  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    if shutil.which("dot") is None:
+        pytest.skip("no dot: `make test` installs Debian's graphviz as root (scripts/bootstrap.sh --test)")
+    dev, svc = echo_service
+    mount = str(Path(dev).parents[1])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(examples=str(REPO / "examples"), dev=dev)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=daemon_env())
+    orphan = subprocess.run([sys.executable, "-c", ORPHAN.format(dev=dev)], capture_output=True, text=True,
+                            env=daemon_env(), timeout=TIMEOUT)
+    child = int(orphan.stdout.strip())
+    try:
+        assert holder.stdout.readline().startswith("ready")  # type: ignore[union-attr]
+        svc.kill()
+        svc.wait(10)
+        state = (Path(mount) / "sys/kernel/debug/binder/state").read_text()
+        assert "dead nodes:" in state
+        out = tmp_path / "graph.svg"
+        r = vbinder("graph", "-m", mount, "-o", str(out))
+        assert r.returncode == 0, r.stderr
+        assert "1 procs without a process" in r.stderr
+        svg = out.read_text()
+        # The dead node, red, still named by the holder's ref (which has a death notification).
+        dead = re.search(r'<g id="node_(\d+)" class="node">.*?</g>', svg, re.S)
+        assert dead and "DEAD node" in dead.group(0) and "#c0262d" in dead.group(0)
+        assert re.search(r'<g id="ref_\d+" class="edge">.*?death notification.*?</g>', svg, re.S)
+        # The proc whose process exited (its file lives on in the forked child): marked, in red.
+        gone = re.search(rf'<g id="proc_{orphan_pid(state, child)}" class="cluster">.*?</g>', svg, re.S)
+        assert gone and "PROCESS GONE" in gone.group(0) and "#c0262d" in gone.group(0)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert vbinder("graph", "-m", mount, "-o", str(ARTIFACTS / "graph.png")).returncode == 0
+    finally:
+        os.kill(child, 9)
+        holder.kill()
+        holder.wait(10)
+
+
+def orphan_pid(state: str, child: int) -> int:
+    """The proc in ``state`` whose process is gone (the orphan's parent)."""
+    pids = [int(x) for x in re.findall(r"^proc (\d+)$", state, re.M)]
+    gone = [p for p in pids if not os.path.exists(f"/proc/{p}")]
+    assert len(gone) == 1, (pids, child)
+    return gone[0]

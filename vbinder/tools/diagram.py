@@ -5,7 +5,7 @@ caller to its target and, when answered, an arrow back; one-way calls are dashed
 red with their BR code, and the time a process spends serving a call is a bar on its lifeline,
 bars of nested calls stacked beside each other. Events go one per row in time order, so a few
 hundred calls stay readable; the HTML page holds the same SVG with zoom (buttons, Ctrl+wheel)
-and scrolling, the lifeline names staying at the top.
+and scrolling, the lifelines' names staying at the top while it scrolls.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ def _label(c: Call) -> str:
     return c.name or f"code {c.code:#x}"
 
 
-def build_svg(tracker: CallTracker) -> tuple[str, int, int]:
-    """The diagram as SVG text, and its width and height."""
+def build_svg(tracker: CallTracker) -> tuple[str, int, int, str]:
+    """The diagram as SVG text, its width and height, and its heads alone (the HTML's sticky row)."""
     calls = sorted((c for c in tracker.calls.values()), key=lambda c: (c.ts, c.id))
     pids: list[int] = []
     for c in calls:
@@ -65,12 +65,14 @@ def build_svg(tracker: CallTracker) -> tuple[str, int, int]:
             bars.append(f'<rect class="bar" x="{bx}" y="{y0}" width="10" height="{max(y1 - y0, 4)}"/>')
         else:
             depth[c.dest_pid] = max(0, depth.get(c.dest_pid, 1) - 1)
+    heads: list[str] = []
     for p in pids:
         name = html.escape(tracker.process_name(p))
         out.append(f'<line class="life" x1="{x[p]}" y1="{TOP - 10}" x2="{x[p]}" y2="{height - 10}"/>')
-        out.append(f'<g class="head"><rect x="{x[p] - 80}" y="8" width="160" height="34" rx="5"/>'
-                   f'<text x="{x[p]}" y="23" class="pname">{name}</text>'
-                   f'<text x="{x[p]}" y="37" class="pid">pid {p}</text></g>')
+        heads.append(f'<g class="head"><rect x="{x[p] - 80}" y="8" width="160" height="34" rx="5"/>'
+                     f'<text x="{x[p]}" y="23" class="pname">{name}</text>'
+                     f'<text x="{x[p]}" y="37" class="pid">pid {p}</text></g>')
+    out.extend(heads)
     out.extend(bars)
     for i, (ts, _cid, kind, c) in enumerate(events):
         y = TOP + ROW * i + ROW / 2
@@ -122,7 +124,10 @@ def build_svg(tracker: CallTracker) -> tuple[str, int, int]:
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>'
            f'<rect width="100%" height="100%" fill="white"/>{"".join(out)}</svg>')
-    return svg, width, height
+    head_svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{TOP - 12}" '
+                f'viewBox="0 0 {width} {TOP - 12}" id="heads"><style>{style}</style>'
+                f'<rect width="100%" height="100%" fill="white"/>{"".join(heads)}</svg>')
+    return svg, width, height, head_svg
 
 
 PAGE = """<!DOCTYPE html>
@@ -133,21 +138,23 @@ PAGE = """<!DOCTYPE html>
           z-index: 2; }}
   #bar button {{ margin-right: 4px; }}
   #view {{ overflow: auto; height: calc(100vh - 38px); }}
-  #canvas {{ transform-origin: 0 0; }}
+  #sticky {{ position: sticky; top: 0; z-index: 1; line-height: 0; }}
+  #canvas {{ line-height: 0; }}
 </style></head>
 <body>
 <div id="bar">
   <button id="zoom-in">+</button><button id="zoom-out">&minus;</button><button id="zoom-fit">fit</button>
   <span id="zoom-level">100%</span> &middot; {summary}
 </div>
-<div id="view"><div id="canvas">{svg}</div></div>
+<div id="view"><div id="sticky">{heads}</div><div id="canvas">{svg}</div></div>
 <script>
   const view = document.getElementById('view'), canvas = document.getElementById('canvas');
-  const svg = document.getElementById('diagram');
+  const svg = document.getElementById('diagram'), heads = document.getElementById('heads');
   const w = {width}, h = {height};
   let zoom = 1;
   function apply() {{
     svg.setAttribute('width', w * zoom); svg.setAttribute('height', h * zoom);
+    heads.setAttribute('width', w * zoom); heads.setAttribute('height', {head_height} * zoom);
     document.getElementById('zoom-level').textContent = Math.round(zoom * 100) + '%';
   }}
   function setZoom(z, cx, cy) {{
@@ -175,11 +182,12 @@ PAGE = """<!DOCTYPE html>
 
 
 def build_html(tracker: CallTracker, title: str) -> str:
-    svg, width, height = build_svg(tracker)
+    svg, width, height, heads = build_svg(tracker)
     calls = list(tracker.calls.values())
     failed = sum(1 for c in calls if c.failed)
     summary = html.escape(f"{len(calls)} calls, {failed} failed; Ctrl+wheel zooms")
-    return PAGE.format(title=html.escape(title), summary=summary, svg=svg, width=width, height=height)
+    return PAGE.format(title=html.escape(title), summary=summary, svg=svg, heads=heads, width=width, height=height,
+                       head_height=TOP - 12)
 
 
 def main(file: str, output: str) -> int:

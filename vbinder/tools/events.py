@@ -10,6 +10,7 @@ sent.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,26 @@ from dataclasses import dataclass, field
 LINE = re.compile(r"-(\d+)\s+\(?\s*(\d+|-+)?\)?\s?\[(\d+)\]\s*[a-zA-Z0-9.]{0,5}\s*(\d+\.\d+):\s+(\S+):")
 FAILURES = ("BR_DEAD_REPLY", "BR_FAILED_REPLY", "BR_FROZEN_REPLY")
 TF_ONE_WAY = 0x01
+
+
+def process_name(pid: int) -> str:
+    """A readable name: the comm, or for an interpreter the script it runs."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+        if comm.startswith("python"):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+            for i, a in enumerate(argv[1:], 1):
+                if a == "-m" and i + 1 < len(argv):
+                    return f"python -m {argv[i + 1]}"
+                if a == "-c":
+                    return "python -c"
+                if not a.startswith("-"):
+                    return os.path.basename(a)
+        return comm
+    except OSError:
+        return "?"
 
 
 @dataclass(slots=True)

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .events import process_name
+
 STATE = "sys/kernel/debug/binder/state"
 NULL = "0000000000000000"
 
@@ -100,11 +102,8 @@ def _alive(pid: int) -> bool:
 
 
 def _name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    name = process_name(pid)
+    return "" if name == "?" else name
 
 
 def to_dot(st: State, alive: dict[int, bool] | None = None) -> str:
@@ -124,17 +123,17 @@ def to_dot(st: State, alive: dict[int, bool] | None = None) -> str:
             c.attr(label=f"{title}\ncontext {p.context}" + ("\nPROCESS GONE: the proc outlives it" if gone else ""),
                    style="rounded,filled", fillcolor="#ffe3e3" if gone else "#eef3fb",
                    color="#c0262d" if gone else "#4a6fa5", penwidth="3" if gone else "1",
-                   fontcolor="#c0262d" if gone else "black", id=f"proc-{p.pid}")
-            c.node(f"p{p.pid}", f"{p.threads} thread(s)\n{len(p.refs)} ref(s)", shape="plaintext", id=f"anchor-{p.pid}")
+                   fontcolor="#c0262d" if gone else "black", id=f"proc_{p.pid}")
+            c.node(f"p{p.pid}", f"{p.threads} thread(s)\n{len(p.refs)} ref(s)", shape="plaintext", id=f"anchor_{p.pid}")
             for n in p.nodes:
                 where[n.id] = f"n{n.id}"
                 c.node(f"n{n.id}", f"node {n.id}\nu{n.ptr.lstrip('0') or '0'}\n{n.counts}", shape="box",
-                       style="filled", fillcolor="white", id=f"node-{n.id}")
+                       style="filled", fillcolor="white", id=f"node_{n.id}")
     for n in st.dead_nodes:
         where[n.id] = f"n{n.id}"
         g.node(f"n{n.id}", f"DEAD node {n.id}\n(owner gone, still referenced)\n{n.counts}", shape="box",
                style="filled,bold", fillcolor="#c0262d", fontcolor="white", color="#7a0f14", penwidth="3",
-               id=f"node-{n.id}")
+               id=f"node_{n.id}")
     for p in st.procs:
         for r in p.refs:
             target = where.get(r.node)
@@ -143,12 +142,12 @@ def to_dot(st: State, alive: dict[int, bool] | None = None) -> str:
             label = f"ref {r.id} desc {r.desc}\ns {r.strong} w {r.weak}" + ("\ndeath notification" if r.death else "")
             g.edge(f"p{p.pid}", target, label, color="#c0262d" if r.dead_node else "#1f4e8c",
                    style="bold" if r.death else "solid", penwidth="2" if r.strong else "1",
-                   arrowhead="normal" if r.strong else "empty", id=f"ref-{r.id}")
+                   arrowhead="normal" if r.strong else "empty", id=f"ref_{r.id}")
         for kind, tid_id, frm, to, text in p.transactions:
             if f"p{to}" == f"p{p.pid}" or to == 0:
                 continue
             g.edge(f"p{p.pid}", f"p{to}", f"{kind} transaction {tid_id}\n{frm} {text}", color="#d97a00",
-                   style="dashed", id=f"txn-{tid_id}")
+                   style="dashed", id=f"txn_{tid_id}")
     return str(g.source)
 
 

@@ -10,7 +10,6 @@ calls per interface and method (count, rate, latency percentiles, failures). ``-
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import sys
 import termios
@@ -25,33 +24,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .events import Call, CallTracker
+from .events import Call, CallTracker, process_name
 from .record import Session
 
 EVENTS = ("binder_transaction", "binder_transaction_received", "binder_return", "binder_command",
           "binder_transaction_alloc_buf")
 RECENT = 500
 RATE_WINDOW = 10.0  # seconds over which rates are computed
-
-
-def process_name(pid: int) -> str:
-    """A readable name: the comm, or for an interpreter the script it runs."""
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            comm = f.read().strip()
-        if comm.startswith("python"):
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
-            for i, a in enumerate(argv[1:], 1):
-                if a == "-m" and i + 1 < len(argv):
-                    return f"python -m {argv[i + 1]}"
-                if a == "-c":
-                    return "python -c"
-                if not a.startswith("-"):
-                    return os.path.basename(a)
-        return comm
-    except OSError:
-        return "?"
 
 
 def percentile(values: list[float], q: float) -> float:
