@@ -217,10 +217,10 @@ def test_top_in_tmux(echo_service: tuple[str, subprocess.Popen[str]], tmp_path: 
         code = f"""
 import sys
 sys.path.insert(0, {str(REPO / 'examples')!r})
-from echo_interface import EchoProxy
+from echo_interface import IEcho
 from vbinder_client import ProcessState, default_service_manager
 ProcessState.init({dev!r})
-proxy = EchoProxy(default_service_manager().get_service("echo"))
+proxy = IEcho.Stub.as_interface(default_service_manager().get_service("echo"))
 print("ready", flush=True)
 sys.stdin.readline()
 try:
@@ -254,7 +254,6 @@ except Exception as e:
 HOLDER = """
 import os, sys, time
 sys.path.insert(0, {examples!r})
-from echo_interface import EchoProxy
 from vbinder_client import ProcessState, default_service_manager
 ProcessState.init({dev!r})
 echo = default_service_manager().get_service("echo")
@@ -321,3 +320,61 @@ def orphan_pid(state: str, child: int) -> int:
     gone = [p for p in pids if not os.path.exists(f"/proc/{p}")]
     assert len(gone) == 1, (pids, child)
     return gone[0]
+
+
+PLAIN_SERVICE = """
+import os, sys
+from vbinder_client import FIRST_CALL_TRANSACTION, ProcessState, Service, default_service_manager, method
+
+class Plain(Service):
+    descriptor = "vbinder.test.IPlain"
+
+    @method(FIRST_CALL_TRANSACTION)
+    def ping(self, data, reply):
+        reply.write_int32(data.read_int32() + 1)
+
+ps = ProcessState.init(sys.argv[1])
+default_service_manager().add_service("plain", Plain())
+print("ready", flush=True)
+ps.ipc().join_thread_pool()
+"""
+
+PLAIN_CLIENT = """
+import sys
+from vbinder_client import FIRST_CALL_TRANSACTION, ProcessState, Proxy, default_service_manager
+
+class PlainProxy(Proxy):
+    descriptor = "vbinder.test.IPlain"
+
+    def ping(self, n):
+        return self.call(FIRST_CALL_TRANSACTION, lambda p: p.write_int32(n)).read_int32()
+
+    def ping_named(self, n):
+        return self.call(FIRST_CALL_TRANSACTION, lambda p: p.write_int32(n), method="pingAgain").read_int32()
+
+ProcessState.init(sys.argv[1])
+proxy = PlainProxy(default_service_manager().get_service("plain"))
+assert proxy.ping(41) == 42 and proxy.ping_named(1) == 2
+"""
+
+
+def test_service_and_proxy_calls_are_named(service_manager: str, tmp_path: Path) -> None:  # noqa: F811
+    dev = service_manager
+    svc = subprocess.Popen([sys.executable, "-c", PLAIN_SERVICE, dev], stdout=subprocess.PIPE, text=True,
+                           env=daemon_env())
+    try:
+        assert svc.stdout.readline().startswith("ready")  # type: ignore[union-attr]
+        out = tmp_path / "plain.txt"
+        r = vbinder("trace", "record", "-m", str(Path(dev).parents[1]), "-o", str(out), "--",
+                    sys.executable, "-c", PLAIN_CLIENT, dev)
+        assert r.returncode == 0, r.stderr
+        text = out.read_text()
+        for name in ("ping", "pingAgain"):  # the proxy method's name, or the one given
+            assert re.search(rf"tracing_mark_write: B\|\d+\|AIDL::java::IPlain::{name}::client$", text, re.M)
+            assert f"tracing_mark_write: B|{svc.pid}|AIDL::java::IPlain::{name}::server\n" in text
+        txns = perfetto_model.binder_txns(perfetto_model.load(text))
+        assert [t["aidl_name"] for t in txns if t["server_pid"] == svc.pid] == [
+            "AIDL::java::IPlain::ping::server", "AIDL::java::IPlain::pingAgain::server"]
+    finally:
+        svc.kill()
+        svc.wait(10)
