@@ -8,8 +8,9 @@
 #            redone when their sources change; without it vbinder runs in pure Python.
 #   --test:  also what the tests' oracle VM needs (tests/kernel/vm.py: qemu, busybox-static, cpio,
 #            kmod, linux-libc-dev, bc) and aidl (Android's AIDL compiler, which the tests compare
-#            vbinder's with); where they cannot be installed those tests are skipped, and the test
-#            run says so.
+#            vbinder's with), and what the traffic tools' tests drive (graphviz's dot for vbinder
+#            graph, chromium for the diagram's page, tmux for vbinder top); where they cannot be
+#            installed those tests are skipped, and the test run says so.
 #
 # Environment: VENV (default .venv), PYTHON (the interpreter for the venv; default: the first
 # python3.11+ found on PATH).
@@ -121,6 +122,22 @@ if ((TEST)) && ! command -v aidl >/dev/null; then
     else
         say "the tests compare vbinder's AIDL compiler with Android's: as root, apt-get install -y aidl;"
         say "without it that comparison is skipped, and the test run says so"
+    fi
+fi
+tools_missing_packages() {  # what tests/integration/test_traffic.py drives, one per line
+    command -v dot >/dev/null || echo graphviz
+    command -v chromium >/dev/null || echo chromium
+    command -v tmux >/dev/null || echo tmux
+}
+if ((TEST)); then
+    mapfile -t tools < <(tools_missing_packages)
+    if ((${#tools[@]})); then
+        if can_install; then
+            missing+=("${tools[@]}")
+        else
+            say "the tests of vbinder graph, trace diagram and top need: ${tools[*]} (as root: apt-get install -y"
+            say "${tools[*]}); without them those tests are skipped, and the test run says so"
+        fi
     fi
 fi
 if ((TEST)) && command -v dpkg-query >/dev/null; then

@@ -14,8 +14,12 @@ from vbinder import native
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """A banner when the kernel side (tests/kernel) was skipped: such a run proves less."""
     from tests.kernel.conftest import SKIPPED
-    from tests.support import AIDL_SKIPPED
+    from tests.support import AIDL_SKIPPED, TOOLS_SKIPPED
 
+    for why in TOOLS_SKIPPED:
+        terminalreporter.write_sep("!", "THE TRAFFIC TOOLS WERE NOT SHOWN TO A BROWSER, TMUX OR DOT", red=True,
+                                   bold=True)
+        terminalreporter.write_line(why, red=True, bold=True)
     for why in AIDL_SKIPPED:
         terminalreporter.write_sep("!", "ANDROID'S AIDL COMPILER DID NOT RUN", red=True, bold=True)
         terminalreporter.write_line(why, red=True, bold=True)

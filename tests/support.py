@@ -16,6 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 # Why tests/client/test_aidl_aosp.py did not compare with Android's aidl (tests/conftest.py's banner)
 AIDL_SKIPPED: list[str] = []
+# Why tests/integration/test_traffic.py did not drive a browser, tmux or dot (the same banner)
+TOOLS_SKIPPED: list[str] = []
 
 # The real 6.1 driver's outputs (a copy of shared/oracle/samples: debugfs, dmesg, the uapi layout)
 ORACLE_SAMPLES = REPO / "tests" / "oracle" / "samples"

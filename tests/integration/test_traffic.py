@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration import perfetto_model
 from tests.integration.test_calls import echo_service, service_manager  # noqa: F401 - fixtures
-from tests.support import REPO, daemon_env
+from tests.support import REPO, TOOLS_SKIPPED, daemon_env
 from vbinder.tools.events import read_calls
 
 TIMEOUT = 60
@@ -85,12 +85,20 @@ def test_record_is_a_system_trace_perfetto_imports(echo_service: tuple[str, subp
 ARTIFACTS = REPO / "build" / "test-artifacts"
 
 
+def skip(why: str) -> None:
+    """Skip, and have the run end with a banner saying what was not tested."""
+    if why not in TOOLS_SKIPPED:
+        TOOLS_SKIPPED.append(why)
+    pytest.skip(why)
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no chromium: `make test` installs Debian's chromium as root (scripts/bootstrap.sh --test)")
+    skip("no chromium: `make test` installs Debian's chromium as root (scripts/bootstrap.sh --test); "
+         "the diagram's page was not loaded in a browser")
 
 
 def browse(page: Path, *args: str, hash_: str = "") -> str:
@@ -170,7 +178,8 @@ def test_diagram_marks_failures_and_nesting(tmp_path: Path) -> None:
 
 def tmux(*args: str) -> str:
     if shutil.which("tmux") is None:
-        pytest.skip("no tmux: `make test` installs it as root (scripts/bootstrap.sh --test)")
+        skip("no tmux: `make test` installs it as root (scripts/bootstrap.sh --test); vbinder top was not run "
+             "in a terminal")
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=30).stdout
 
 
@@ -280,7 +289,8 @@ print(child, flush=True)
 def test_graph_shows_dead_nodes_and_procs_without_process(echo_service: tuple[str, subprocess.Popen[str]],  # noqa: F811
                                                           tmp_path: Path) -> None:
     if shutil.which("dot") is None:
-        pytest.skip("no dot: `make test` installs Debian's graphviz as root (scripts/bootstrap.sh --test)")
+        skip("no dot: `make test` installs Debian's graphviz as root (scripts/bootstrap.sh --test); "
+             "vbinder graph was not drawn")
     dev, svc = echo_service
     mount = str(Path(dev).parents[1])
     holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(examples=str(REPO / "examples"), dev=dev)],
