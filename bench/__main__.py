@@ -19,7 +19,7 @@ from bench.harness import Progress, Supervisor, remove_workdir, signals_as_inter
 from bench.report import render
 from bench.run import Config, Results, Run, _loadavg, machine_info
 
-SECTIONS = ("floor", "unix", "dbus", "vbinder", "aggregate", "resources", "growth", "verbose")
+SECTIONS = ("floor", "unix", "dbus", "vbinder", "aggregate", "resources", "growth", "verbose", "traced")
 
 
 def _sections(text: str) -> set[str]:

@@ -101,6 +101,11 @@ def targets(r: Results) -> list[Target]:
     out.append(Target("sync call p50 (0 B) ≤ 0.65 × the D-Bus call",
                       f"{us(vb.get('p50'))} µs vs {us(dbus.get('p50'))} µs", x, "≤ 0.65",
                       None if x is None else x <= 0.65))
+    traced = r.rtt.get("vbinder_traced", {}).get(0, {})
+    x = _div(traced.get("p50"), vb.get("p50"))
+    out.append(Target("sync call p50 (0 B), traced as `trace record` does ≤ 1.2 × tracing off",
+                      f"{us(traced.get('p50'))} µs vs {us(vb.get('p50'))} µs" if traced else "not measured", x,
+                      "≤ 1.2", None if x is None else x <= 1.2))
     ow = r.oneway.get("mask0", {})
     x = _div(ow.get("cps"), vb.get("cps"))
     out.append(Target("oneway calls/s ≥ 1.2 × sync calls/s",
@@ -218,7 +223,8 @@ def render(r: Results) -> str:
               "alike.", ""]
     cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("unix", "Unix socket"),
             ("dbus", "D-Bus (jeepney)"),
-            ("vbinder", "vbinder, mask 0"), ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}")]
+            ("vbinder", "vbinder, mask 0"), ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}"),
+            ("vbinder_traced", "vbinder, traced")]
     rows = []
     for size in SIZES:
         row = [_size(size)]
@@ -229,9 +235,10 @@ def render(r: Results) -> str:
         row.append(ratio(_div(vb.get("p50"), r.rtt.get("floor", {}).get(size, {}).get("p50"))))
         row.append(ratio(_div(vb.get("p50"), r.rtt.get("dbus", {}).get(size, {}).get("p50"))))
         row.append(ratio(_div(r.rtt.get("vbinder_verbose", {}).get(size, {}).get("p50"), vb.get("p50"))))
+        row.append(ratio(_div(r.rtt.get("vbinder_traced", {}).get(size, {}).get("p50"), vb.get("p50"))))
         rows.append(row)
-    lines += table(["payload", *(t for _k, t in cols), "vbinder ÷ floor", "vbinder ÷ D-Bus", "verbose ÷ mask 0"],
-                   rows)
+    lines += table(["payload", *(t for _k, t in cols), "vbinder ÷ floor", "vbinder ÷ D-Bus", "verbose ÷ mask 0",
+                    "traced ÷ mask 0"], rows)
     lines.append("")
 
     lines += ["## Calls per second and CPU, one client", "",

@@ -166,7 +166,8 @@ class Transport:
     failed: bool = False
 
 
-VBINDER_SECTIONS = {"vbinder", "aggregate", "growth", "verbose"}
+VBINDER_SECTIONS = {"vbinder", "aggregate", "growth", "verbose", "traced"}
+TRACING = "sys/kernel/tracing"
 
 
 class Run:
@@ -214,7 +215,7 @@ class Run:
     @staticmethod
     def plan_steps(cfg: Config, sections: set[str]) -> int:
         n = len(sections & {"floor", "unix", "dbus"})
-        if sections & {"floor", "unix", "dbus", "vbinder", "verbose"}:
+        if sections & {"floor", "unix", "dbus", "vbinder", "verbose", "traced"}:
             n += len(cfg.sizes)  # the interleaved echo sweep
         if sections & VBINDER_SECTIONS:
             n += 1  # the daemon, the service manager and the servers
@@ -272,6 +273,8 @@ class Run:
                     vb.append(Transport("vbinder", procs["client0"], self.daemon.pid))
                 if "verbose" in c and (self.mount / DEBUG_MASK_FILE).exists():
                     vb.append(self.verbose_in_place(procs["client0"]))
+                if "traced" in c and (self.mount / TRACING).exists():
+                    vb.append(self.traced_in_place(procs["client0"]))
             if ts or vb:
                 self.sweep([*ts, *vb])
             for stop in self._others:  # the floor, Unix and D-Bus are done: free the machine
@@ -741,6 +744,37 @@ class Run:
             param.write_text("0\n")
 
         return Transport("vbinder_verbose", client, self.daemon.pid, enter=enter, leave=leave)
+
+    def traced_in_place(self, client: Worker) -> Transport:
+        """Tracing on, as ``vbinder trace record`` has it, around each of its repetitions: a tracefs
+        instance with the binder events Perfetto reads, drained by a thread of this process (the
+        daemon formats every line it reads), on the same daemon as mask 0."""
+        import threading
+
+        from vbinder.tools.record import PERFETTO_EVENTS, Session
+
+        assert self.daemon is not None
+        state: dict[str, Any] = {}
+
+        def drain(session: Session, stop: threading.Event) -> None:
+            lines = 0
+            while not stop.is_set():
+                lines += len(session.read(0.005))
+            state["lines"] = state.get("lines", 0) + lines
+
+        def enter() -> None:
+            session = Session(str(self.mount), "bench", PERFETTO_EVENTS)
+            stop = threading.Event()
+            thread = threading.Thread(target=drain, args=(session, stop), daemon=True)
+            state.update(session=session, stop=stop, thread=thread)
+            thread.start()
+
+        def leave() -> None:
+            state["stop"].set()
+            state["thread"].join()
+            state["session"].close()
+
+        return Transport("vbinder_traced", client, self.daemon.pid, enter=enter, leave=leave)
 
     def verbose_restart(self, procs: dict[str, Any]) -> dict[str, Any]:
         """The verbose mask on a daemon started with ``--debug-mask`` (no parameter file to write)."""

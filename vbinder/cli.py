@@ -98,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--output", "-o", default="trace.txt", metavar="FILE", help="default trace.txt")
     r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     r.add_argument("--mount", "-m", metavar="MOUNTPOINT", help="the vbinder mount (default: the one in /proc/mounts)")
+    r.add_argument("--all-events", action="store_true",
+                   help="every binder event (default: those Perfetto's binder importer reads)")
     r.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="run COMMAND while recording")
     dg = tsub.add_parser("diagram", help="draw a recorded trace as a sequence diagram (SVG or HTML)")
     dg.add_argument("file", metavar="FILE")
@@ -168,7 +170,7 @@ def _tools(args: argparse.Namespace) -> int:
         from .tools import record
 
         command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-        return record.main(mount, args.output, args.duration, command)
+        return record.main(mount, args.output, args.duration, command, args.all_events)
     if args.command == "top":
         from .tools import top
 

@@ -204,7 +204,7 @@ _CONV: Final = re.compile(r"%(0?\d*)(?:ll|l|z|h)?([dux%s])")
 class Event:
     """One tracepoint: its name, ID, record layout, print fmt and how a line prints its arguments."""
 
-    __slots__ = ("name", "id", "fields", "size", "print_fmt", "pyfmt", "conv", "names")
+    __slots__ = ("name", "id", "fields", "size", "print_fmt", "pyfmt", "conv", "names", "strings")
 
     def __init__(self, name: str, id_: int, fields: tuple[tuple[str, str], ...], print_fmt: str) -> None:
         self.name = name
@@ -218,23 +218,31 @@ class Event:
         order = re.findall(r"REC->(\w+)", print_fmt[print_fmt.index('"', 1):])
         names = [f.name for f in self.fields[len(_COMMON):]]
         # The order of the arguments in the line (binder_command/return print REC->cmd and its name).
-        self.names = [names.index(n) for n in dict.fromkeys(order)] if "strings" not in print_fmt else [0, 0]
+        self.strings = "strings" in print_fmt
+        self.names = [names.index(n) for n in dict.fromkeys(order)] if not self.strings else [0, 0]
 
     def text(self, args: tuple[object, ...]) -> str:
         """The event's part of a line (after ``name: ``), as TP_printk prints it."""
+        if self.strings:  # binder_command, binder_return: the code and its name
+            cmd = int(args[0])  # type: ignore[call-overload]
+            return f"cmd=0x{cmd & 0xFFFFFFFF:x} {_cmd_name(self.name, cmd)}"
         values: list[object] = []
-        data = self.fields[len(_COMMON):]
-        for conv, i in zip(self.conv, self.names, strict=True):
+        for n, i in enumerate(self.names):
             v = args[i]
-            if conv == "s":
-                values.append(_cmd_name(self.name, int(v)) if isinstance(v, int) else v)
-                continue
-            f = data[i]
-            n = int(v) & ((1 << (8 * f.size)) - 1)  # type: ignore[call-overload, unused-ignore]
-            if conv == "d" and n >> (8 * f.size - 1):
-                n -= 1 << (8 * f.size)  # %d of an unsigned field prints it signed, as printf does
-            values.append(n)
+            if type(v) is bool or (type(v) is int and 0 <= v < 0x8000_0000):
+                values.append(v)  # prints the same whatever the field's size and sign
+            else:
+                values.append(self._exact(n, i, v))
         return self.pyfmt % tuple(values)
+
+    def _exact(self, n: int, i: int, v: object) -> int:
+        """A value as the field holds it and its conversion prints it (%d of an unsigned field
+        prints it signed, as printf does; %x of a negative one its two's complement)."""
+        f = self.fields[len(_COMMON) + i]
+        x: int = int(v) & ((1 << (8 * f.size)) - 1)  # type: ignore[call-overload]
+        if self.conv[n] == "d" and x >> (8 * f.size - 1):
+            x -= 1 << (8 * f.size)
+        return x
 
 
 _COMMAND_STRINGS: Final = ("BC_TRANSACTION", "BC_REPLY", "BC_ACQUIRE_RESULT", "BC_FREE_BUFFER", "BC_INCREFS",
@@ -256,7 +264,9 @@ def _cmd_name(event: str, cmd: int) -> str:
     return table[nr] if nr < len(table) else "unknown"
 
 
+_HEADER_BYTES: Final = 8  # a ring buffer event's header and time delta, as ftrace accounts them
 EVENTS: Final[list[Event]] = [Event(*spec) for spec in _SPECS]
+_SIZES: Final[list[int]] = [_HEADER_BYTES + e.size for e in EVENTS]
 EVENT_NAMES: Final[dict[str, int]] = {e.name: i for i, e in enumerate(EVENTS)}
 ALL_BINDER: Final = (1 << BINDER_EVENTS) - 1
 
@@ -292,7 +302,6 @@ print fmt: "%ps: %s", (void *)REC->ip, REC->buf
 
 # A record: (time in seconds on the driver's clock, tid, tgid, event number, arguments).
 Record = tuple[float, int, int, int, tuple[object, ...]]
-_HEADER_BYTES: Final = 8  # a ring buffer event's header and time delta, as ftrace accounts them
 DEFAULT_BUFFER_KB: Final = 1408  # 6.1's default per-CPU buffer (buffer_size_kb once expanded)
 
 
@@ -301,36 +310,35 @@ def record_bytes(rec: Record) -> int:
     ev = rec[3]
     if ev == TP_PRINT:
         return _HEADER_BYTES + 16 + len(str(rec[4][0])) + 1
-    return _HEADER_BYTES + EVENTS[ev].size
+    return _SIZES[ev]
 
 
 class TraceBuffer:
     """A trace array (the top-level one, or an instance): its enabled events, switch and ring.
 
     Records older than the buffer's size in bytes go first, as ftrace's overwrite mode drops
-    them. ``seq`` numbers every record ever added, so that each ``trace_pipe`` reader follows the
-    ring from where it is (several readers each see every line, as ``proc/kmsg`` readers do), and
-    what a pipe reader has read no longer shows in ``trace`` (a consuming read, as in ftrace).
+    them. Records are numbered (the first in the ring is ``next_seq - len(ring)``), so that each
+    ``trace_pipe`` reader follows the ring from where it is (several readers each see every line,
+    as ``proc/kmsg`` readers do), and what a pipe reader has read no longer shows in ``trace`` (a
+    consuming read, as in ftrace). A reader that waits arms a one-shot waker (:meth:`on_next`).
     """
 
     def __init__(self, tracer: Tracer, name: str, cpus: int) -> None:
         self.tracer = tracer
         self.name = name
         self.cpus = cpus
-        self.events = 0  # enabled events (bits 1 << TP_*), M_PRINT always
+        self.events = 0  # enabled events (bits 1 << TP_*); print events are always taken
         self.on = True  # tracing_on
         self.record_tgid = False  # options/record-tgid
         self.buffer_kb = DEFAULT_BUFFER_KB
-        self.ring: deque[tuple[int, Record]] = deque()
+        self.capacity = DEFAULT_BUFFER_KB * 1024 * cpus  # bytes
+        self.ring: deque[Record] = deque()
+        self.sizes: deque[int] = deque()  # each record's bytes
         self.used = 0
         self.next_seq = 0
         self.consumed = 0  # records before this were read through trace_pipe
         self.written = 0  # entries-written: every record added since the last clear
-        self.listeners: list[Callable[[], None]] = []
-
-    @property
-    def capacity(self) -> int:
-        return self.buffer_kb * 1024 * self.cpus
+        self.wakers: list[Callable[[], None]] = []
 
     def recording(self) -> int:
         """The events this buffer takes now: none while tracing_on is 0."""
@@ -346,43 +354,58 @@ class TraceBuffer:
 
     def set_buffer_kb(self, kb: int) -> None:
         self.buffer_kb = kb
+        self.capacity = kb * 1024 * self.cpus
         self._trim()
 
-    def add(self, rec: Record) -> None:
-        self.ring.append((self.next_seq, rec))
+    def add(self, rec: Record, size: int) -> None:
+        self.ring.append(rec)
+        self.sizes.append(size)
         self.next_seq += 1
         self.written += 1
-        self.used += record_bytes(rec)
-        self._trim()
-        for cb in self.listeners:
-            cb()
+        self.used += size
+        if self.used > self.capacity:
+            self._trim()
+        if self.wakers:
+            wakers, self.wakers = self.wakers, []
+            for wake in wakers:
+                wake()
+
+    def on_next(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once, at the next record."""
+        self.wakers.append(wake)
 
     def _trim(self) -> None:
         while self.used > self.capacity and self.ring:
-            _seq, old = self.ring.popleft()
-            self.used -= record_bytes(old)
+            self.ring.popleft()
+            self.used -= self.sizes.popleft()
 
     def clear(self) -> None:
         """An O_TRUNC open of ``trace`` (``echo > trace``): the buffer is emptied."""
         self.ring.clear()
+        self.sizes.clear()
         self.used = 0
         self.consumed = self.next_seq
         self.written = 0
 
+    def _from(self, seq: int) -> list[Record]:
+        first = self.next_seq - len(self.ring)
+        skip = max(0, seq - first)
+        return list(self.ring)[skip:] if skip else list(self.ring)
+
     def records(self) -> list[Record]:
         """What ``trace`` shows: the records not consumed through trace_pipe."""
-        return [rec for seq, rec in self.ring if seq >= self.consumed]
+        return self._from(self.consumed)
 
     def since(self, seq: int) -> tuple[list[Record], int]:
         """Records with sequence >= ``seq`` still in the ring, and the next sequence to ask for."""
-        out = [rec for s, rec in self.ring if s >= seq] if seq < self.next_seq else []
+        out = self._from(seq) if seq < self.next_seq else []
         if out:
             self.consumed = max(self.consumed, self.next_seq)
         return out, self.next_seq
 
     def first_seq(self) -> int:
         """Where a new trace_pipe reader starts: the oldest record not consumed yet."""
-        return max(self.consumed, self.ring[0][0]) if self.ring else self.next_seq
+        return max(self.consumed, self.next_seq - len(self.ring))
 
 
 class Tracer:
@@ -434,9 +457,10 @@ class Tracer:
             self._remember(tid)
         rec: Record = (self.clock(), tid, self.pid, ev, args)
         bit = 1 << ev
+        size = _SIZES[ev]
         for buf in self.buffers:
-            if buf.on and (buf.events | M_PRINT) & bit:
-                buf.add(rec)
+            if buf.on and buf.events & bit:
+                buf.add(rec, size)
 
     def mark(self, text: str, names: bool = False) -> None:
         """A print event (``tracing_mark_write: text``) for the current task; with ``names``, only
@@ -445,9 +469,10 @@ class Tracer:
         if tid not in self.comms:
             self._remember(tid)
         rec: Record = (self.clock(), tid, self.pid, TP_PRINT, (text,))
+        size = record_bytes(rec)
         for buf in self.buffers:
             if buf.on and (not names or buf.events & M_NAMES):
-                buf.add(rec)
+                buf.add(rec, size)
 
     def _remember(self, tid: int) -> None:
         if len(self.comms) > 65536:
@@ -512,26 +537,36 @@ def write_marker(tracer: Tracer, buf: TraceBuffer, tid: int, pid: int, data: byt
     tracer.task(tid, pid)
     if tid not in tracer.comms:
         tracer._remember(tid)
-    buf.add((tracer.clock(), tid, pid, TP_PRINT, (text,)))
+    rec: Record = (tracer.clock(), tid, pid, TP_PRINT, (text,))
+    buf.add(rec, record_bytes(rec))
 
 
 # -- text ---------------------------------------------------------------------------------------------
 
 
-def format_line(rec: Record, comms: dict[int, str], tgid: bool = False, cpu: int = 0) -> str:
+def format_line(rec: Record, comms: dict[int, str], tgid: bool = False, cpu: int = 0,
+                cache: dict[tuple[int, int], str] | None = None) -> str:
     """One line of ``trace``/``trace_pipe``: ``TASK-PID [CPU] FLAGS SECONDS: event: args`` (6.1's
-    trace_print_context and the event's TP_printk); with ``tgid``, the TGID column too."""
+    trace_print_context and the event's TP_printk); with ``tgid``, the TGID column too.
+    ``cache`` keeps each thread's ``TASK-PID (TGID) [CPU] FLAGS`` part between calls."""
     ts, tid, pid, ev, args = rec
-    comm = comms.get(tid, "<...>") if tid else "<idle>"
-    if ev == TP_PRINT:
-        name, text = "tracing_mark_write", str(args[0])
-    else:
-        e = EVENTS[ev]
-        name, text = e.name, e.text(args)
+    head = cache.get((tid, pid)) if cache is not None else None
+    if head is None:
+        comm = comms.get(tid, "<...>") if tid else "<idle>"
+        if not tgid:
+            head = f"{comm:>16}-{tid:<7d} [{cpu:03d}] ..... "
+        elif pid:
+            head = f"{comm:>16}-{tid:<7d} ({pid:7d}) [{cpu:03d}] ..... "
+        else:
+            head = f"{comm:>16}-{tid:<7d} (-------) [{cpu:03d}] ..... "
+        if cache is not None:
+            cache[(tid, pid)] = head
     usecs = int(ts * 1_000_000)
-    tgid_col = (f"({pid:7d}) " if pid else "(-------) ") if tgid else ""
     secs = f"{usecs // 1_000_000:5d}.{usecs % 1_000_000:06d}"
-    return f"{comm:>16}-{tid:<7d} {tgid_col}[{cpu:03d}] ..... {secs}: {name}: {text}"
+    if ev == TP_PRINT:
+        return f"{head}{secs}: tracing_mark_write: {args[0]}"
+    e = EVENTS[ev]
+    return f"{head}{secs}: {e.name}: {e.text(args)}"
 
 
 def header(buf: TraceBuffer, entries: int) -> str:

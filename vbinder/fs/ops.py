@@ -114,8 +114,6 @@ class Operations(pyfuse3.Operations):
         self._polling: set[DeviceHandle] = set()  # files with a poll(2) waiting
         self._next_fh = 1
         self.closing = False
-        self._stream_events: dict[int, trio.Event] = {}  # by id(source): set by its next line
-        self._sources: dict[int, StreamSource] = {}  # the sources whose lines wake readers
         self._proc_files: set[int] = set()  # the pids with a debugfs proc/<pid> file in the tree
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -154,21 +152,6 @@ class Operations(pyfuse3.Operations):
         self._next_fh += 1
         self.handles[fh] = h
         return fh
-
-    def _watch_source(self, source: StreamSource) -> None:
-        """Wake this source's waiting readers at its next line (from the first open on)."""
-        key = id(source)
-        if key in self._sources:
-            return
-        self._sources[key] = source
-        events = self._stream_events
-
-        def on_line(*_args: object) -> None:
-            ev = events.pop(key, None)
-            if ev is not None:
-                ev.set()
-
-        source.listeners.append(on_line)
 
     async def _wait(self, ticket: Waiter, tid: int, deadline: float | None = None) -> int | None:
         """Wait until ``ticket`` wakes or ``deadline`` (driver clock) passes (None), or the watchdog
@@ -355,7 +338,6 @@ class Operations(pyfuse3.Operations):
             tgid = self.host.tgid(ctx.pid)
             if tgid is None:
                 raise FUSEError(errno.ESRCH)
-            self._watch_source(node.source)
             fh = self._new_fh(StreamHandle(node, node.source, tgid, seq=node.source.start(),
                                            nonblock=bool(flags & os.O_NONBLOCK)))
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
@@ -415,9 +397,8 @@ class Operations(pyfuse3.Operations):
                 raise FUSEError(errno.ENOTCONN)
             if h.nonblock:
                 raise FUSEError(errno.EAGAIN)
-            event = self._stream_events.get(id(source))
-            if event is None:
-                event = self._stream_events[id(source)] = trio.Event()
+            event = trio.Event()
+            source.on_next(event.set)
             watch = Watch(None, h.tgid)
             self.watchdog.add(watch)
             try:

@@ -29,7 +29,17 @@ class LogSource:
 
     def __init__(self, log: Log) -> None:
         self.log = log
-        self.listeners: list[Callable[..., None]] = log.listeners
+        self._wakers: list[Callable[[], None]] = []
+        log.listeners.append(self._line)
+
+    def _line(self, _line: str) -> None:
+        if self._wakers:
+            wakers, self._wakers = self._wakers, []
+            for wake in wakers:
+                wake()
+
+    def on_next(self, wake: Callable[[], None]) -> None:
+        self._wakers.append(wake)
 
     def start(self) -> int:
         return 0  # from the oldest line kept
@@ -43,7 +53,11 @@ class PipeSource:
 
     def __init__(self, buf: tr.TraceBuffer) -> None:
         self.buf = buf
-        self.listeners: list[Callable[..., None]] = buf.listeners
+        self._heads: dict[tuple[int, int], str] = {}  # each thread's head of line
+        self._heads_for: tuple[bool, int] = (False, 0)  # (record-tgid, thread names known) when made
+
+    def on_next(self, wake: Callable[[], None]) -> None:
+        self.buf.on_next(wake)
 
     def start(self) -> int:
         return self.buf.first_seq()
@@ -52,7 +66,11 @@ class PipeSource:
         recs, nxt = self.buf.since(seq)
         comms = self.buf.tracer.comms
         tgid = self.buf.record_tgid
-        return [tr.format_line(r, comms, tgid) for r in recs], nxt
+        if self._heads_for != (tgid, len(comms)):  # an option or a thread name changed: heads anew
+            self._heads.clear()
+            self._heads_for = (tgid, len(comms))
+        heads = self._heads
+        return [tr.format_line(r, comms, tgid, 0, heads) for r in recs], nxt
 
 
 def _text(value: Callable[[], object]) -> bytes:

@@ -66,9 +66,10 @@ class Generated(Node):
 
 
 class StreamSource(Protocol):
-    """Where a stream's lines come from: numbered lines, and callbacks run when one is added."""
+    """Where a stream's lines come from: numbered lines, and a wake-up at the next one."""
 
-    listeners: list[Callable[..., None]]
+    def on_next(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` once, when the next line is added."""
 
     def start(self) -> int:
         """The sequence number a new reader starts at."""

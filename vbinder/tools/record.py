@@ -23,6 +23,10 @@ from vbinder.driver import trace as tr
 
 TRACING = "sys/kernel/tracing"
 BUFFER_KB = 16384
+# What Perfetto's binder importer reads (BinderTracker: slices, flows, their args); --all-events
+# records the other binder events too (for a reader of the text, not for Perfetto).
+PERFETTO_EVENTS = ("binder_transaction", "binder_transaction_received", "binder_command", "binder_return",
+                   "binder_transaction_alloc_buf")
 
 
 class Session:
@@ -105,7 +109,7 @@ def header(entries: int) -> str:
 
 
 def record(mount: str, output: str, duration: float | None, command: Sequence[str],
-           out: Callable[[str], None] = print) -> int:
+           out: Callable[[str], None] = print, all_events: bool = False) -> int:
     """Record until ``command`` exits, ``duration`` passes, or Ctrl-C; returns the command's status."""
     lines: list[str] = []
     status = 0
@@ -115,7 +119,7 @@ def record(mount: str, output: str, duration: float | None, command: Sequence[st
         nonlocal stop
         stop = True
 
-    with Session(mount, "record") as session:
+    with Session(mount, "record", None if all_events else PERFETTO_EVENTS) as session:
         old = signal.signal(signal.SIGINT, on_signal)
         start = time.monotonic()
         proc = None
@@ -152,9 +156,10 @@ def record(mount: str, output: str, duration: float | None, command: Sequence[st
     return status
 
 
-def main(mount: str, output: str, duration: float | None, command: Sequence[str]) -> int:
+def main(mount: str, output: str, duration: float | None, command: Sequence[str], all_events: bool = False) -> int:
     try:
-        return record(mount, output, duration, command, out=lambda s: print(s, file=sys.stderr))
+        return record(mount, output, duration, command, out=lambda s: print(s, file=sys.stderr),
+                      all_events=all_events)
     except PermissionError as e:
         print(f"vbinder trace record: {e.filename}: {e.strerror} (tracing instances are made by the "
               "mount's owner)", file=sys.stderr)
