@@ -388,3 +388,18 @@ def test_service_and_proxy_calls_are_named(service_manager: str, tmp_path: Path)
     finally:
         svc.kill()
         svc.wait(10)
+
+
+def test_top_once_prints_one_screen(echo_service: tuple[str, subprocess.Popen[str]]) -> None:  # noqa: F811
+    dev, _svc = echo_service
+    mount = str(Path(dev).parents[1])
+    top = subprocess.Popen([sys.executable, "-m", "vbinder", "top", "-m", mount, "--once", "4", "-i", "echo"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**daemon_env(), "COLUMNS": "200", "LINES": "60"})
+    time.sleep(1.5)  # its instance is there: the calls below are seen
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "echo_client.py"), "hi", dev],
+                       capture_output=True, text=True, env=daemon_env(), timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    out, err = top.communicate(timeout=30)
+    assert top.returncode == 0, err
+    assert "filter: interface echo" in out and "IEcho::echo" in out and "IServiceManager" not in out
