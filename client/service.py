@@ -98,7 +98,10 @@ class Proxy:
         ``method`` names the call in traces (default: the name of the proxy method calling this).
         """
         data = Parcel()
-        data.trace_name = (self.descriptor, method or sys._getframe(1).f_code.co_name)
+        if method is None:
+            caller = sys._getframe(1).f_code.co_name
+            method = caller if caller.isidentifier() else f"#{code}"  # Java's name for a nameless code
+        data.trace_name = (self.descriptor, method)
         data.write_interface_token(self.descriptor, self.header)
         if write is not None:
             write(data)

@@ -93,11 +93,12 @@ class Done:
 class Pending:
     """The read phase of a BINDER_WRITE_READ, still to run."""
 
-    __slots__ = ("thread", "bwr")
+    __slots__ = ("thread", "bwr", "interrupted")
 
     def __init__(self, thread: Thread, bwr: list[int]) -> None:
         self.thread = thread
         self.bwr = bwr  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
+        self.interrupted = False  # a signal ended its wait: for traces, the kernel's ioctl returned -EINTR
 
 
 class FreezePending:
@@ -246,6 +247,13 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
         return _freeze_wait(proc, pending)
     thread = pending.thread
     bwr = pending.bwr
+    if pending.interrupted:
+        # The kernel's ioctl returned -EINTR and the caller issued it again (the read phase here
+        # simply continues): as a trace shows it, a new binder_ioctl that waits for work anew.
+        pending.interrupted = False
+        thread.wait_traced = False
+        if proc.trace.mask & M_IOCTL:
+            proc.trace.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
     proc.stop_waiting(thread)
     if thread.is_dead or thread.proc is not proc:
         # BINDER_THREAD_EXIT ran meanwhile (by another thread sharing the tid): a fresh thread reads.
@@ -271,6 +279,15 @@ def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:
     proc.stop_waiting(pending.thread)
     if proc.todo:
         proc.wakeup_proc()
+    tp = proc.trace
+    if not pending.interrupted and tp.mask & (M_READ_DONE | M_IOCTL_DONE):
+        # binder_wait_for_work returned -EINTR: binder_thread_read and binder_ioctl end with it.
+        tp.task(pending.thread.pid, proc.pid)
+        if tp.mask & M_READ_DONE:
+            tp.emit(TP_READ_DONE, (-errno.EINTR,))
+        if tp.mask & M_IOCTL_DONE:
+            tp.emit(TP_IOCTL_DONE, (-errno.EINTR,))
+    pending.interrupted = True
 
 
 def cancel(proc: Proc, pending: Pending | FreezePending | Held) -> None:
@@ -309,7 +326,7 @@ def poll(proc: Proc, tid: int) -> bool:
 
 def flush(proc: Proc, mm_gone: bool = False) -> None:
     """binder_flush; when the opener's memory is gone (it exits), binder_vma_close first."""
-    proc.trace.task(proc.pid, proc.pid)  # a close carries no caller: the opener stands for it
+    proc.trace.deferred(proc.pid)  # binder_defer_work: the kernel flushes in a kworker
     if mm_gone and proc.alloc.mapped:
         _vma_close(proc)
     proc.flush()
@@ -317,7 +334,7 @@ def flush(proc: Proc, mm_gone: bool = False) -> None:
 
 def release(proc: Proc) -> None:
     """binder_release: unmap (binder_vma_close, if still mapped) and release the proc."""
-    proc.trace.task(proc.pid, proc.pid)
+    proc.trace.deferred(proc.pid)
     if proc.alloc.mapped:
         _vma_close(proc)
     proc.release()

@@ -424,6 +424,7 @@ class Tracer:
         self.mask = 0  # the union of what the buffers record: the core's one test per tracepoint
         self.tid = 0  # the current task
         self.pid = 0
+        self.worker = 0  # the task of the driver's deferred work (the kernel's kworker): the daemon
         self.buffers: list[TraceBuffer] = []
         self.comms: dict[int, str] = {}
         self.tgids: dict[int, int] = {}
@@ -449,6 +450,19 @@ class Tracer:
         """The thread (and its process) whose request the core runs now: ``current``."""
         self.tid = tid
         self.pid = pid
+
+    def set_worker(self, pid: int, name: str) -> None:
+        """The task that runs the driver's deferred work (a close, a release): in the kernel a
+        kworker; here the process serving the driver, named ``name``."""
+        self.worker = pid
+        self.comms[pid] = name
+
+    def deferred(self, opener: int) -> None:
+        """Deferred work runs now (binder_flush, binder_release): the worker's, else the opener's."""
+        if self.worker:
+            self.task(self.worker, self.worker)
+        else:
+            self.task(opener, opener)
 
     def emit(self, ev: int, args: tuple[object, ...]) -> None:
         """Record event ``ev`` for the current task in every buffer that takes it."""

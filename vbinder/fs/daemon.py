@@ -39,6 +39,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # the kernel, whose binder work runs in its callers' own time slices; at their priority, a busy
 # set of clients takes the CPU from the one process that serves them all (docs/decisions.md).
 NICE = -10
+# How the driver's deferred work (flush, release: a kworker in the kernel) shows in traces.
+WORKER_NAME = "kworker/binder"
 
 
 def raise_priority(nice: int = NICE) -> None:
@@ -108,6 +110,7 @@ def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: boo
     if verbose:
         klog = logging.getLogger("vbinder.kmsg")
         driver.log.listeners.append(klog.info)
+    driver.trace.set_worker(os.getpid(), WORKER_NAME)
     ops = Operations(driver, build_tree(driver, os.getuid(), os.getgid()), host, Watchdog(host))
 
     # A signal between the mount and its handler would leave a dead mount (fact 10): hold them.
