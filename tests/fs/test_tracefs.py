@@ -117,6 +117,16 @@ def test_instances_marker_and_tgid(vbinder_mount: Path) -> None:
         assert f"({os.getpid():7d}) [000] ....." in text
         assert "tracing_mark_write: hello\n" in text and "binder_ioctl_done: ret=0" in text
         assert "binder_ioctl_done" not in (t / "trace").read_text()  # the top buffer is separate
+        # A reader blocked on the instance's trace_pipe gets end-of-file when the instance goes.
+        fd = os.open(inst / "trace_pipe", os.O_RDONLY)
+        assert b"tracing_mark_write: hello" in os.read(fd, 65536)  # what is there, first
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(os.read(fd, 4096)))
+        reader.start()
+        assert select.select([], [], [], 0.3) == ([], [], [])
     finally:
         os.rmdir(inst)
+    reader.join(10)
+    os.close(fd)
+    assert got == [b""]
     assert not inst.exists()

@@ -395,6 +395,8 @@ class Operations(pyfuse3.Operations):
                 break
             if self.closing:
                 raise FUSEError(errno.ENOTCONN)
+            if source.ended:
+                return b""
             if h.nonblock:
                 raise FUSEError(errno.EAGAIN)
             event = trio.Event()

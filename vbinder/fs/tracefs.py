@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ..driver import BinderError
 from ..driver import trace as tr
 from ..driver.log import Log
-from .tree import Tree
+from .tree import Stream, Tree
 
 TRACING = "sys/kernel/tracing"
 INSTANCE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -29,6 +29,7 @@ class LogSource:
 
     def __init__(self, log: Log) -> None:
         self.log = log
+        self.ended = False
         self._wakers: list[Callable[[], None]] = []
         log.listeners.append(self._line)
 
@@ -53,6 +54,7 @@ class PipeSource:
 
     def __init__(self, buf: tr.TraceBuffer) -> None:
         self.buf = buf
+        self.ended = False  # its instance was removed
         self._heads: dict[tuple[int, int], str] = {}  # each thread's head of line
         self._heads_for: tuple[bool, int] = (False, 0)  # (record-tgid, thread names known) when made
 
@@ -130,7 +132,13 @@ def build_tracefs(tree: Tree, tracer: tr.Tracer) -> None:
         if buf is None:
             raise BinderError(errno.ENOENT, name)
         tracer.remove_buffer(buf)
+        pipe = tree.resolve(f"{TRACING}/instances/{name}/trace_pipe")
         tree.remove(f"{TRACING}/instances/{name}", recursive=True)
+        if isinstance(pipe, Stream) and isinstance(pipe.source, PipeSource):
+            pipe.source.ended = True  # its readers get end-of-file, not a wait for ever
+        for wake in buf.wakers:
+            wake()
+        buf.wakers.clear()
 
     d.mkdir = mkdir
     d.rmdir = rmdir

@@ -68,8 +68,10 @@ class Generated(Node):
 class StreamSource(Protocol):
     """Where a stream's lines come from: numbered lines, and a wake-up at the next one."""
 
+    ended: bool  # no line will come any more: a reader that has read everything gets end-of-file
+
     def on_next(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` once, when the next line is added."""
+        """Call ``wake`` once, when the next line is added (or the source ends)."""
 
     def start(self) -> int:
         """The sequence number a new reader starts at."""
