@@ -130,3 +130,26 @@ def test_instances_marker_and_tgid(vbinder_mount: Path) -> None:
     os.close(fd)
     assert got == [b""]
     assert not inst.exists()
+
+
+def test_trace_pipe_raw_is_ring_buffer_pages(vbinder_mount: Path) -> None:
+    """per_cpu/cpu0/trace_pipe_raw: the same records as pages; saved_cmdlines/saved_tgids name them."""
+    t = vbinder_mount / "sys/kernel/tracing"
+    _write(t / "events/binder/enable", "1")
+    _version(vbinder_mount)
+    text = [x for x in (t / "trace").read_text().splitlines() if not x.startswith("#")]
+    fd = os.open(t / "per_cpu/cpu0/trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        pages = os.read(fd, 65536)
+        with pytest.raises(BlockingIOError):
+            os.read(fd, 65536)  # consumed
+    finally:
+        os.close(fd)
+    assert len(pages) % tr.RAW_PAGE == 0 and pages
+    comms = {int(a): b for a, b in (x.split(" ", 1) for x in (t / "saved_cmdlines").read_text().splitlines())}
+    tgids = {int(a): int(b) for a, b in (x.split() for x in (t / "saved_tgids").read_text().splitlines())}
+    me = threading.get_native_id()
+    assert tgids[me] == os.getpid() and comms[me]
+    recs = tr.parse_raw(pages, tgids)
+    assert [tr.format_line(r, comms) for r in recs] == text  # the text, to the microsecond
+    assert sorted(os.listdir(t / "per_cpu")) == sorted(f"cpu{i}" for i in range(os.cpu_count() or 1))

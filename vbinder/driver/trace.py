@@ -15,6 +15,7 @@ The "current task" of an event is the thread whose request the core is running
 from __future__ import annotations
 
 import re
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Final
@@ -456,6 +457,7 @@ class Tracer:
         kworker; here the process serving the driver, named ``name``."""
         self.worker = pid
         self.comms[pid] = name
+        self.tgids[pid] = pid
 
     def deferred(self, opener: int) -> None:
         """Deferred work runs now (binder_flush, binder_release): the worker's, else the opener's."""
@@ -608,3 +610,133 @@ def render_trace(buf: TraceBuffer) -> str:
     recs = buf.records()
     comms = buf.tracer.comms
     return header(buf, len(recs)) + "".join(format_line(r, comms, buf.record_tgid) + "\n" for r in recs)
+
+
+def saved_cmdlines(tracer: Tracer) -> str:
+    """``saved_cmdlines``: ``PID COMM`` for each thread traced."""
+    return "".join(f"{tid} {name}\n" for tid, name in sorted(tracer.comms.items()) if tid)
+
+
+def saved_tgids(tracer: Tracer) -> str:
+    """``saved_tgids``: ``PID TGID`` for each thread traced."""
+    return "".join(f"{tid} {tgid}\n" for tid, tgid in sorted(tracer.tgids.items()) if tid and tgid)
+
+
+# -- per_cpu/cpuN/trace_pipe_raw: ftrace's ring buffer pages ------------------------------------------
+#
+# A page: u64 timestamp (ns), u64 commit (bytes of events after the header), then events. An event
+# is a u32 header (type_len in its low 5 bits, time_delta from the previous event, ns, in the
+# other 27) and its data: the record as the event's format file lays it out (common_type is the
+# event's ID, common_pid the task). type_len 1..28 is the data's length in 4-byte words; 0 means
+# the next u32 holds the length (with itself) and data follows it; 30 is a time extend (the
+# delta's high bits in the next u32). This is what tracing tools (trace-cmd, Perfetto's traced)
+# read, and what lets a reader format lines in its own process instead of the daemon's.
+
+RAW_PAGE: Final = 4096
+_PAGE_HEADER: Final = struct.Struct("<QQ")
+_U32: Final = struct.Struct("<I")
+_TIME_EXTEND: Final = 30
+_SMALL_DATA: Final = 28 * 4
+_CODES: Final = {(1, 0): "B", (1, 1): "b", (2, 0): "H", (4, 0): "I", (4, 1): "i", (8, 0): "Q", (8, 1): "q"}
+
+
+def _record_struct(e: Event) -> struct.Struct:
+    fmt = "<"
+    at = 0
+    for f in e.fields:
+        fmt += "x" * (f.offset - at) + ("?" if f.ctype == "bool" else _CODES[(f.size, f.signed)])
+        at = f.offset + f.size
+    return struct.Struct(fmt + "x" * (e.size - at))
+
+
+_RAW: Final[list[struct.Struct]] = [_record_struct(e) for e in EVENTS]
+_BY_ID: Final[dict[int, int]] = {e.id: i for i, e in enumerate(EVENTS)}
+_COMMON_HEAD: Final = struct.Struct("<HBBi")  # common_type, common_flags, common_preempt_count, common_pid
+_PRINT_HEAD: Final = struct.Struct("<HBBiQ")  # the common fields, ip
+
+
+def _raw_data(rec: Record) -> bytes:
+    _ts, tid, _pid, ev, args = rec
+    if ev == TP_PRINT:
+        text = str(args[0]).encode(errors="replace") + b"\n\0"
+        return _PRINT_HEAD.pack(PRINT_ID, 0, 0, tid, 0) + text
+    e = EVENTS[ev]
+    return _RAW[ev].pack(e.id, 0, 0, tid, *[_fit(v, f) for v, f in zip(args, e.fields[len(_COMMON):], strict=True)])
+
+
+def _fit(v: object, f: Field) -> object:
+    if f.ctype == "bool":
+        return bool(v)
+    n = int(v)  # type: ignore[call-overload]
+    bits = 8 * f.size
+    n &= (1 << bits) - 1
+    return n - (1 << bits) if f.signed and n >> (bits - 1) else n
+
+
+def raw_pages(recs: list[Record]) -> bytes:
+    """The records as ring buffer pages (each RAW_PAGE bytes)."""
+    out = bytearray()
+    page = bytearray()
+    page_ts = last = 0
+    for rec in recs:
+        ns = int(rec[0] * 1e9)
+        data = _raw_data(rec)
+        n = (len(data) + 3) & ~3
+        body = data.ljust(n, b"\0")
+        event = (_U32.pack(n // 4) + body) if n <= _SMALL_DATA else (_U32.pack(0) + _U32.pack(n + 4) + body)
+        if not page or len(page) + len(event) + 8 > RAW_PAGE - _PAGE_HEADER.size:
+            if page:
+                out += _PAGE_HEADER.pack(page_ts, len(page)) + page.ljust(RAW_PAGE - _PAGE_HEADER.size, b"\0")
+            page = bytearray()
+            page_ts = last = ns
+        delta = max(0, ns - last)
+        last = ns
+        if delta >> 27:
+            page += _U32.pack(_TIME_EXTEND | ((delta & ((1 << 27) - 1)) << 5)) + _U32.pack(delta >> 27)
+            delta = 0
+        head = _U32.unpack_from(event)[0]
+        page += _U32.pack(head | (delta << 5)) + event[4:]
+    if page:
+        out += _PAGE_HEADER.pack(page_ts, len(page)) + page.ljust(RAW_PAGE - _PAGE_HEADER.size, b"\0")
+    return bytes(out)
+
+
+def parse_raw(pages: bytes, tgids: dict[int, int] | None = None) -> list[Record]:
+    """Ring buffer pages back into records (the pid of each from ``tgids``, as saved_tgids says)."""
+    recs: list[Record] = []
+    for start in range(0, len(pages) - _PAGE_HEADER.size + 1, RAW_PAGE):
+        ts, commit = _PAGE_HEADER.unpack_from(pages, start)
+        pos = start + _PAGE_HEADER.size
+        end = pos + commit
+        while pos + 4 <= end:
+            head = _U32.unpack_from(pages, pos)[0]
+            type_len, delta = head & 31, head >> 5
+            pos += 4
+            if type_len == _TIME_EXTEND:
+                delta |= _U32.unpack_from(pages, pos)[0] << 27
+                ts += delta
+                pos += 4
+                continue
+            if type_len == 0:
+                n = _U32.unpack_from(pages, pos)[0] - 4
+                pos += 4
+            elif type_len <= 28:
+                n = type_len * 4
+            else:
+                break  # padding, or what this reader does not know: the rest of the page
+            ts += delta
+            data = pages[pos:pos + n]
+            pos += n
+            if len(data) < _COMMON_HEAD.size:
+                continue
+            event_id, _flags, _pc, tid = _COMMON_HEAD.unpack_from(data)
+            if event_id == PRINT_ID:
+                text = data[_PRINT_HEAD.size:].split(b"\0", 1)[0].decode(errors="replace").rstrip("\n")
+                recs.append((ts / 1e9, tid, (tgids or {}).get(tid, 0), TP_PRINT, (text,)))
+                continue
+            ev = _BY_ID.get(event_id)
+            if ev is None:
+                continue
+            values = _RAW[ev].unpack_from(data)[4:]
+            recs.append((ts / 1e9, tid, (tgids or {}).get(tid, 0), ev, tuple(values)))
+    return recs

@@ -389,9 +389,9 @@ class Operations(pyfuse3.Operations):
         """A stream: whole lines when they fit; waits while there are none."""
         source = h.source
         while not h.rest:
-            lines, h.seq = source.lines_since(h.seq)
-            if lines:
-                h.rest = "".join(line + "\n" for line in lines).encode()
+            data, h.seq = source.data_since(h.seq)
+            if data:
+                h.rest = data
                 break
             if self.closing:
                 raise FUSEError(errno.ENOTCONN)
@@ -413,7 +413,7 @@ class Operations(pyfuse3.Operations):
             if watch.result is not None:
                 raise FUSEError(watch.result)
         out = h.rest[:size]
-        if len(out) < len(h.rest) and b"\n" in out:
+        if source.lines and len(out) < len(h.rest) and b"\n" in out:
             out = out[:out.rindex(b"\n") + 1]
         h.rest = h.rest[len(out):]
         return out
@@ -453,10 +453,10 @@ class Operations(pyfuse3.Operations):
                 self._polling.add(h)
             return 0
         if isinstance(h, StreamHandle):
-            lines, _seq = h.source.lines_since(h.seq) if not h.rest else ([], h.seq)
-            if lines:  # keep what was fetched: the next read delivers it
-                h.rest = "".join(line + "\n" for line in lines).encode()
-                h.seq = _seq
+            data, seq = h.source.data_since(h.seq) if not h.rest else (b"", h.seq)
+            if data:  # keep what was fetched: the next read delivers it
+                h.rest = data
+                h.seq = seq
             return select.POLLIN if h.rest else 0
         return select.POLLIN | select.POLLOUT
 

@@ -30,6 +30,7 @@ class LogSource:
     def __init__(self, log: Log) -> None:
         self.log = log
         self.ended = False
+        self.lines = True
         self._wakers: list[Callable[[], None]] = []
         log.listeners.append(self._line)
 
@@ -45,8 +46,9 @@ class LogSource:
     def start(self) -> int:
         return 0  # from the oldest line kept
 
-    def lines_since(self, seq: int) -> tuple[list[str], int]:
-        return self.log.lines_since(seq)
+    def data_since(self, seq: int) -> tuple[bytes, int]:
+        lines, nxt = self.log.lines_since(seq)
+        return "".join(line + "\n" for line in lines).encode(), nxt
 
 
 class PipeSource:
@@ -55,6 +57,7 @@ class PipeSource:
     def __init__(self, buf: tr.TraceBuffer) -> None:
         self.buf = buf
         self.ended = False  # its instance was removed
+        self.lines = True
         self._heads: dict[tuple[int, int], str] = {}  # each thread's head of line
         self._heads_for: tuple[bool, int] = (False, 0)  # (record-tgid, thread names known) when made
 
@@ -64,7 +67,7 @@ class PipeSource:
     def start(self) -> int:
         return self.buf.first_seq()
 
-    def lines_since(self, seq: int) -> tuple[list[str], int]:
+    def data_since(self, seq: int) -> tuple[bytes, int]:
         recs, nxt = self.buf.since(seq)
         comms = self.buf.tracer.comms
         tgid = self.buf.record_tgid
@@ -72,7 +75,39 @@ class PipeSource:
             self._heads.clear()
             self._heads_for = (tgid, len(comms))
         heads = self._heads
-        return [tr.format_line(r, comms, tgid, 0, heads) for r in recs], nxt
+        return "".join(tr.format_line(r, comms, tgid, 0, heads) + "\n" for r in recs).encode(), nxt
+
+
+class RawPipeSource(PipeSource):
+    """``per_cpu/cpu0/trace_pipe_raw``: the same records as ring buffer pages, consumed as
+    ``trace_pipe`` consumes them; the reader formats them (names from ``saved_cmdlines``,
+    pids from ``saved_tgids``). Every event is CPU 0's; the other CPUs' files stay empty."""
+
+    def __init__(self, buf: tr.TraceBuffer) -> None:
+        super().__init__(buf)
+        self.lines = False
+
+    def data_since(self, seq: int) -> tuple[bytes, int]:
+        recs, nxt = self.buf.since(seq)
+        return tr.raw_pages(recs), nxt
+
+
+class EmptySource:
+    """Another CPU's trace_pipe_raw: nothing comes (vbinder's events are all CPU 0's)."""
+
+    def __init__(self, buf: tr.TraceBuffer) -> None:
+        self.buf = buf
+        self.ended = False
+        self.lines = False
+
+    def on_next(self, wake: Callable[[], None]) -> None:
+        pass  # woken only when its buffer is removed (the readers of a removed buffer end)
+
+    def start(self) -> int:
+        return 0
+
+    def data_since(self, seq: int) -> tuple[bytes, int]:
+        return b"", 0
 
 
 def _text(value: Callable[[], object]) -> bytes:
@@ -86,6 +121,9 @@ def add_buffer_files(tree: Tree, tracer: tr.Tracer, buf: tr.TraceBuffer, base: s
     tree.add_generated(f"{base}/trace", lambda: tr.render_trace(buf).encode(), lambda _data: buf.clear(),
                        mode=0o644, truncate=buf.clear)
     tree.add_stream(f"{base}/trace_pipe", PipeSource(buf), mode=0o444)
+    for cpu in range(buf.cpus):
+        raw: PipeSource | EmptySource = RawPipeSource(buf) if cpu == 0 else EmptySource(buf)
+        tree.add_stream(f"{base}/per_cpu/cpu{cpu}/trace_pipe_raw", raw, mode=0o444)
     tree.add_generated(f"{base}/trace_marker", None, mode=0o222, write_as=p(_marker, tracer, buf))
     tree.add_generated(f"{base}/buffer_size_kb", p(_text, lambda: buf.buffer_kb),
                        p(tr.write_buffer_size_kb, buf), mode=0o644)
@@ -116,6 +154,8 @@ def _marker(tracer: tr.Tracer, buf: tr.TraceBuffer, data: bytes, tid: int, tgid:
 def build_tracefs(tree: Tree, tracer: tr.Tracer) -> None:
     """``sys/kernel/tracing`` with the top-level buffer's files and ``instances/``."""
     add_buffer_files(tree, tracer, tracer.top, TRACING)
+    tree.add_generated(f"{TRACING}/saved_cmdlines", lambda: tr.saved_cmdlines(tracer).encode(), mode=0o444)
+    tree.add_generated(f"{TRACING}/saved_tgids", lambda: tr.saved_tgids(tracer).encode(), mode=0o444)
     instances: dict[str, tr.TraceBuffer] = {}
     d = tree.mkdir(f"{TRACING}/instances")
 
@@ -132,10 +172,13 @@ def build_tracefs(tree: Tree, tracer: tr.Tracer) -> None:
         if buf is None:
             raise BinderError(errno.ENOENT, name)
         tracer.remove_buffer(buf)
-        pipe = tree.resolve(f"{TRACING}/instances/{name}/trace_pipe")
-        tree.remove(f"{TRACING}/instances/{name}", recursive=True)
-        if isinstance(pipe, Stream) and isinstance(pipe.source, PipeSource):
-            pipe.source.ended = True  # its readers get end-of-file, not a wait for ever
+        base = f"{TRACING}/instances/{name}"
+        pipes = [tree.resolve(f"{base}/trace_pipe"),
+                 *(tree.resolve(f"{base}/per_cpu/cpu{cpu}/trace_pipe_raw") for cpu in range(buf.cpus))]
+        tree.remove(base, recursive=True)
+        for pipe in pipes:
+            if isinstance(pipe, Stream) and isinstance(pipe.source, PipeSource | EmptySource):
+                pipe.source.ended = True  # its readers get end-of-file, not a wait for ever
         for wake in buf.wakers:
             wake()
         buf.wakers.clear()

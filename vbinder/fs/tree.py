@@ -66,9 +66,10 @@ class Generated(Node):
 
 
 class StreamSource(Protocol):
-    """Where a stream's lines come from: numbered lines, and a wake-up at the next one."""
+    """Where a stream's data comes from: numbered lines (or pages), and a wake-up at the next one."""
 
-    ended: bool  # no line will come any more: a reader that has read everything gets end-of-file
+    ended: bool  # nothing will come any more: a reader that has read everything gets end-of-file
+    lines: bool  # text, delivered in whole lines when they fit (else: binary, as it comes)
 
     def on_next(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` once, when the next line is added (or the source ends)."""
@@ -76,8 +77,8 @@ class StreamSource(Protocol):
     def start(self) -> int:
         """The sequence number a new reader starts at."""
 
-    def lines_since(self, seq: int) -> tuple[list[str], int]:
-        """The lines from ``seq`` on, and the sequence number to ask for next."""
+    def data_since(self, seq: int) -> tuple[bytes, int]:
+        """What came from ``seq`` on, and the sequence number to ask for next."""
 
 
 @dataclass(slots=True, eq=False)

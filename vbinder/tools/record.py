@@ -2,8 +2,11 @@
 
 A recording is a tracefs instance of its own (``sys/kernel/tracing/instances/vbinder-record-PID``,
 made and removed here), so that it changes nothing another reader of the mount's tracing files
-sees, with every binder event enabled and record-tgid on; its ``trace_pipe`` is copied into the
-file, which is the systrace text that Perfetto (UI and trace_processor) imports as a system trace.
+sees, with the binder events Perfetto reads (or all) and record-tgid on. It is read as ftrace's
+consumers read it: ring buffer pages from ``per_cpu/cpu0/trace_pipe_raw``, thread names and
+pids from ``saved_cmdlines`` and ``saved_tgids``, the lines printed here (as ``trace`` would
+print them), so that the daemon, which serves the calls being traced, does not format them.
+The file is the systrace text that Perfetto (UI and trace_processor) imports as a system trace.
 ``vbinder top`` uses the same kind of session.
 """
 
@@ -46,11 +49,13 @@ class Session:
             else:
                 for name in events:
                     self._write(f"events/binder/{name}/enable", "1")
-            self.fd = os.open(self.dir / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+            self.fd = os.open(self.dir / "per_cpu" / "cpu0" / "trace_pipe_raw", os.O_RDONLY | os.O_NONBLOCK)
         except BaseException:
             os.rmdir(self.dir)
             raise
-        self._rest = b""
+        self.comms: dict[int, str] = {}
+        self.tgids: dict[int, int] = {}
+        self._heads: dict[tuple[int, int], str] = {}
 
     def _write(self, name: str, value: str) -> None:
         with open(self.dir / name, "w") as f:
@@ -59,14 +64,36 @@ class Session:
     def read(self, timeout: float) -> list[str]:
         """The lines that came within ``timeout`` seconds (none: an empty list)."""
         try:
-            chunk = os.read(self.fd, 1 << 20)
+            pages = os.read(self.fd, 256 * tr.RAW_PAGE)
         except BlockingIOError:  # nothing new (poll(2) on a FUSE file gets no wake-ups here)
             if timeout:
                 time.sleep(timeout)
             return []
-        data = self._rest + chunk
-        *lines, self._rest = data.split(b"\n")
-        return [line.decode(errors="replace") for line in lines]
+        recs = tr.parse_raw(pages)
+        if any(r[1] not in self.comms for r in recs):
+            self._names()
+        out = []
+        for ts, tid, _pid, ev, args in recs:
+            rec: tr.Record = (ts, tid, self.tgids.get(tid, 0), ev, args)
+            out.append(tr.format_line(rec, self.comms, True, 0, self._heads))
+        return out
+
+    def _names(self) -> None:
+        """Thread names and pids, as the mount has them now (saved_cmdlines, saved_tgids)."""
+        for name in ("saved_cmdlines", "saved_tgids"):
+            try:
+                text = (self.root / name).read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                tid, _sep, value = line.partition(" ")
+                if not tid.isdigit() or not value:
+                    continue
+                if name == "saved_tgids":
+                    self.tgids[int(tid)] = int(value)
+                else:
+                    self.comms[int(tid)] = value
+        self._heads.clear()
 
     def lines(self, until: Callable[[], bool], poll: float = 0.1) -> Iterator[str]:
         """Lines as they come, until ``until()`` says stop (then what is left in the buffer)."""
