@@ -747,8 +747,8 @@ class Run:
 
     def traced_in_place(self, client: Worker) -> Transport:
         """Tracing on, as ``vbinder trace record`` has it, around each of its repetitions: a tracefs
-        instance with the binder events Perfetto reads, drained by a thread of this process (the
-        daemon formats every line it reads), on the same daemon as mask 0."""
+        instance with the binder events Perfetto reads, its raw pages drained by a thread of this
+        process and formatted after the repetition, on the same daemon as mask 0."""
         import threading
 
         from vbinder.tools.record import PERFETTO_EVENTS, Session
@@ -757,10 +757,7 @@ class Run:
         state: dict[str, Any] = {}
 
         def drain(session: Session, stop: threading.Event) -> None:
-            lines = 0
-            while not stop.is_set():
-                lines += len(session.read(0.005))
-            state["lines"] = state.get("lines", 0) + lines
+            state["pages"] = session.pages(stop.is_set, 0.005)  # as trace record reads them
 
         def enter() -> None:
             session = Session(str(self.mount), "bench", PERFETTO_EVENTS)
@@ -772,6 +769,7 @@ class Run:
         def leave() -> None:
             state["stop"].set()
             state["thread"].join()
+            state["session"].lines_of(state["pages"])  # and formats them, once the calls are done
             state["session"].close()
 
         return Transport("vbinder_traced", client, self.daemon.pid, enter=enter, leave=leave)

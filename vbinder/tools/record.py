@@ -61,14 +61,21 @@ class Session:
         with open(self.dir / name, "w") as f:
             f.write(value)
 
-    def read(self, timeout: float) -> list[str]:
-        """The lines that came within ``timeout`` seconds (none: an empty list)."""
+    def read_raw(self, timeout: float) -> bytes:
+        """The pages that came within ``timeout`` seconds (none: empty)."""
         try:
-            pages = os.read(self.fd, 256 * tr.RAW_PAGE)
+            return os.read(self.fd, 256 * tr.RAW_PAGE)
         except BlockingIOError:  # nothing new (poll(2) on a FUSE file gets no wake-ups here)
             if timeout:
                 time.sleep(timeout)
-            return []
+            return b""
+
+    def read(self, timeout: float) -> list[str]:
+        """The lines that came within ``timeout`` seconds (none: an empty list)."""
+        return self.lines_of(self.read_raw(timeout))
+
+    def lines_of(self, pages: bytes) -> list[str]:
+        """Pages read from this session as ``trace`` lines."""
         recs = tr.parse_raw(pages)
         if any(r[1] not in self.comms for r in recs):
             self._names()
@@ -101,6 +108,16 @@ class Session:
             yield from self.read(poll)
         while batch := self.read(0):
             yield from batch
+
+    def pages(self, until: Callable[[], bool], poll: float = 0.1) -> bytes:
+        """Everything, as pages, until ``until()`` says stop: a recording formats its lines after
+        the run, so that it takes as little of the machine as it can while the calls go on."""
+        out = bytearray()
+        while not until():
+            out += self.read_raw(poll)
+        while chunk := self.read_raw(0):
+            out += chunk
+        return bytes(out)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -170,7 +187,8 @@ def record(mount: str, output: str, duration: float | None, command: Sequence[st
                     return True
                 return proc is not None and proc.poll() is not None
 
-            lines.extend(line for line in session.lines(done) if line)
+            pages = session.pages(done)
+            lines.extend(session.lines_of(pages))
         finally:
             signal.signal(signal.SIGINT, old)
             if proc is not None:
