@@ -250,12 +250,12 @@ def render(r: Results) -> str:
         for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_verbose"):
             st = r.rtt.get(key, {}).get(size, {})
             row.append(num(st.get("cps")))
-        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_verbose"):
+        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_verbose", "vbinder_traced"):
             row.append(us(r.rtt.get(key, {}).get(size, {}).get("cpu_us")))
         rows.append(row)
     lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "verbose /s",
                     "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs", "vbinder CPU µs",
-                    "verbose CPU µs"], rows)
+                    "verbose CPU µs", "traced CPU µs"], rows)
     lines.append("")
 
     lines += ["## Oneway calls (0 B)", "",

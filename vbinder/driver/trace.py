@@ -651,6 +651,7 @@ def _record_struct(e: Event) -> struct.Struct:
 
 _RAW: Final[list[struct.Struct]] = [_record_struct(e) for e in EVENTS]
 _BY_ID: Final[dict[int, int]] = {e.id: i for i, e in enumerate(EVENTS)}
+_IDS: Final[list[int]] = [e.id for e in EVENTS]
 _COMMON_HEAD: Final = struct.Struct("<HBBi")  # common_type, common_flags, common_preempt_count, common_pid
 _PRINT_HEAD: Final = struct.Struct("<HBBiQ")  # the common fields, ip
 
@@ -660,8 +661,11 @@ def _raw_data(rec: Record) -> bytes:
     if ev == TP_PRINT:
         text = str(args[0]).encode(errors="replace") + b"\n\0"
         return _PRINT_HEAD.pack(PRINT_ID, 0, 0, tid, 0) + text
-    e = EVENTS[ev]
-    return _RAW[ev].pack(e.id, 0, 0, tid, *[_fit(v, f) for v, f in zip(args, e.fields[len(_COMMON):], strict=True)])
+    try:
+        return _RAW[ev].pack(_IDS[ev], 0, 0, tid, *args)
+    except struct.error:  # a value the field holds only truncated, as the kernel's struct would
+        e = EVENTS[ev]
+        return _RAW[ev].pack(e.id, 0, 0, tid, *[_fit(v, f) for v, f in zip(args, e.fields[len(_COMMON):], strict=True)])
 
 
 def _fit(v: object, f: Field) -> object:
@@ -673,31 +677,46 @@ def _fit(v: object, f: Field) -> object:
     return n - (1 << bits) if f.signed and n >> (bits - 1) else n
 
 
+_ROOM: Final = RAW_PAGE - _PAGE_HEADER.size
+
+
 def raw_pages(recs: list[Record]) -> bytes:
     """The records as ring buffer pages (each RAW_PAGE bytes)."""
     out = bytearray()
     page = bytearray()
     page_ts = last = 0
+    pack = _U32.pack
     for rec in recs:
         ns = int(rec[0] * 1e9)
         data = _raw_data(rec)
-        n = (len(data) + 3) & ~3
-        body = data.ljust(n, b"\0")
-        event = (_U32.pack(n // 4) + body) if n <= _SMALL_DATA else (_U32.pack(0) + _U32.pack(n + 4) + body)
-        if not page or len(page) + len(event) + 8 > RAW_PAGE - _PAGE_HEADER.size:
+        n = len(data)
+        if n & 3:
+            data += bytes(4 - (n & 3))
+            n = len(data)
+        size = 4 + n if n <= _SMALL_DATA else 8 + n
+        if not page or len(page) + size + 8 > _ROOM:
             if page:
-                out += _PAGE_HEADER.pack(page_ts, len(page)) + page.ljust(RAW_PAGE - _PAGE_HEADER.size, b"\0")
+                out += _PAGE_HEADER.pack(page_ts, len(page))
+                out += page
+                out += bytes(_ROOM - len(page))
             page = bytearray()
             page_ts = last = ns
-        delta = max(0, ns - last)
+        delta = ns - last if ns > last else 0
         last = ns
         if delta >> 27:
-            page += _U32.pack(_TIME_EXTEND | ((delta & ((1 << 27) - 1)) << 5)) + _U32.pack(delta >> 27)
+            page += pack(_TIME_EXTEND | ((delta & 0x7FFFFFF) << 5))
+            page += pack(delta >> 27)
             delta = 0
-        head = _U32.unpack_from(event)[0]
-        page += _U32.pack(head | (delta << 5)) + event[4:]
+        if n <= _SMALL_DATA:
+            page += pack((n >> 2) | (delta << 5))
+        else:
+            page += pack(delta << 5)
+            page += pack(n + 4)
+        page += data
     if page:
-        out += _PAGE_HEADER.pack(page_ts, len(page)) + page.ljust(RAW_PAGE - _PAGE_HEADER.size, b"\0")
+        out += _PAGE_HEADER.pack(page_ts, len(page))
+        out += page
+        out += bytes(_ROOM - len(page))
     return bytes(out)
 
 
