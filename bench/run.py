@@ -757,7 +757,7 @@ class Run:
         state: dict[str, Any] = {}
 
         def drain(session: Session, stop: threading.Event) -> None:
-            state["pages"] = session.pages(stop.is_set, 0.005)  # as trace record reads them
+            state["pages"] = session.pages(stop.is_set)  # as trace record reads them
 
         def enter() -> None:
             session = Session(str(self.mount), "bench", PERFETTO_EVENTS)
