@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..abi import MMAP_MAX_USED, PAGE_SIZE
 from .errors import BinderError
+from .fmt import size_t, zd
 from .log import AllocDebug, Log
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from .transaction import Transaction
 
 PAGE_MASK: Final = ~(PAGE_SIZE - 1)
-_U64: Final = (1 << 64) - 1
 _PTR: Final = 8  # sizeof(void *)
 
 # binder_alloc.c's debug_mask bits as plain ints: IntFlag's ``&`` is slow on the hot path.
@@ -43,26 +43,14 @@ PAGE_ACTIVE: Final = 1  # installed, not on the lru
 PAGE_LRU: Final = 2  # installed, on binder_alloc_lru
 
 
-def _size_t(x: int) -> int:
-    """``x`` as a size_t (wraps at 2**64). Only values outside [0, 2**64) meet the 64-bit mask,
-    which compiled code can apply only to a boxed int: the usual sizes stay native."""
-    return x & _U64 if x < 0 or x >> 64 else x
-
-
 def _align(x: int) -> int:
     """ALIGN(x, sizeof(void *)) in size_t arithmetic (wraps at 2**64)."""
-    return _size_t((x + _PTR - 1) & ~(_PTR - 1))
+    return size_t((x + _PTR - 1) & ~(_PTR - 1))
 
 
 def _page_align(x: int) -> int:
     """PAGE_ALIGN(x)."""
     return (x + PAGE_SIZE - 1) & PAGE_MASK
-
-
-def _zd(x: int) -> int:
-    """A size_t as ``%zd`` prints it (signed)."""
-    x = _size_t(x)
-    return x - (1 << 64) if x >> 63 else x
 
 
 class Buffer:
@@ -540,16 +528,16 @@ class Alloc:
         if not self._vma:
             log.alloc_debug(USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
             raise BinderError(errno.ESRCH, "no vma")
-        data_offsets_size = _size_t(_align(data_size) + _align(offsets_size))
+        data_offsets_size = size_t(_align(data_size) + _align(offsets_size))
         if data_offsets_size < data_size or data_offsets_size < offsets_size:
             log.alloc_debug(BUFFER_ALLOC, "%d: got transaction with invalid size %d-%d",
-                            self.pid, _zd(data_size), _zd(offsets_size))
+                            self.pid, zd(data_size), zd(offsets_size))
             raise BinderError(errno.EINVAL, "invalid size")
-        size = _size_t(data_offsets_size + _align(extra_buffers_size))
+        size = size_t(data_offsets_size + _align(extra_buffers_size))
         if size < data_offsets_size or size < extra_buffers_size:
             log.alloc_debug(BUFFER_ALLOC,
                             "%d: got transaction with invalid extra_buffers_size %d",
-                            self.pid, _zd(extra_buffers_size))
+                            self.pid, zd(extra_buffers_size))
             raise BinderError(errno.EINVAL, "invalid extra_buffers_size")
         # Pad 0-size buffers so they get assigned unique addresses.
         size = max(size, _PTR)
