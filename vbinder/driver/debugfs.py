@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .fmt import U64_MASK, d32, pk, pk_obj, u32, zd
+from .fmt import U64_MASK, d32, pk, pk_obj, zd
 from .stats import Stats
 from .work import WorkType
 
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from .node import Node, Ref
     from .process import Proc
     from .thread import Thread
-    from .transaction import LogEntry, Transaction, TransactionLog
-    from .work import Work
+    from .transaction import LogEntry, TransactionLog
 
 __all__ = [
     "pk", "proc_pids", "render_all", "render_failed_transaction_log",
@@ -55,50 +54,6 @@ BINDER_OBJSTAT_STRINGS = ("proc", "thread", "node", "ref", "death", "transaction
 # -- the print functions of binder.c ------------------------------------------------------------
 
 
-def _print_transaction(out: list[str], proc: Proc | None, prefix: str, t: Transaction) -> None:
-    """print_binder_transaction_ilocked."""
-    buffer = t.buffer
-    to_proc = t.to_proc
-    frm = t.from_
-    to_thread = t.to_thread
-    line = (f"{prefix} {t.debug_id}: {pk_obj(t)} from {frm.proc.pid if frm else 0}:{frm.pid if frm else 0}"
-            f" to {to_proc.pid if to_proc else 0}:{to_thread.pid if to_thread else 0}"
-            f" code {u32(t.code):x} flags {u32(t.flags):x} pri {t.priority} r{int(t.need_reply)}")
-    if proc is not to_proc:
-        # Can only safely deref buffer if we are holding the correct proc inner lock.
-        out.append(line + "\n")
-        return
-    if buffer is None:
-        out.append(line + " buffer free\n")
-        return
-    node = buffer.target_node
-    if node is not None:
-        line += f" node {node.debug_id}"
-    out.append(f"{line} size {zd(buffer.data_size)}:{zd(buffer.offsets_size)} data {pk(buffer.user_data)}\n")
-
-
-def _print_work(out: list[str], proc: Proc | None, prefix: str, transaction_prefix: str, w: Work) -> None:
-    """print_binder_work_ilocked (TRANSACTION_ONEWAY_SPAM_SUSPECT is not in 6.1's switch)."""
-    wt = w.type
-    if wt == WorkType.TRANSACTION:
-        _print_transaction(out, proc, transaction_prefix, w)  # type: ignore[arg-type]
-    elif wt == WorkType.RETURN_ERROR:
-        out.append(f"{prefix}transaction error: {u32(w.cmd)}\n")  # type: ignore[attr-defined]
-    elif wt == WorkType.TRANSACTION_COMPLETE:
-        out.append(f"{prefix}transaction complete\n")
-    elif wt == WorkType.NODE:
-        node: Node = w.node  # type: ignore[attr-defined]
-        out.append(f"{prefix}node work {node.debug_id}: u{node.ptr & U64_MASK:016x} c{node.cookie & U64_MASK:016x}\n")
-    elif wt == WorkType.DEAD_BINDER:
-        out.append(f"{prefix}has dead binder\n")
-    elif wt == WorkType.DEAD_BINDER_AND_CLEAR:
-        out.append(f"{prefix}has cleared dead binder\n")
-    elif wt == WorkType.CLEAR_DEATH_NOTIFICATION:
-        out.append(f"{prefix}has cleared death notification\n")
-    else:
-        out.append(f"{prefix}unknown work: type {int(wt)}\n")
-
-
 def _print_thread(out: list[str], thread: Thread, print_always: bool) -> None:
     """print_binder_thread_ilocked."""
     start_pos = len(out)
@@ -109,16 +64,16 @@ def _print_thread(out: list[str], thread: Thread, print_always: bool) -> None:
     t = thread.transaction_stack
     while t is not None:
         if t.from_ is thread:
-            _print_transaction(out, proc, "    outgoing transaction", t)
+            t.print_transaction(out, proc, "    outgoing transaction")
             t = t.from_parent
         elif t.to_thread is thread:
-            _print_transaction(out, proc, "    incoming transaction", t)
+            t.print_transaction(out, proc, "    incoming transaction")
             t = t.to_parent
         else:
-            _print_transaction(out, proc, "    bad transaction", t)
+            t.print_transaction(out, proc, "    bad transaction")
             t = None
     for w in thread.todo:
-        _print_work(out, proc, "    ", "    pending transaction", w)
+        w.debug_print(out, proc, "    ", "    pending transaction")
     if not print_always and len(out) == header_pos:
         del out[start_pos:]
 
@@ -136,7 +91,7 @@ def _print_node(out: list[str], node: Node) -> None:
     out.append(line + "\n")
     if node.proc is not None:
         for w in node.async_todo:
-            _print_work(out, node.proc, "    ", "    pending async transaction", w)
+            w.debug_print(out, node.proc, "    ", "    pending async transaction")
 
 
 def _print_ref(out: list[str], ref: Ref) -> None:
@@ -178,7 +133,7 @@ def _print_proc(out: list[str], proc: Proc, print_all: bool) -> None:
             _print_ref(out, ref)
     _print_allocated(out, proc.alloc)
     for w in proc.todo:
-        _print_work(out, proc, "  ", "  pending transaction", w)
+        w.debug_print(out, proc, "  ", "  pending transaction")
     if proc.delivered_death:
         out.append("  has delivered dead binder\n")
     if not print_all and len(out) == header_pos:

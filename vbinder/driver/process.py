@@ -34,22 +34,10 @@ from ..uapi import (
     BC_REQUEST_DEATH_NOTIFICATION,
     BC_TRANSACTION,
     BC_TRANSACTION_SG,
-    BR_ACQUIRE,
-    BR_CLEAR_DEATH_NOTIFICATION_DONE,
-    BR_DEAD_BINDER,
     BR_DEAD_REPLY,
-    BR_DECREFS,
-    BR_INCREFS,
     BR_NOOP,
     BR_OK,
-    BR_ONEWAY_SPAM_SUSPECT,
-    BR_RELEASE,
-    BR_REPLY,
     BR_SPAWN_LOOPER,
-    BR_TRANSACTION,
-    BR_TRANSACTION_COMPLETE,
-    BR_TRANSACTION_SEC_CTX,
-    TF_ONE_WAY,
     ioc_nr,
 )
 from .alloc import Alloc
@@ -68,14 +56,11 @@ from .node import (
 from .stats import Obj, Stats
 from .thread import Looper, Thread
 from .transaction import (
-    Transaction,
-    cleanup_transaction,
     free_buf,
-    free_transaction,
     send_failed_reply,
     transaction,
 )
-from .work import Death, ReturnError, Work, WorkList, WorkType, dequeue
+from .work import Death, Work, WorkList, WorkType, dequeue
 
 if TYPE_CHECKING:
     from .binder import Driver
@@ -490,7 +475,6 @@ class Proc:
     def _read_work(self, thread: Thread, buffer: int, size: int, consumed: int, out: bytearray,
                    wait_for_proc_work: bool, segments: list[tuple[int, bytes]]) -> bool | None:
         """The work loop of binder_thread_read; None means "goto retry"."""
-        log = self.log
         start = consumed
         while True:
             if thread.todo:
@@ -507,143 +491,15 @@ class Proc:
             assert w is not None
             if not thread.todo:
                 thread.process_todo = False
-            wt = w.type
-            if wt == WorkType.TRANSACTION:
-                assert isinstance(w, Transaction)
-                if self._deliver_transaction(thread, w, out, segments):
-                    return True
-                continue
-            if wt == WorkType.RETURN_ERROR:
-                assert isinstance(w, ReturnError)
-                cmd = w.cmd
-                out += U32.pack(cmd)
-                w.cmd = BR_OK
-                self.stat_br(thread, cmd)
-            elif wt in (WorkType.TRANSACTION_COMPLETE, WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT):
-                if self.oneway_spam_detection_enabled and wt == WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT:
-                    cmd = BR_ONEWAY_SPAM_SUSPECT
-                else:
-                    cmd = BR_TRANSACTION_COMPLETE
-                self.driver.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
-                out += U32.pack(cmd)
-                self.stat_br(thread, cmd)
-                if log.debug_mask & Debug.TRANSACTION_COMPLETE:
-                    log.debug(Debug.TRANSACTION_COMPLETE, "%d:%d BR_TRANSACTION_COMPLETE", self.pid, thread.pid)
-            elif wt == WorkType.NODE:
-                self._node_work(thread, w.node, out)  # type: ignore[attr-defined]
-            elif wt in (WorkType.DEAD_BINDER, WorkType.DEAD_BINDER_AND_CLEAR,
-                        WorkType.CLEAR_DEATH_NOTIFICATION):
-                assert isinstance(w, Death)
-                cmd = BR_CLEAR_DEATH_NOTIFICATION_DONE if wt == WorkType.CLEAR_DEATH_NOTIFICATION else BR_DEAD_BINDER
-                log.debug(Debug.DEATH_NOTIFICATION, "%d:%d %s %016x", self.pid, thread.pid,
-                          "BR_DEAD_BINDER" if cmd == BR_DEAD_BINDER else "BR_CLEAR_DEATH_NOTIFICATION_DONE",
-                          w.cookie)
-                if wt == WorkType.CLEAR_DEATH_NOTIFICATION:
-                    self.driver.stats.obj_deleted[Obj.DEATH] += 1
-                else:
-                    self.delivered_death.enqueue(w)
-                out += U32.pack(cmd) + uapi.U64.pack(w.cookie)
-                self.stat_br(thread, cmd)
-                if cmd == BR_DEAD_BINDER:
-                    return True  # DEAD_BINDER notifications can cause transactions
-            else:
-                log.err("%d:%d: bad work type %d", self.pid, thread.pid, wt)
-
-    def _node_work(self, thread: Thread, node: Node, out: bytearray) -> None:
-        """BINDER_WORK_NODE: tell the owner about changes of the node's strong/weak state."""
-        log = self.log
-        strong = bool(node.internal_strong_refs or node.local_strong_refs)
-        weak = bool(node.refs or node.local_weak_refs or node.tmp_refs or strong)
-        has_strong, has_weak = node.has_strong_ref, node.has_weak_ref
-        if weak and not has_weak:
-            node.has_weak_ref = node.pending_weak_ref = True
-            node.local_weak_refs += 1
-        if strong and not has_strong:
-            node.has_strong_ref = node.pending_strong_ref = True
-            node.local_strong_refs += 1
-        if not strong and has_strong:
-            node.has_strong_ref = False
-        if not weak and has_weak:
-            node.has_weak_ref = False
-        if not weak and not strong:
-            log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x deleted", self.pid, thread.pid,
-                      node.debug_id, node.ptr, node.cookie)
-            del self.nodes[node.ptr]
-            free_node(node)
-        before = len(out)
-        for cond, cmd, name in ((weak and not has_weak, BR_INCREFS, "BR_INCREFS"),
-                                (strong and not has_strong, BR_ACQUIRE, "BR_ACQUIRE"),
-                                (not strong and has_strong, BR_RELEASE, "BR_RELEASE"),
-                                (not weak and has_weak, BR_DECREFS, "BR_DECREFS")):
-            if cond:
-                out += U32.pack(cmd) + uapi.PTR_COOKIE.pack(node.ptr, node.cookie)
-                self.stat_br(thread, cmd)
-                log.debug(Debug.USER_REFS, "%d:%d %s %d u%016x c%016x", self.pid, thread.pid, name,
-                          node.debug_id, node.ptr, node.cookie)
-        if len(out) == before:
-            log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x state unchanged", self.pid,
-                      thread.pid, node.debug_id, node.ptr, node.cookie)
-
-    def _deliver_transaction(self, thread: Thread, t: Transaction, out: bytearray,
-                             segments: list[tuple[int, bytes]]) -> bool:
-        """The BINDER_WORK_TRANSACTION case: write BR_TRANSACTION/BR_REPLY (True when written)."""
-        buf = t.buffer
-        assert buf is not None
-        node = buf.target_node
-        if node is not None:
-            target_ptr, cookie, cmd = node.ptr, node.cookie, BR_TRANSACTION
-        else:
-            target_ptr, cookie, cmd = 0, 0, BR_REPLY
-        t_from = t.from_
-        sender_pid = t_from.proc.pid if t_from is not None else 0
-        data_ptr = buf.user_data
-        offsets_ptr = data_ptr + ((buf.data_size + 7) & ~7)
-        trd = TR.pack(target_ptr, cookie, t.code, t.flags, sender_pid, t.sender_euid,
-                      buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
-        if t.security_ctx:
-            cmd = BR_TRANSACTION_SEC_CTX
-            trd += uapi.U64.pack(t.security_ctx)
-        out += U32.pack(cmd) + trd
-        self.stat_br(thread, cmd)
-        if self.log.debug_mask & Debug.TRANSACTION:
-            self.log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
-                           self.pid, thread.pid,
-                           "BR_TRANSACTION" if cmd == BR_TRANSACTION else
-                           "BR_TRANSACTION_SEC_CTX" if cmd == BR_TRANSACTION_SEC_CTX else "BR_REPLY",
-                           t.debug_id, t_from.proc.pid if t_from else 0, t_from.pid if t_from else 0, cmd,
-                           buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
-        buf.allow_user_free = True
-        segments.append((buf.user_data, bytes(buf.data)))
-        if cmd != BR_REPLY and not (t.flags & TF_ONE_WAY):
-            t.to_parent = thread.transaction_stack
-            t.to_thread = thread
-            thread.transaction_stack = t
-        else:
-            free_transaction(t)
-        return True
+            if w.deliver(thread, out, segments):
+                return True
 
     # -- teardown --------------------------------------------------------------------------------
 
     def release_work(self, lst: WorkList) -> None:
         """binder_release_work."""
-        log = self.log
         while (w := lst.pop()) is not None:
-            wt = w.type
-            if wt == WorkType.TRANSACTION:
-                assert isinstance(w, Transaction)
-                cleanup_transaction(w, "process died.", BR_DEAD_REPLY)
-            elif wt == WorkType.RETURN_ERROR:
-                log.debug(Debug.DEAD_TRANSACTION, "undelivered TRANSACTION_ERROR: %u", w.cmd)  # type: ignore[attr-defined]
-            elif wt in (WorkType.TRANSACTION_COMPLETE, WorkType.TRANSACTION_ONEWAY_SPAM_SUSPECT):
-                log.debug(Debug.DEAD_TRANSACTION, "undelivered TRANSACTION_COMPLETE")
-                self.driver.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
-            elif wt in (WorkType.DEAD_BINDER_AND_CLEAR, WorkType.CLEAR_DEATH_NOTIFICATION):
-                log.debug(Debug.DEAD_TRANSACTION, "undelivered death notification, %016x", w.cookie)  # type: ignore[attr-defined]
-                self.driver.stats.obj_deleted[Obj.DEATH] += 1
-            elif wt == WorkType.NODE:
-                pass
-            else:
-                log.err("unexpected work type, %d, not freed", wt)
+            w.cancel(self)
 
     def thread_release(self, thread: Thread) -> int:
         """binder_thread_release: a thread exits; returns its active transactions."""

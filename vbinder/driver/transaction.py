@@ -20,12 +20,16 @@ from ..uapi import (
     BR_FAILED_REPLY,
     BR_FROZEN_REPLY,
     BR_OK,
+    BR_REPLY,
+    BR_TRANSACTION,
     BR_TRANSACTION_COMPLETE,
+    BR_TRANSACTION_SEC_CTX,
     TF_CLEAR_BUF,
     TF_ONE_WAY,
 )
 from .alloc import Buffer
 from .errors import BinderError
+from .fmt import pk, pk_obj, u32, zd
 from .log import Debug
 from .node import (
     dec_node,
@@ -38,7 +42,7 @@ from .node import (
     update_ref_for_handle,
 )
 from .stats import Obj
-from .work import Work, WorkType, dequeue
+from .work import TransactionComplete, Work, WorkType, dequeue
 
 if TYPE_CHECKING:
     from .binder import Driver
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
 
 TR: Final = uapi.TRANSACTION_DATA
 FBO: Final = uapi.FLAT_BINDER_OBJECT
+U32: Final = uapi.U32
+U64: Final = uapi.U64
 _OBJECT_SIZES = {
     uapi.BINDER_TYPE_BINDER: 24, uapi.BINDER_TYPE_WEAK_BINDER: 24,
     uapi.BINDER_TYPE_HANDLE: 24, uapi.BINDER_TYPE_WEAK_HANDLE: 24,
@@ -89,6 +95,73 @@ class Transaction(Work):
         self.sender_euid = 0
         self.start_time = 0.0
         self.security_ctx = 0
+
+    def deliver(self, thread: Thread, out: bytearray, segments: list[tuple[int, bytes]]) -> bool:
+        """The BINDER_WORK_TRANSACTION case: BR_TRANSACTION (or _SEC_CTX) or BR_REPLY, and the
+        buffer's bytes at its address in the reader's mapped area."""
+        proc = thread.proc
+        buf = self.buffer
+        assert buf is not None
+        node = buf.target_node
+        if node is not None:
+            target_ptr, cookie, cmd = node.ptr, node.cookie, BR_TRANSACTION
+        else:
+            target_ptr, cookie, cmd = 0, 0, BR_REPLY
+        t_from = self.from_
+        sender_pid = t_from.proc.pid if t_from is not None else 0
+        data_ptr = buf.user_data
+        offsets_ptr = data_ptr + ((buf.data_size + 7) & ~7)
+        trd = TR.pack(target_ptr, cookie, self.code, self.flags, sender_pid, self.sender_euid,
+                      buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
+        if self.security_ctx:
+            cmd = BR_TRANSACTION_SEC_CTX
+            trd += U64.pack(self.security_ctx)
+        out += U32.pack(cmd) + trd
+        proc.stat_br(thread, cmd)
+        log = proc.log
+        if log.debug_mask & Debug.TRANSACTION:
+            log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
+                      proc.pid, thread.pid,
+                      "BR_TRANSACTION" if cmd == BR_TRANSACTION else
+                      "BR_TRANSACTION_SEC_CTX" if cmd == BR_TRANSACTION_SEC_CTX else "BR_REPLY",
+                      self.debug_id, t_from.proc.pid if t_from else 0, t_from.pid if t_from else 0, cmd,
+                      buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
+        buf.allow_user_free = True
+        segments.append((buf.user_data, bytes(buf.data)))
+        if cmd != BR_REPLY and not (self.flags & TF_ONE_WAY):
+            self.to_parent = thread.transaction_stack
+            self.to_thread = thread
+            thread.transaction_stack = self
+        else:
+            free_transaction(self)
+        return True
+
+    def cancel(self, proc: Proc) -> None:
+        cleanup_transaction(self, "process died.", BR_DEAD_REPLY)
+
+    def debug_print(self, out: list[str], proc: Proc | None, prefix: str, transaction_prefix: str) -> None:
+        self.print_transaction(out, proc, transaction_prefix)
+
+    def print_transaction(self, out: list[str], proc: Proc | None, prefix: str) -> None:
+        """print_binder_transaction_ilocked (``proc``: whose lists are printed)."""
+        buffer = self.buffer
+        to_proc = self.to_proc
+        frm = self.from_
+        to_thread = self.to_thread
+        line = (f"{prefix} {self.debug_id}: {pk_obj(self)} from {frm.proc.pid if frm else 0}:{frm.pid if frm else 0}"
+                f" to {to_proc.pid if to_proc else 0}:{to_thread.pid if to_thread else 0}"
+                f" code {u32(self.code):x} flags {u32(self.flags):x} pri {self.priority} r{int(self.need_reply)}")
+        if proc is not to_proc:
+            # Can only safely deref buffer if we are holding the correct proc inner lock.
+            out.append(line + "\n")
+            return
+        if buffer is None:
+            out.append(line + " buffer free\n")
+            return
+        node = buffer.target_node
+        if node is not None:
+            line += f" node {node.debug_id}"
+        out.append(f"{line} size {zd(buffer.data_size)}:{zd(buffer.offsets_size)} data {pk(buffer.user_data)}\n")
 
 
 class LogEntry:
@@ -462,7 +535,7 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
     target_node: Node | None = None
     in_reply_to: Transaction | None = None
     t: Transaction | None = None
-    tcomplete: Work | None = None
+    tcomplete: TransactionComplete | None = None
     buffer_offset = 0
     stage = "before_t"  # how far we got: which cleanup the error path needs
 
@@ -606,7 +679,7 @@ def transaction(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool, ex
 
     t = Transaction(d, t_debug_id)
     d.stats.obj_created[Obj.TRANSACTION] += 1
-    tcomplete = Work(WorkType.TRANSACTION_COMPLETE)
+    tcomplete = TransactionComplete()
     d.stats.obj_created[Obj.TRANSACTION_COMPLETE] += 1
     stage = "t"
     if log.debug_mask & Debug.TRANSACTION:
