@@ -16,8 +16,10 @@ from ..uapi import BR_OK
 from .errors import BinderError, Waiter, WouldBlock
 from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
-from .process import BLOCKED, Proc
+from .process import Proc
+from .read import BLOCKED, thread_read
 from .thread import Looper, Thread
+from .write import thread_write
 
 WR: Final = uapi.WRITE_READ
 # The vma flags and page protection 6.1's binder_mmap and binder_vma_close print
@@ -195,7 +197,7 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
         proc.log.debug(Debug.READ_WRITE, "%d:%d write %d at %016x, read %d at %016x",
                        proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
     if write_size > 0:
-        ret, bwr[1] = proc.thread_write(thread, write_buffer, write_size, bwr[1], mem)
+        ret, bwr[1] = thread_write(proc, thread, write_buffer, write_size, bwr[1], mem)
         if ret < 0:
             bwr[4] = 0
             return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, ret, WR.pack(*bwr))
@@ -218,12 +220,12 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
         return _freeze_wait(proc, pending)
     thread = pending.thread
     bwr = pending.bwr
-    proc.stop_waiting(thread)
+    thread.stop_waiting()
     if thread.is_dead or thread.proc is not proc:
         # BINDER_THREAD_EXIT ran meanwhile (by another thread sharing the tid): a fresh thread reads.
         thread = pending.thread = proc.get_thread(thread.pid)
     segments: list[tuple[int, bytes]] = []
-    ret, bwr[4] = proc.thread_read(thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
+    ret, bwr[4] = thread_read(proc, thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
     if ret == BLOCKED:
         assert thread.waiter is not None
         return WouldBlock(thread.waiter)
@@ -238,7 +240,7 @@ def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:
     """The waiting read was interrupted: the thread leaves the waiting threads; the read stays."""
     if not isinstance(pending, Pending):
         return
-    proc.stop_waiting(pending.thread)
+    pending.thread.stop_waiting()
     if proc.todo:
         proc.wakeup_proc()
 

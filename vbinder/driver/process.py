@@ -1,101 +1,31 @@
-"""struct binder_proc: one per open device file, with the write and read loops (6.1).
+"""struct binder_proc: one per open device file: its threads, nodes, refs, todo and allocator,
+how work finds a thread, and the teardown of a thread or of the whole proc (6.1).
 
-``thread_write`` runs the BC commands of a write buffer; ``thread_read`` fills a read buffer with
-BR commands, returning :data:`BLOCKED` where the kernel's reader would sleep (nothing is taken
-off any queue before that, so the read can simply run again when woken).
+The BC commands of a write buffer are :mod:`.write`'s, the BR commands of a read :mod:`.read`'s.
 """
 
 from __future__ import annotations
 
-import errno
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from .. import uapi
-from ..abi import UserMemory
-from ..uapi import (
-    BC_ACQUIRE,
-    BC_ACQUIRE_DONE,
-    BC_ACQUIRE_RESULT,
-    BC_ATTEMPT_ACQUIRE,
-    BC_CLEAR_DEATH_NOTIFICATION,
-    BC_DEAD_BINDER_DONE,
-    BC_DECREFS,
-    BC_ENTER_LOOPER,
-    BC_EXIT_LOOPER,
-    BC_FREE_BUFFER,
-    BC_INCREFS,
-    BC_INCREFS_DONE,
-    BC_REGISTER_LOOPER,
-    BC_RELEASE,
-    BC_REPLY,
-    BC_REPLY_SG,
-    BC_REQUEST_DEATH_NOTIFICATION,
-    BC_TRANSACTION,
-    BC_TRANSACTION_SG,
-    BR_DEAD_REPLY,
-    BR_NOOP,
-    BR_OK,
-    BR_SPAWN_LOOPER,
-    ioc_nr,
-)
+from ..uapi import BR_DEAD_REPLY, ioc_nr
 from .alloc import Alloc
-from .errors import BinderError, Waiter
+from .errors import Waiter
 from .log import Debug, Log
-from .node import (
-    cleanup_ref,
-    dec_node_nilocked,
-    dec_node_tmpref,
-    free_node,
-    get_node,
-    get_ref,
-    inc_ref_for_node,
-    update_ref_for_handle,
-)
+from .node import cleanup_ref, dec_node_tmpref, free_node
 from .stats import Obj, Stats
 from .thread import Looper, Thread
-from .transaction import (
-    free_buf,
-    send_failed_reply,
-    transaction,
-)
-from .work import Death, Work, WorkList, WorkType, dequeue
+from .transaction import send_failed_reply
+from .work import WorkList, WorkType, dequeue
 
 if TYPE_CHECKING:
     from .binder import Driver
     from .context import Context
     from .node import Node, Ref
 
-U32: Final = uapi.U32
-TR: Final = uapi.TRANSACTION_DATA
-_TR_SIZE: Final = TR.size
-_MIN_READ_SPACE: Final = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
-TASK_SIZE: Final = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
-BLOCKED: Final = 1  # thread_read's ret where the kernel's reader would sleep (never a kernel return)
 TID_RECHECK_INTERVAL: Final = 1.0  # seconds a tid may be idle before its task's start time is checked again
-_REFCOUNT_NAMES = {BC_INCREFS: "IncRefs", BC_ACQUIRE: "Acquire", BC_RELEASE: "Release", BC_DECREFS: "DecRefs"}
-
-
-class _WriteBuffer:
-    """The write buffer of a BINDER_WRITE_READ, as binder_thread_write's get_user/copy_from_user see it."""
-
-    __slots__ = ("data", "mem", "buffer", "size")
-
-    def __init__(self, mem: UserMemory, buffer: int, size: int) -> None:
-        self.data = mem.read(buffer, size)  # None: read piece by piece, faulting where get_user would
-        self.mem = mem
-        self.buffer = buffer
-        self.size = size
-
-    def get(self, ptr: int, n: int) -> bytes | None:
-        """``n`` bytes at offset ``ptr``, or None (EFAULT) past the end or outside user memory."""
-        if ptr + n > self.size:
-            return None
-        data = self.data
-        if data is not None:
-            return data[ptr:ptr + n]
-        return self.mem.read(self.buffer + ptr, n)
 
 
 class Proc:
@@ -180,14 +110,6 @@ class Proc:
         """binder_wakeup_proc_ilocked."""
         self.wakeup_thread(self.select_thread())
 
-    def stop_waiting(self, thread: Thread) -> None:
-        """A waiting read ends (woken, interrupted or cancelled): list_del_init(waiting_thread_node)."""
-        if thread.waiting:
-            self.waiting_threads.remove(thread)
-            thread.waiting = False
-        thread.waiter = None
-        thread.looper &= ~Looper.WAITING
-
     def wake_freeze_waiters(self) -> None:
         """wake_up_interruptible_all(&proc->freeze_wait)."""
         waiters, self.freeze_waiters = self.freeze_waiters, []
@@ -206,294 +128,6 @@ class Proc:
             self.stats.br[nr] += 1
             thread.stats.br[nr] += 1
 
-    # -- write -----------------------------------------------------------------------------------
-
-    def thread_write(self, thread: Thread, buffer: int, size: int, consumed: int,
-                     mem: UserMemory) -> tuple[int, int]:
-        """binder_thread_write: (ret, consumed)."""
-        src = _WriteBuffer(mem, buffer, size)
-        ptr = consumed
-        end = size
-        log = self.log
-        d = self.driver
-
-        while ptr < end and thread.return_error.cmd == BR_OK:
-            consumed = ptr  # *consumed: where the last whole command ended
-            raw = src.get(ptr, 4)
-            if raw is None:
-                return -errno.EFAULT, consumed
-            cmd = int.from_bytes(raw, "little")
-            ptr += 4
-            nr = ioc_nr(cmd)
-            if nr < len(self.stats.bc):
-                d.stats.bc[nr] += 1
-                self.stats.bc[nr] += 1
-                thread.stats.bc[nr] += 1
-            if cmd in (BC_INCREFS, BC_ACQUIRE, BC_RELEASE, BC_DECREFS):
-                raw = src.get(ptr, 4)
-                if raw is None:
-                    return -errno.EFAULT, consumed
-                target = int.from_bytes(raw, "little")
-                ptr += 4
-                strong = cmd in (BC_ACQUIRE, BC_RELEASE)
-                increment = cmd in (BC_INCREFS, BC_ACQUIRE)
-                ret = -1
-                ref: Ref | None = None
-                if increment and not target:
-                    mgr = self.context.mgr_node
-                    if mgr is not None:
-                        if mgr.proc is self:
-                            log.user_error("%d:%d context manager tried to acquire desc 0",
-                                           self.pid, thread.pid)
-                            return -errno.EINVAL, consumed
-                        ret, ref = inc_ref_for_node(self, mgr, strong, None)
-                if ret:
-                    ret, ref = update_ref_for_handle(self, target, increment, strong)
-                if not ret and ref is not None and ref.desc != target:
-                    log.user_error("%d:%d tried to acquire reference to desc %d, got %d instead",
-                                   self.pid, thread.pid, target, ref.desc)
-                name = _REFCOUNT_NAMES[cmd]
-                if ret:
-                    log.user_error("%d:%d %s %d refcount change on invalid ref %d ret %d",
-                                   self.pid, thread.pid, name, int(strong), target, ret)
-                elif ref is not None:
-                    log.debug(Debug.USER_REFS, "%d:%d %s ref %d desc %d s %d w %d", self.pid, thread.pid,
-                              name, ref.debug_id, ref.desc, ref.strong, ref.weak)
-            elif cmd in (BC_INCREFS_DONE, BC_ACQUIRE_DONE):
-                raw = src.get(ptr, 16)
-                if raw is None:
-                    return -errno.EFAULT, consumed
-                node_ptr, cookie = uapi.PTR_COOKIE.unpack(raw)
-                ptr += 16
-                name = "BC_INCREFS_DONE" if cmd == BC_INCREFS_DONE else "BC_ACQUIRE_DONE"
-                node = get_node(self, node_ptr)
-                if node is None:
-                    log.user_error("%d:%d %s u%016x no match", self.pid, thread.pid, name, node_ptr)
-                    continue
-                if cookie != node.cookie:
-                    log.user_error("%d:%d %s u%016x node %d cookie mismatch %016x != %016x", self.pid,
-                                   thread.pid, name, node_ptr, node.debug_id, cookie, node.cookie)
-                    dec_node_tmpref(node)
-                    continue
-                if cmd == BC_ACQUIRE_DONE:
-                    if not node.pending_strong_ref:
-                        log.user_error("%d:%d BC_ACQUIRE_DONE node %d has no pending acquire request",
-                                       self.pid, thread.pid, node.debug_id)
-                        dec_node_tmpref(node)
-                        continue
-                    node.pending_strong_ref = False
-                else:
-                    if not node.pending_weak_ref:
-                        log.user_error("%d:%d BC_INCREFS_DONE node %d has no pending increfs request",
-                                       self.pid, thread.pid, node.debug_id)
-                        dec_node_tmpref(node)
-                        continue
-                    node.pending_weak_ref = False
-                dec_node_nilocked(node, cmd == BC_ACQUIRE_DONE, False)
-                log.debug(Debug.USER_REFS, "%d:%d %s node %d ls %d lw %d tr %d", self.pid, thread.pid, name,
-                          node.debug_id, node.local_strong_refs, node.local_weak_refs, node.tmp_refs)
-                dec_node_tmpref(node)
-            elif cmd == BC_ATTEMPT_ACQUIRE:
-                log.err("BC_ATTEMPT_ACQUIRE not supported")
-                return -errno.EINVAL, consumed
-            elif cmd == BC_ACQUIRE_RESULT:
-                log.err("BC_ACQUIRE_RESULT not supported")
-                return -errno.EINVAL, consumed
-            elif cmd == BC_FREE_BUFFER:
-                raw = src.get(ptr, 8)
-                if raw is None:
-                    return -errno.EFAULT, consumed
-                data_ptr = int.from_bytes(raw, "little")
-                ptr += 8
-                try:
-                    buf = self.alloc.prepare_to_free(data_ptr)
-                except BinderError:
-                    log.user_error("%d:%d BC_FREE_BUFFER u%016x matched unreturned or currently freeing buffer",
-                                   self.pid, thread.pid, data_ptr)
-                    continue
-                if buf is None:
-                    log.user_error("%d:%d BC_FREE_BUFFER u%016x no match", self.pid, thread.pid, data_ptr)
-                    continue
-                if log.debug_mask & Debug.FREE_BUFFER:
-                    log.debug(Debug.FREE_BUFFER, "%d:%d BC_FREE_BUFFER u%016x found buffer %d for %s transaction",
-                              self.pid, thread.pid, data_ptr, buf.debug_id,
-                              "active" if buf.transaction is not None else "finished")
-                free_buf(self, buf)
-            elif cmd in (BC_TRANSACTION_SG, BC_REPLY_SG, BC_TRANSACTION, BC_REPLY):
-                sg = cmd in (BC_TRANSACTION_SG, BC_REPLY_SG)
-                n = _TR_SIZE + 8 if sg else _TR_SIZE
-                raw = src.get(ptr, n)
-                if raw is None:
-                    return -errno.EFAULT, consumed
-                ptr += n
-                extra = int.from_bytes(raw[_TR_SIZE:], "little") if sg else 0
-                transaction(self, thread, TR.unpack_from(raw), cmd in (BC_REPLY, BC_REPLY_SG), extra, mem)
-            elif cmd == BC_REGISTER_LOOPER:
-                log.debug(Debug.THREADS, "%d:%d BC_REGISTER_LOOPER", self.pid, thread.pid)
-                if thread.looper & Looper.ENTERED:
-                    thread.looper |= Looper.INVALID
-                    log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called after BC_ENTER_LOOPER",
-                                   self.pid, thread.pid)
-                elif self.requested_threads == 0:
-                    thread.looper |= Looper.INVALID
-                    log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called without request",
-                                   self.pid, thread.pid)
-                else:
-                    self.requested_threads -= 1
-                    self.requested_threads_started += 1
-                thread.looper |= Looper.REGISTERED
-            elif cmd == BC_ENTER_LOOPER:
-                log.debug(Debug.THREADS, "%d:%d BC_ENTER_LOOPER", self.pid, thread.pid)
-                if thread.looper & Looper.REGISTERED:
-                    thread.looper |= Looper.INVALID
-                    log.user_error("%d:%d ERROR: BC_ENTER_LOOPER called after BC_REGISTER_LOOPER",
-                                   self.pid, thread.pid)
-                thread.looper |= Looper.ENTERED
-            elif cmd == BC_EXIT_LOOPER:
-                log.debug(Debug.THREADS, "%d:%d BC_EXIT_LOOPER", self.pid, thread.pid)
-                thread.looper |= Looper.EXITED
-            elif cmd in (BC_REQUEST_DEATH_NOTIFICATION, BC_CLEAR_DEATH_NOTIFICATION):
-                raw = src.get(ptr, 12)
-                if raw is None:
-                    return -errno.EFAULT, consumed
-                target, cookie = uapi.HANDLE_COOKIE.unpack(raw)
-                ptr += 12
-                self._death_notification(thread, cmd, target, cookie)
-            elif cmd == BC_DEAD_BINDER_DONE:
-                raw = src.get(ptr, 8)
-                if raw is None:
-                    return -errno.EFAULT, consumed
-                cookie = int.from_bytes(raw, "little")
-                ptr += 8
-                death = next((w for w in self.delivered_death if isinstance(w, Death) and w.cookie == cookie), None)
-                log.debug(Debug.DEAD_BINDER, "%d:%d BC_DEAD_BINDER_DONE %016x found %s", self.pid, thread.pid,
-                          cookie, f"{id(death) if death is not None else 0:016x}")
-                if death is None:
-                    log.user_error("%d:%d BC_DEAD_BINDER_DONE %016x not found", self.pid, thread.pid, cookie)
-                    continue
-                dequeue(death)
-                if death.type == WorkType.DEAD_BINDER_AND_CLEAR:
-                    death.type = WorkType.CLEAR_DEATH_NOTIFICATION
-                    self._queue_clear(thread, death)
-            else:
-                log.err("%d:%d unknown command %u", self.pid, thread.pid, cmd)
-                return -errno.EINVAL, consumed
-        return 0, ptr
-
-    def _queue_clear(self, thread: Thread, death: Work) -> None:
-        if thread.looper & (Looper.REGISTERED | Looper.ENTERED):
-            thread.enqueue_work(death)
-        else:
-            self.todo.enqueue(death)
-            self.wakeup_proc()
-
-    def _death_notification(self, thread: Thread, cmd: int, target: int, cookie: int) -> None:
-        log = self.log
-        name = ("BC_REQUEST_DEATH_NOTIFICATION" if cmd == BC_REQUEST_DEATH_NOTIFICATION
-                else "BC_CLEAR_DEATH_NOTIFICATION")
-        ref = get_ref(self, target, False)
-        if ref is None:
-            log.user_error("%d:%d %s invalid ref %d", self.pid, thread.pid, name, target)
-            return
-        log.debug(Debug.DEATH_NOTIFICATION, "%d:%d %s %016x ref %d desc %d s %d w %d for node %d",
-                  self.pid, thread.pid, name, cookie, ref.debug_id, ref.desc, ref.strong, ref.weak,
-                  ref.node.debug_id)
-        if cmd == BC_REQUEST_DEATH_NOTIFICATION:
-            if ref.death is not None:
-                log.user_error("%d:%d BC_REQUEST_DEATH_NOTIFICATION death notification already set",
-                               self.pid, thread.pid)
-                return
-            self.driver.stats.obj_created[Obj.DEATH] += 1
-            ref.death = Death(cookie)
-            if ref.node.proc is None:
-                ref.death.type = WorkType.DEAD_BINDER
-                self.todo.enqueue(ref.death)
-                self.wakeup_proc()
-            return
-        death = ref.death
-        if death is None:
-            log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification not active",
-                           self.pid, thread.pid)
-            return
-        if death.cookie != cookie:
-            log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification cookie mismatch %016x != %016x",
-                           self.pid, thread.pid, death.cookie, cookie)
-            return
-        ref.death = None
-        if not death.queued:
-            death.type = WorkType.CLEAR_DEATH_NOTIFICATION
-            self._queue_clear(thread, death)
-        else:
-            death.type = WorkType.DEAD_BINDER_AND_CLEAR
-
-    # -- read -------------------------------------------------------------------------------------
-
-    def thread_read(self, thread: Thread, buffer: int, size: int, consumed: int, nonblock: bool,
-                    segments: list[tuple[int, bytes]]) -> tuple[int, int]:
-        """binder_thread_read: (ret, consumed); appends the copy-to-user segments.
-
-        Where the kernel would sleep, ret is :data:`BLOCKED` and the thread's ``waiter`` is what to
-        wait on; nothing was taken off any queue.
-        """
-        log = self.log
-        if buffer + size > TASK_SIZE or consumed > size:
-            return -errno.EFAULT, consumed  # put_user/copy_to_user outside user space
-        out = bytearray()
-        if consumed == 0:
-            out += U32.pack(BR_NOOP)
-        while True:  # retry:
-            wait_for_proc_work = thread.available_for_proc_work()
-            if wait_for_proc_work:
-                if not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
-                    log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
-                                   "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state %x)",
-                                   self.pid, thread.pid, int(thread.looper | Looper.WAITING))
-            if not thread.has_work(wait_for_proc_work):
-                if nonblock:
-                    return -errno.EAGAIN, consumed
-                thread.looper |= Looper.WAITING
-                if wait_for_proc_work and not thread.waiting:
-                    self.waiting_threads.appendleft(thread)
-                    thread.waiting = True
-                thread.waiter = Waiter()
-                return BLOCKED, consumed
-            got_txn = self._read_work(thread, buffer, size, consumed, out, wait_for_proc_work, segments)
-            if got_txn is None:  # only the BR_NOOP and no reason to return: sleep again
-                continue
-            break
-        consumed += len(out)
-        if (self.requested_threads == 0 and not self.waiting_threads
-                and self.requested_threads_started < self.max_threads
-                and thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
-            self.requested_threads += 1
-            log.debug(Debug.THREADS, "%d:%d BR_SPAWN_LOOPER", self.pid, thread.pid)
-            out[0:4] = U32.pack(BR_SPAWN_LOOPER)
-            self.stat_br(thread, BR_SPAWN_LOOPER)
-        segments.insert(0, (buffer + consumed - len(out), bytes(out)))
-        return 0, consumed
-
-    def _read_work(self, thread: Thread, buffer: int, size: int, consumed: int, out: bytearray,
-                   wait_for_proc_work: bool, segments: list[tuple[int, bytes]]) -> bool | None:
-        """The work loop of binder_thread_read; None means "goto retry"."""
-        start = consumed
-        while True:
-            if thread.todo:
-                lst = thread.todo
-            elif self.todo and wait_for_proc_work:
-                lst = self.todo
-            else:
-                if start + len(out) == 4 and not thread.looper_need_return:
-                    return None
-                return False
-            if size - (start + len(out)) < _MIN_READ_SPACE:
-                return False
-            w = lst.pop()
-            assert w is not None
-            if not thread.todo:
-                thread.process_todo = False
-            if w.deliver(thread, out, segments):
-                return True
-
     # -- teardown --------------------------------------------------------------------------------
 
     def release_work(self, lst: WorkList) -> None:
@@ -505,7 +139,7 @@ class Proc:
         """binder_thread_release: a thread exits; returns its active transactions."""
         log = self.log
         self.threads.pop(thread.pid, None)
-        self.stop_waiting(thread)
+        thread.stop_waiting()
         t = thread.transaction_stack
         send_reply = t if t is not None and t.to_thread is thread else None
         thread.is_dead = True
