@@ -15,7 +15,7 @@ from .node import Node
 from .params import Params
 from .process import Proc
 from .stats import Obj, Stats
-from .transaction import TransactionLog
+from .transaction_log import TransactionLog
 
 DEFAULT_DEVICES = ("binder", "hwbinder", "vndbinder")
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .node import Node, Ref
     from .process import Proc
     from .thread import Thread
-    from .transaction import LogEntry, TransactionLog
+    from .transaction_log import LogEntry, TransactionLog
 
 __all__ = [
     "pk", "proc_pids", "render_all", "render_failed_transaction_log",

@@ -40,7 +40,8 @@ from .log import Debug
 from .node import dec_node_nilocked, dec_node_tmpref, get_node, get_ref, inc_ref_for_node, update_ref_for_handle
 from .stats import Obj
 from .thread import Looper
-from .transaction import free_buf, transaction
+from .transaction import transaction
+from .translate import free_buf
 from .work import Death, WorkType, dequeue
 
 if TYPE_CHECKING:
