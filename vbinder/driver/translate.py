@@ -127,14 +127,13 @@ def copy_buffer(s: Sending, t: Transaction, tr: tuple[int, ...], extra_buffers_s
     log = proc.log
     buf, target_proc = t.buffer, t.to_proc
     assert buf is not None and target_proc is not None
-    alloc = target_proc.alloc
     data_size, offsets_size, data_ptr, offsets_ptr = tr[6], tr[7], tr[8], tr[9]
     off_start = align8(data_size)
     offsets = mem.read(offsets_ptr, offsets_size)
     if offsets is None:
         log.user_error("%d:%d got transaction with invalid offsets ptr", proc.pid, thread.pid)
         raise TransactionError(BR_FAILED_REPLY, -errno.EFAULT)
-    alloc.copy_to_buffer(buf, off_start, offsets)
+    target_proc.alloc.copy_to_buffer(buf, off_start, offsets)
     if offsets_size % 8:
         log.user_error("%d:%d got transaction with invalid offsets size, %d", proc.pid, thread.pid, offsets_size)
         raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
@@ -142,41 +141,40 @@ def copy_buffer(s: Sending, t: Transaction, tr: tuple[int, ...], extra_buffers_s
         log.user_error("%d:%d got transaction with unaligned buffers size, %d",
                        proc.pid, thread.pid, extra_buffers_size)
         raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
-    off_end = off_start + offsets_size
+    s.offsets_done = off_start
     sg: _Scatter | None = None
     user_offset = 0  # what of the data is copied
-    off_min = 0  # where the next object may start
-    buffer_offset = s.offsets_done = off_start
-    while buffer_offset < off_end:
-        object_offset = int.from_bytes(offsets[buffer_offset - off_start:buffer_offset - off_start + 8], "little")
-        if object_offset != user_offset:
-            _copy_data(s, buf, mem, data_ptr, user_offset, object_offset, data_size)
-        raw = _user_object(mem, data_ptr, object_offset, data_size)
-        if not raw or object_offset < off_min:
-            log.user_error("%d:%d got transaction with invalid offset (%d, min %d max %d) or object.",
-                           proc.pid, thread.pid, object_offset, off_min, data_size)
-            raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
-        user_offset = off_min = object_offset + len(raw)
-        otype = int.from_bytes(raw[:4], "little")
-        if otype == BINDER_TYPE_BINDER or otype == BINDER_TYPE_WEAK_BINDER:
-            _binder_object(s, t, object_offset, raw)
-        elif otype == BINDER_TYPE_HANDLE or otype == BINDER_TYPE_WEAK_HANDLE:
-            _handle_object(s, t, object_offset, raw)
-        elif otype == BINDER_TYPE_PTR:
-            if sg is None:
-                sg_start = align8(off_end)
-                sg = _Scatter(sg_start, sg_start + extra_buffers_size - secctx_size)
-            _ptr_object(s, t, sg, object_offset, raw, (buffer_offset - off_start) // 8, off_start)
-        elif otype == BINDER_TYPE_FD or otype == BINDER_TYPE_FDA:
-            _fd_object(s, t, object_offset, raw)
-        else:
-            log.user_error("%d:%d got transaction with invalid object type, %x", proc.pid, thread.pid, otype)
-            raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
-        buffer_offset = s.offsets_done = buffer_offset + 8
+    if offsets_size:
+        sg_start = align8(off_start + offsets_size)
+        sg = _Scatter(sg_start, sg_start + extra_buffers_size - secctx_size)
+        user_offset = _copy_objects(s, t, sg, offsets, off_start, data_ptr, data_size, mem)
     _copy_data(s, buf, mem, data_ptr, user_offset, data_size, data_size)
     if sg is not None and not _do_deferred_txn_copies(target_proc, buf, sg, mem):
         log.user_error("%d:%d got transaction with invalid offsets ptr", proc.pid, thread.pid)
         raise TransactionError(BR_FAILED_REPLY, -errno.EFAULT)
+
+
+def _copy_objects(s: Sending, t: Transaction, sg: _Scatter, offsets: bytes, off_start: int, data_ptr: int,
+                  data_size: int, mem: UserMemory) -> int:
+    """Each object the offsets name, translated, and the data before it copied: how far the data
+    is copied (the end of the last object)."""
+    buf = t.buffer
+    assert buf is not None
+    user_offset = 0
+    off_min = 0  # where the next object may start
+    for index in range(len(offsets) // 8):
+        object_offset = int.from_bytes(offsets[8 * index:8 * index + 8], "little")
+        if object_offset != user_offset:
+            _copy_data(s, buf, mem, data_ptr, user_offset, object_offset, data_size)
+        raw = _user_object(mem, data_ptr, object_offset, data_size)
+        if not raw or object_offset < off_min:
+            s.proc.log.user_error("%d:%d got transaction with invalid offset (%d, min %d max %d) or object.",
+                                  s.proc.pid, s.thread.pid, object_offset, off_min, data_size)
+            raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
+        user_offset = off_min = object_offset + len(raw)
+        _translate_object(s, t, sg, object_offset, raw, index, off_start)
+        s.offsets_done = off_start + 8 * index + 8
+    return user_offset
 
 
 def _copy_data(s: Sending, buf: Buffer, mem: UserMemory, data_ptr: int, start: int, end: int,
@@ -189,6 +187,23 @@ def _copy_data(s: Sending, buf: Buffer, mem: UserMemory, data_ptr: int, start: i
     buf_proc = s.target_proc
     assert buf_proc is not None
     buf_proc.alloc.copy_to_buffer(buf, start, chunk)
+
+
+def _translate_object(s: Sending, t: Transaction, sg: _Scatter, offset: int, raw: bytes, index: int,
+                      off_start: int) -> None:
+    """The object ``raw`` at ``offset`` of the data (``index`` in the offsets array), by its type."""
+    otype = int.from_bytes(raw[:4], "little")
+    if otype == BINDER_TYPE_BINDER or otype == BINDER_TYPE_WEAK_BINDER:
+        _binder_object(s, t, offset, raw)
+    elif otype == BINDER_TYPE_HANDLE or otype == BINDER_TYPE_WEAK_HANDLE:
+        _handle_object(s, t, offset, raw)
+    elif otype == BINDER_TYPE_PTR:
+        _ptr_object(s, t, sg, offset, raw, index, off_start)
+    elif otype == BINDER_TYPE_FD or otype == BINDER_TYPE_FDA:
+        _fd_object(s, t, offset, raw)
+    else:
+        s.proc.log.user_error("%d:%d got transaction with invalid object type, %x", s.proc.pid, s.thread.pid, otype)
+        raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
 
 
 def _translate_failed(s: Sending, what: str, ret: int) -> TransactionError:
