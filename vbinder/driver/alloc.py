@@ -127,171 +127,186 @@ def _rb_rotate_set_parents(old: Buffer, new: Buffer, root: _RbRoot, black: bool)
 
 
 def _rb_insert_color(node: Buffer, root: _RbRoot) -> None:
-    """rb_insert_color() (__rb_insert): rebalance after linking red ``node``."""
+    """rb_insert_color() (__rb_insert): rebalance after linking red ``node``. Each round fixes
+    the red parent on its side of the grandparent, or flips colors and goes two levels up."""
     parent = node._rb_parent
     while True:
         if parent is None:
             node._rb_parent = None
             node._rb_black = True
-            break
+            return
         if parent._rb_black:
-            break
+            return
         gparent = parent._rb_parent
         assert gparent is not None
-        tmp = gparent._rb_right
-        if parent is not tmp:  # parent == gparent->rb_left
-            if tmp is not None and not tmp._rb_black:
-                # Case 1: color flips.
-                tmp._rb_parent, tmp._rb_black = gparent, True
-                parent._rb_parent, parent._rb_black = gparent, True
-                node = gparent
-                parent = node._rb_parent
-                node._rb_black = False
-                continue
-            tmp = parent._rb_right
-            if node is tmp:
-                # Case 2: left rotate at parent.
-                tmp = node._rb_left
-                parent._rb_right = tmp
-                node._rb_left = parent
-                if tmp is not None:
-                    tmp._rb_parent, tmp._rb_black = parent, True
-                parent._rb_parent, parent._rb_black = node, False
-                parent = node
-                tmp = node._rb_right
-            # Case 3: right rotate at gparent.
-            gparent._rb_left = tmp
-            parent._rb_right = gparent
-            if tmp is not None:
-                tmp._rb_parent, tmp._rb_black = gparent, True
-            _rb_rotate_set_parents(gparent, parent, root, False)
-            break
+        if parent is not gparent._rb_right:  # parent == gparent->rb_left
+            up = _rb_insert_fix_left(node, parent, gparent, root)
         else:
-            tmp = gparent._rb_left
-            if tmp is not None and not tmp._rb_black:
-                # Case 1: color flips.
-                tmp._rb_parent, tmp._rb_black = gparent, True
-                parent._rb_parent, parent._rb_black = gparent, True
-                node = gparent
-                parent = node._rb_parent
-                node._rb_black = False
-                continue
-            tmp = parent._rb_left
-            if node is tmp:
-                # Case 2: right rotate at parent.
-                tmp = node._rb_right
-                parent._rb_left = tmp
-                node._rb_right = parent
-                if tmp is not None:
-                    tmp._rb_parent, tmp._rb_black = parent, True
-                parent._rb_parent, parent._rb_black = node, False
-                parent = node
-                tmp = node._rb_left
-            # Case 3: left rotate at gparent.
-            gparent._rb_right = tmp
-            parent._rb_left = gparent
-            if tmp is not None:
-                tmp._rb_parent, tmp._rb_black = gparent, True
-            _rb_rotate_set_parents(gparent, parent, root, False)
-            break
+            up = _rb_insert_fix_right(node, parent, gparent, root)
+        if up is None:
+            return
+        node = up
+        parent = node._rb_parent
+
+
+def _rb_insert_fix_left(node: Buffer, parent: Buffer, gparent: Buffer, root: _RbRoot) -> Buffer | None:
+    """__rb_insert with the parent on the grandparent's left: the grandparent, to go on from
+    (case 1), or None when done."""
+    tmp = gparent._rb_right
+    if tmp is not None and not tmp._rb_black:
+        # Case 1: color flips.
+        tmp._rb_parent, tmp._rb_black = gparent, True
+        parent._rb_parent, parent._rb_black = gparent, True
+        gparent._rb_black = False
+        return gparent
+    tmp = parent._rb_right
+    if node is tmp:
+        # Case 2: left rotate at parent.
+        tmp = node._rb_left
+        parent._rb_right = tmp
+        node._rb_left = parent
+        if tmp is not None:
+            tmp._rb_parent, tmp._rb_black = parent, True
+        parent._rb_parent, parent._rb_black = node, False
+        parent = node
+        tmp = node._rb_right
+    # Case 3: right rotate at gparent.
+    gparent._rb_left = tmp
+    parent._rb_right = gparent
+    if tmp is not None:
+        tmp._rb_parent, tmp._rb_black = gparent, True
+    _rb_rotate_set_parents(gparent, parent, root, False)
+    return None
+
+
+def _rb_insert_fix_right(node: Buffer, parent: Buffer, gparent: Buffer, root: _RbRoot) -> Buffer | None:
+    """__rb_insert with the parent on the grandparent's right (the mirror of the left case)."""
+    tmp = gparent._rb_left
+    if tmp is not None and not tmp._rb_black:
+        # Case 1: color flips.
+        tmp._rb_parent, tmp._rb_black = gparent, True
+        parent._rb_parent, parent._rb_black = gparent, True
+        gparent._rb_black = False
+        return gparent
+    tmp = parent._rb_left
+    if node is tmp:
+        # Case 2: right rotate at parent.
+        tmp = node._rb_right
+        parent._rb_left = tmp
+        node._rb_right = parent
+        if tmp is not None:
+            tmp._rb_parent, tmp._rb_black = parent, True
+        parent._rb_parent, parent._rb_black = node, False
+        parent = node
+        tmp = node._rb_left
+    # Case 3: left rotate at gparent.
+    gparent._rb_right = tmp
+    parent._rb_left = gparent
+    if tmp is not None:
+        tmp._rb_parent, tmp._rb_black = gparent, True
+    _rb_rotate_set_parents(gparent, parent, root, False)
+    return None
 
 
 def _rb_erase_color(parent: Buffer, root: _RbRoot) -> None:
-    """____rb_erase_color(): rebalance after erasing a black leaf under ``parent``."""
+    """____rb_erase_color(): rebalance after erasing a black leaf under ``parent``. Each round
+    fixes the side of ``parent`` that lost a black node, or moves one level up."""
     node: Buffer | None = None
     while True:
-        sibling = parent._rb_right
-        if node is not sibling:  # node == parent->rb_left
-            assert sibling is not None
-            if not sibling._rb_black:
-                # Case 1: left rotate at parent.
-                tmp1 = sibling._rb_left
-                assert tmp1 is not None
-                parent._rb_right = tmp1
-                sibling._rb_left = parent
-                tmp1._rb_parent, tmp1._rb_black = parent, True
-                _rb_rotate_set_parents(parent, sibling, root, False)
-                sibling = tmp1
-            tmp1 = sibling._rb_right
-            if tmp1 is None or tmp1._rb_black:
-                tmp2 = sibling._rb_left
-                if tmp2 is None or tmp2._rb_black:
-                    # Case 2: sibling color flip.
-                    sibling._rb_parent, sibling._rb_black = parent, False
-                    if not parent._rb_black:
-                        parent._rb_black = True
-                    else:
-                        node = parent
-                        up = node._rb_parent
-                        if up is not None:
-                            parent = up
-                            continue
-                    break
-                # Case 3: right rotate at sibling.
-                tmp1 = tmp2._rb_right
-                sibling._rb_left = tmp1
-                tmp2._rb_right = sibling
-                parent._rb_right = tmp2
-                if tmp1 is not None:
-                    tmp1._rb_parent, tmp1._rb_black = sibling, True
-                tmp1 = sibling
-                sibling = tmp2
-            # Case 4: left rotate at parent + color flips.
-            assert tmp1 is not None
-            tmp2 = sibling._rb_left
-            parent._rb_right = tmp2
-            sibling._rb_left = parent
-            tmp1._rb_parent, tmp1._rb_black = sibling, True
-            if tmp2 is not None:
-                tmp2._rb_parent = parent
-            _rb_rotate_set_parents(parent, sibling, root, True)
-            break
+        if node is not parent._rb_right:  # node == parent->rb_left
+            up = _rb_erase_fix_left(parent, root)
         else:
-            sibling = parent._rb_left
-            assert sibling is not None
-            if not sibling._rb_black:
-                # Case 1: right rotate at parent.
-                tmp1 = sibling._rb_right
-                assert tmp1 is not None
-                parent._rb_left = tmp1
-                sibling._rb_right = parent
-                tmp1._rb_parent, tmp1._rb_black = parent, True
-                _rb_rotate_set_parents(parent, sibling, root, False)
-                sibling = tmp1
-            tmp1 = sibling._rb_left
-            if tmp1 is None or tmp1._rb_black:
-                tmp2 = sibling._rb_right
-                if tmp2 is None or tmp2._rb_black:
-                    # Case 2: sibling color flip.
-                    sibling._rb_parent, sibling._rb_black = parent, False
-                    if not parent._rb_black:
-                        parent._rb_black = True
-                    else:
-                        node = parent
-                        up = node._rb_parent
-                        if up is not None:
-                            parent = up
-                            continue
-                    break
-                # Case 3: left rotate at sibling.
-                tmp1 = tmp2._rb_left
-                sibling._rb_right = tmp1
-                tmp2._rb_left = sibling
-                parent._rb_left = tmp2
-                if tmp1 is not None:
-                    tmp1._rb_parent, tmp1._rb_black = sibling, True
-                tmp1 = sibling
-                sibling = tmp2
-            # Case 4: right rotate at parent + color flips.
-            assert tmp1 is not None
-            tmp2 = sibling._rb_right
-            parent._rb_left = tmp2
-            sibling._rb_right = parent
+            up = _rb_erase_fix_right(parent, root)
+        if up is None:
+            return
+        node, parent = parent, up
+
+
+def _rb_erase_fix_left(parent: Buffer, root: _RbRoot) -> Buffer | None:
+    """____rb_erase_color with the short side on the left: the parent's parent, to go on from
+    (case 2 with a black parent), or None when done."""
+    sibling = parent._rb_right
+    assert sibling is not None
+    if not sibling._rb_black:
+        # Case 1: left rotate at parent.
+        tmp1 = sibling._rb_left
+        assert tmp1 is not None
+        parent._rb_right = tmp1
+        sibling._rb_left = parent
+        tmp1._rb_parent, tmp1._rb_black = parent, True
+        _rb_rotate_set_parents(parent, sibling, root, False)
+        sibling = tmp1
+    tmp1 = sibling._rb_right
+    if tmp1 is None or tmp1._rb_black:
+        tmp2 = sibling._rb_left
+        if tmp2 is None or tmp2._rb_black:
+            # Case 2: sibling color flip.
+            sibling._rb_parent, sibling._rb_black = parent, False
+            if not parent._rb_black:
+                parent._rb_black = True
+                return None
+            return parent._rb_parent
+        # Case 3: right rotate at sibling.
+        tmp1 = tmp2._rb_right
+        sibling._rb_left = tmp1
+        tmp2._rb_right = sibling
+        parent._rb_right = tmp2
+        if tmp1 is not None:
             tmp1._rb_parent, tmp1._rb_black = sibling, True
-            if tmp2 is not None:
-                tmp2._rb_parent = parent
-            _rb_rotate_set_parents(parent, sibling, root, True)
-            break
+        tmp1 = sibling
+        sibling = tmp2
+    # Case 4: left rotate at parent + color flips.
+    tmp2 = sibling._rb_left
+    parent._rb_right = tmp2
+    sibling._rb_left = parent
+    tmp1._rb_parent, tmp1._rb_black = sibling, True
+    if tmp2 is not None:
+        tmp2._rb_parent = parent
+    _rb_rotate_set_parents(parent, sibling, root, True)
+    return None
+
+
+def _rb_erase_fix_right(parent: Buffer, root: _RbRoot) -> Buffer | None:
+    """____rb_erase_color with the short side on the right (the mirror of the left case)."""
+    sibling = parent._rb_left
+    assert sibling is not None
+    if not sibling._rb_black:
+        # Case 1: right rotate at parent.
+        tmp1 = sibling._rb_right
+        assert tmp1 is not None
+        parent._rb_left = tmp1
+        sibling._rb_right = parent
+        tmp1._rb_parent, tmp1._rb_black = parent, True
+        _rb_rotate_set_parents(parent, sibling, root, False)
+        sibling = tmp1
+    tmp1 = sibling._rb_left
+    if tmp1 is None or tmp1._rb_black:
+        tmp2 = sibling._rb_right
+        if tmp2 is None or tmp2._rb_black:
+            # Case 2: sibling color flip.
+            sibling._rb_parent, sibling._rb_black = parent, False
+            if not parent._rb_black:
+                parent._rb_black = True
+                return None
+            return parent._rb_parent
+        # Case 3: left rotate at sibling.
+        tmp1 = tmp2._rb_left
+        sibling._rb_right = tmp1
+        tmp2._rb_left = sibling
+        parent._rb_left = tmp2
+        if tmp1 is not None:
+            tmp1._rb_parent, tmp1._rb_black = sibling, True
+        tmp1 = sibling
+        sibling = tmp2
+    # Case 4: right rotate at parent + color flips.
+    tmp2 = sibling._rb_right
+    parent._rb_left = tmp2
+    sibling._rb_right = parent
+    tmp1._rb_parent, tmp1._rb_black = sibling, True
+    if tmp2 is not None:
+        tmp2._rb_parent = parent
+    _rb_rotate_set_parents(parent, sibling, root, True)
+    return None
 
 
 def _rb_erase(node: Buffer, root: _RbRoot) -> None:
@@ -524,6 +539,36 @@ class Alloc:
         Raises BinderError ESRCH (no vma), EINVAL (sizes overflow) or ENOSPC (no async space, no
         address space). The buffer comes back with allow_user_free False and zeroed ``data``.
         """
+        size = self._buffer_size_for(data_size, offsets_size, extra_buffers_size, is_async)
+        buffer, buffer_size = self._best_fit(size)
+        start = buffer.user_data
+        log = self.log
+        if log.alloc_debug_mask & BUFFER_ALLOC:
+            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
+                            self.pid, size, start, buffer_size)
+        has_page_addr = (start + buffer_size) & PAGE_MASK
+        end_page_addr = _page_align(start + size)
+        if end_page_addr > has_page_addr:
+            end_page_addr = has_page_addr
+        self._update_page_range(True, _page_align(start), end_page_addr)
+        if buffer_size != size:
+            self._split_free(buffer, size)
+        out = self._take_free(buffer)
+        if log.alloc_debug_mask & BUFFER_ALLOC:
+            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
+                            self.pid, size, start)
+        out.data_size = data_size
+        out.offsets_size = offsets_size
+        out.async_transaction = is_async
+        out.extra_buffers_size = extra_buffers_size
+        out.pid = pid
+        out.data = bytearray(size)
+        if is_async:
+            self._charge_async(out, size, pid)
+        return out
+
+    def _buffer_size_for(self, data_size: int, offsets_size: int, extra_buffers_size: int, is_async: bool) -> int:
+        """The size a new buffer takes, checked as binder_alloc_new_buf_locked checks it."""
         log = self.log
         if not self._vma:
             log.alloc_debug(USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
@@ -546,8 +591,11 @@ class Alloc:
                             "%d: binder_alloc_buf size %d failed, no async space left",
                             self.pid, size)
             raise BinderError(errno.ENOSPC, "no async space left")
+        return size
 
-        # Best fit: the walk of binder_alloc_new_buf_locked, stopping at an exact match.
+    def _best_fit(self, size: int) -> tuple[Buffer, int]:
+        """The free buffer to take and its size: the walk of binder_alloc_new_buf_locked,
+        stopping at an exact match."""
         n = self._free.rb_node
         best_fit: Buffer | None = None
         buffer_size = 0
@@ -564,33 +612,27 @@ class Alloc:
         if best_fit is None:
             self._log_no_space(size)
             raise BinderError(errno.ENOSPC, "no address space")
-        buffer = best_fit
         if n is None:
-            buffer_size = self._buffer_size(buffer)
-        start = buffer.user_data
-        if log.alloc_debug_mask & BUFFER_ALLOC:
-            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
-                            self.pid, size, start, buffer_size)
+            buffer_size = self._buffer_size(best_fit)
+        return best_fit, buffer_size
 
-        has_page_addr = (start + buffer_size) & PAGE_MASK
-        end_page_addr = _page_align(start + size)
-        if end_page_addr > has_page_addr:
-            end_page_addr = has_page_addr
-        self._update_page_range(True, _page_align(start), end_page_addr)
+    def _split_free(self, buffer: Buffer, size: int) -> None:
+        """The rest of a free buffer after its first ``size`` bytes: a free buffer of its own."""
+        new_buffer = Buffer(buffer.user_data + size)
+        # list_add(&new_buffer->entry, &buffer->entry)
+        new_buffer._prev = buffer
+        new_buffer._next = buffer._next
+        if buffer._next is not None:
+            buffer._next._prev = new_buffer
+        buffer._next = new_buffer
+        self._insert_free_buffer(new_buffer)
 
-        if buffer_size != size:
-            new_buffer = Buffer(start + size)
-            # list_add(&new_buffer->entry, &buffer->entry)
-            new_buffer._prev = buffer
-            new_buffer._next = buffer._next
-            if buffer._next is not None:
-                buffer._next._prev = new_buffer
-            buffer._next = new_buffer
-            self._insert_free_buffer(new_buffer)
-
+    def _take_free(self, buffer: Buffer) -> Buffer:
+        """The free ``buffer`` becomes allocated. The kernel reuses the free buffer's struct; a
+        fresh object takes its place in the list instead, so that nothing still holding a freed
+        Buffer sees it come back to life."""
         _rb_erase(buffer, self._free)
-        # The kernel reuses the free buffer's struct; a fresh object takes its place in the list
-        # instead, so that nothing still holding a freed Buffer sees it come back to life.
+        start = buffer.user_data
         out = Buffer(start, free=False)
         out._prev = buffer._prev
         out._next = buffer._next
@@ -602,25 +644,19 @@ class Alloc:
             out._next._prev = out
         buffer._prev = buffer._next = None
         self._allocated[start] = out
-        if log.alloc_debug_mask & BUFFER_ALLOC:
-            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
-                            self.pid, size, start)
-        out.data_size = data_size
-        out.offsets_size = offsets_size
-        out.async_transaction = is_async
-        out.extra_buffers_size = extra_buffers_size
-        out.pid = pid
-        out.data = bytearray(size)
-        if is_async:
-            self.free_async_space -= size
-            log.alloc_debug(BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
-                            self.pid, size, self.free_async_space)
-            if self.free_async_space < self.buffer_size // 10:
-                # Start detecting spammers once less than 20% of async space is left.
-                out.oneway_spam_suspect = self._debug_low_async_space(pid)
-            else:
-                self.oneway_spam_detected = False
         return out
+
+    def _charge_async(self, buffer: Buffer, size: int, pid: int) -> None:
+        """An async buffer comes out of the async space; with little left, its sender is checked
+        for oneway spam."""
+        self.free_async_space -= size
+        self.log.alloc_debug(BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
+                             self.pid, size, self.free_async_space)
+        if self.free_async_space < self.buffer_size // 10:
+            # Start detecting spammers once less than 20% of async space is left.
+            buffer.oneway_spam_suspect = self._debug_low_async_space(pid)
+        else:
+            self.oneway_spam_detected = False
 
     # ---- freeing ------------------------------------------------------------------------------
 
