@@ -25,7 +25,7 @@ from .work import WorkType
 
 if TYPE_CHECKING:
     from .alloc import Alloc
-    from .binder import Driver
+    from .driver import Driver
     from .node import Node, Ref
     from .process import Proc
     from .thread import Thread

@@ -25,7 +25,7 @@ from .stats import Obj
 from .work import Death, Work, WorkList, WorkType, dequeue
 
 if TYPE_CHECKING:
-    from .binder import Driver
+    from .driver import Driver
     from .process import Proc
     from .thread import Thread
 

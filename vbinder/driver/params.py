@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .errors import BinderError
 
 if TYPE_CHECKING:
-    from .binder import Driver
+    from .driver import Driver
 
 PAGE_SIZE = 4096
 _U64 = (1 << 64) - 1

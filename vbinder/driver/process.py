@@ -21,8 +21,8 @@ from .transaction import send_failed_reply
 from .work import WorkList, WorkType, dequeue
 
 if TYPE_CHECKING:
-    from .binder import Driver
     from .context import Context
+    from .driver import Driver
     from .node import Node, Ref
 
 TID_RECHECK_INTERVAL: Final = 1.0  # seconds a tid may be idle before its task's start time is checked again

@@ -39,7 +39,7 @@ from .translate import align8, copy_buffer, release_entire_buffer, transaction_b
 from .work import TransactionComplete, Work, WorkType, dequeue
 
 if TYPE_CHECKING:
-    from .binder import Driver
+    from .driver import Driver
     from .node import Node
     from .process import Proc
     from .thread import Thread
