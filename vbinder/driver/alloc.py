@@ -31,12 +31,6 @@ if TYPE_CHECKING:
 PAGE_MASK: Final = ~(PAGE_SIZE - 1)
 _PTR: Final = 8  # sizeof(void *)
 
-# binder_alloc.c's debug_mask bits as plain ints: IntFlag's ``&`` is slow on the hot path.
-USER_ERROR: Final = int(AllocDebug.USER_ERROR)
-OPEN_CLOSE: Final = int(AllocDebug.OPEN_CLOSE)
-BUFFER_ALLOC: Final = int(AllocDebug.BUFFER_ALLOC)
-BUFFER_ALLOC_ASYNC: Final = int(AllocDebug.BUFFER_ALLOC_ASYNC)
-
 # Page states (binder_alloc_print_pages' three counts).
 PAGE_FREE: Final = 0  # page_ptr == NULL
 PAGE_ACTIVE: Final = 1  # installed, not on the lru
@@ -408,8 +402,8 @@ class Alloc:
     def _insert_free_buffer(self, new_buffer: Buffer) -> None:
         """binder_insert_free_buffer(): into the free tree by size, equal sizes to the right."""
         new_buffer_size = self._buffer_size(new_buffer)
-        if self.log.alloc_debug_mask & BUFFER_ALLOC:  # (per-call log lines are guarded: no work when off)
-            self.log.alloc_debug(BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:  # (per-call log lines are guarded: no work when off)
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
                                  self.pid, new_buffer_size, new_buffer.user_data)
         parent: Buffer | None = None
         n = self._free.rb_node
@@ -436,8 +430,8 @@ class Alloc:
 
     def _update_page_range(self, allocate: bool, start: int, end: int) -> None:
         """binder_update_page_range(): install/take off the lru (allocate) or put on the lru."""
-        if self.log.alloc_debug_mask & BUFFER_ALLOC:
-            self.log.alloc_debug(BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
                                  "allocate" if allocate else "free", start, end)
         if end <= start:
             return
@@ -472,7 +466,7 @@ class Alloc:
         vm_end = addr + _page_align(size)
         if self.buffer_size:
             ret = -errno.EBUSY
-            self.log.alloc_debug(USER_ERROR, "%s: %d %x-%x %s failed %d",
+            self.log.alloc_debug(AllocDebug.USER_ERROR, "%s: %d %x-%x %s failed %d",
                                  "binder_alloc_mmap_handler", self.pid, addr, vm_end,
                                  "already mapped", ret)
             raise BinderError(errno.EBUSY, "already mapped")
@@ -502,7 +496,7 @@ class Alloc:
             num_buffers += 1
         if num_buffers > 50 or total_alloc_size > self.buffer_size // 4:
             self.log.alloc_debug(
-                USER_ERROR,
+                AllocDebug.USER_ERROR,
                 "%d: pid %d spamming oneway? %d buffers allocated for a total size of %d",
                 self.pid, pid, num_buffers, total_alloc_size)
             if not self.oneway_spam_detected:
@@ -524,10 +518,10 @@ class Alloc:
                 allocated_buffers += 1
                 total_alloc_size += buffer_size
                 largest_alloc_size = max(largest_alloc_size, buffer_size)
-        self.log.alloc_debug(USER_ERROR,
+        self.log.alloc_debug(AllocDebug.USER_ERROR,
                              "%d: binder_alloc_buf size %d failed, no address space", self.pid, size)
         self.log.alloc_debug(
-            USER_ERROR,
+            AllocDebug.USER_ERROR,
             "allocated: %d (num: %d largest: %d), free: %d (num: %d largest: %d)",
             total_alloc_size, allocated_buffers, largest_alloc_size,
             total_free_size, free_buffers, largest_free_size)
@@ -543,8 +537,8 @@ class Alloc:
         buffer, buffer_size = self._best_fit(size)
         start = buffer.user_data
         log = self.log
-        if log.alloc_debug_mask & BUFFER_ALLOC:
-            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
+        if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
                             self.pid, size, start, buffer_size)
         has_page_addr = (start + buffer_size) & PAGE_MASK
         end_page_addr = _page_align(start + size)
@@ -554,8 +548,8 @@ class Alloc:
         if buffer_size != size:
             self._split_free(buffer, size)
         out = self._take_free(buffer)
-        if log.alloc_debug_mask & BUFFER_ALLOC:
-            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
+        if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
                             self.pid, size, start)
         out.data_size = data_size
         out.offsets_size = offsets_size
@@ -571,23 +565,23 @@ class Alloc:
         """The size a new buffer takes, checked as binder_alloc_new_buf_locked checks it."""
         log = self.log
         if not self._vma:
-            log.alloc_debug(USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
+            log.alloc_debug(AllocDebug.USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
             raise BinderError(errno.ESRCH, "no vma")
         data_offsets_size = size_t(_align(data_size) + _align(offsets_size))
         if data_offsets_size < data_size or data_offsets_size < offsets_size:
-            log.alloc_debug(BUFFER_ALLOC, "%d: got transaction with invalid size %d-%d",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: got transaction with invalid size %d-%d",
                             self.pid, zd(data_size), zd(offsets_size))
             raise BinderError(errno.EINVAL, "invalid size")
         size = size_t(data_offsets_size + _align(extra_buffers_size))
         if size < data_offsets_size or size < extra_buffers_size:
-            log.alloc_debug(BUFFER_ALLOC,
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: got transaction with invalid extra_buffers_size %d",
                             self.pid, zd(extra_buffers_size))
             raise BinderError(errno.EINVAL, "invalid extra_buffers_size")
         # Pad 0-size buffers so they get assigned unique addresses.
         size = max(size, _PTR)
         if is_async and self.free_async_space < size:
-            log.alloc_debug(BUFFER_ALLOC,
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: binder_alloc_buf size %d failed, no async space left",
                             self.pid, size)
             raise BinderError(errno.ENOSPC, "no async space left")
@@ -650,7 +644,7 @@ class Alloc:
         """An async buffer comes out of the async space; with little left, its sender is checked
         for oneway spam."""
         self.free_async_space -= size
-        self.log.alloc_debug(BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
+        self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
                              self.pid, size, self.free_async_space)
         if self.free_async_space < self.buffer_size // 10:
             # Start detecting spammers once less than 20% of async space is left.
@@ -684,19 +678,19 @@ class Alloc:
         to_free = True
         if (prev.user_data - 1) & PAGE_MASK == start_page:  # prev_buffer_end_page(prev)
             to_free = False
-            log.alloc_debug(BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
                             self.pid, buffer.user_data, prev.user_data)
         nxt = buffer._next
         if nxt is not None and nxt.user_data & PAGE_MASK == start_page:
             to_free = False
-            log.alloc_debug(BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
                             self.pid, buffer.user_data, nxt.user_data)
         if buffer.user_data % PAGE_SIZE == 0:
-            log.alloc_debug(BUFFER_ALLOC, "%d: merge free, buffer start %016x is page aligned",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer start %016x is page aligned",
                             self.pid, buffer.user_data)
             to_free = False
         if to_free:
-            log.alloc_debug(BUFFER_ALLOC,
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: merge free, buffer %016x do not share page with %016x or %016x",
                             self.pid, buffer.user_data, prev.user_data,
                             nxt.user_data if nxt is not None else 0)
@@ -715,12 +709,12 @@ class Alloc:
             raise AssertionError("BUG_ON(buffer->transaction != NULL)")
         buffer_size = self._buffer_size(buffer)
         size = _align(buffer.data_size) + _align(buffer.offsets_size) + _align(buffer.extra_buffers_size)
-        if self.log.alloc_debug_mask & BUFFER_ALLOC:
-            self.log.alloc_debug(BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
                                  self.pid, buffer.user_data, size, buffer_size)
         if buffer.async_transaction:
             self.free_async_space += buffer_size
-            self.log.alloc_debug(BUFFER_ALLOC_ASYNC,
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC,
                                  "%d: binder_free_buf size %d async free %d",
                                  self.pid, size, self.free_async_space)
         self._update_page_range(False, _page_align(buffer.user_data),
@@ -774,13 +768,13 @@ class Alloc:
         for i, state in enumerate(self._pages):
             if state == PAGE_FREE:
                 continue
-            self.log.alloc_debug(BUFFER_ALLOC, "%s: %d: page %d at %016x %s",
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%s: %d: page %d at %016x %s",
                                  "binder_alloc_deferred_release", self.pid, i,
                                  self.vm_start + i * PAGE_SIZE,
                                  "on lru" if state == PAGE_LRU else "active")
             page_count += 1
         self._pages = bytearray()
-        self.log.alloc_debug(OPEN_CLOSE, "%s: %d buffers %d, pages %d",
+        self.log.alloc_debug(AllocDebug.OPEN_CLOSE, "%s: %d buffers %d, pages %d",
                              "binder_alloc_deferred_release", self.pid, buffers, page_count)
         return buffers, page_count
 

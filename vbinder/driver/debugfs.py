@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..uapi import BC_STAT_NAMES, BR_STAT_NAMES  # binder.c's string tables, as 6.1 prints them
 from .fmt import U64_MASK, d32, pk, pk_obj, zd
-from .stats import Stats
+from .stats import OBJ_NAMES, Stats
 from .work import WorkType
 
 if TYPE_CHECKING:
@@ -35,21 +36,6 @@ __all__ = [
     "pk", "proc_pids", "render_all", "render_failed_transaction_log",
     "render_proc", "render_state", "render_stats", "render_transaction_log", "render_transactions",
 ]
-
-# binder.c's string tables, as 6.1 prints them.
-BINDER_RETURN_STRINGS = (
-    "BR_ERROR", "BR_OK", "BR_TRANSACTION", "BR_REPLY", "BR_ACQUIRE_RESULT", "BR_DEAD_REPLY",
-    "BR_TRANSACTION_COMPLETE", "BR_INCREFS", "BR_ACQUIRE", "BR_RELEASE", "BR_DECREFS",
-    "BR_ATTEMPT_ACQUIRE", "BR_NOOP", "BR_SPAWN_LOOPER", "BR_FINISHED", "BR_DEAD_BINDER",
-    "BR_CLEAR_DEATH_NOTIFICATION_DONE", "BR_FAILED_REPLY", "BR_FROZEN_REPLY", "BR_ONEWAY_SPAM_SUSPECT",
-)
-BINDER_COMMAND_STRINGS = (
-    "BC_TRANSACTION", "BC_REPLY", "BC_ACQUIRE_RESULT", "BC_FREE_BUFFER", "BC_INCREFS", "BC_ACQUIRE",
-    "BC_RELEASE", "BC_DECREFS", "BC_INCREFS_DONE", "BC_ACQUIRE_DONE", "BC_ATTEMPT_ACQUIRE",
-    "BC_REGISTER_LOOPER", "BC_ENTER_LOOPER", "BC_EXIT_LOOPER", "BC_REQUEST_DEATH_NOTIFICATION",
-    "BC_CLEAR_DEATH_NOTIFICATION", "BC_DEAD_BINDER_DONE", "BC_TRANSACTION_SG", "BC_REPLY_SG",
-)
-BINDER_OBJSTAT_STRINGS = ("proc", "thread", "node", "ref", "death", "transaction", "transaction_complete")
 
 # -- the print functions of binder.c ------------------------------------------------------------
 
@@ -154,13 +140,13 @@ def _by_desc(ref: Ref) -> int:
 
 def _print_stats(out: list[str], prefix: str, stats: Stats) -> None:
     """print_binder_stats."""
-    for name, n in zip(BINDER_COMMAND_STRINGS, stats.bc, strict=False):
+    for name, n in zip(BC_STAT_NAMES, stats.bc, strict=False):
         if n:
             out.append(f"{prefix}{name}: {n}\n")
-    for name, n in zip(BINDER_RETURN_STRINGS, stats.br, strict=False):
+    for name, n in zip(BR_STAT_NAMES, stats.br, strict=False):
         if n:
             out.append(f"{prefix}{name}: {n}\n")
-    for name, created, deleted in zip(BINDER_OBJSTAT_STRINGS, stats.obj_created, stats.obj_deleted, strict=False):
+    for name, created, deleted in zip(OBJ_NAMES, stats.obj_created, stats.obj_deleted, strict=False):
         if created or deleted:
             out.append(f"{prefix}{name}: active {created - deleted} total {created}\n")
 
