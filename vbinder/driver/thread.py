@@ -53,6 +53,17 @@ class Thread:
         self.start_time: int | None = None  # of the host task with this tid (DESIGN.md, Identity)
         self.last_seen = 0.0
 
+    # -- work ----------------------------------------------------------------------------------
+
+    def available_for_proc_work(self) -> bool:
+        """binder_available_for_proc_work_ilocked."""
+        return self.transaction_stack is None and not self.todo
+
+    def has_work(self, do_proc_work: bool) -> bool:
+        """binder_has_work_ilocked."""
+        return (self.process_todo or self.looper_need_return
+                or (do_proc_work and bool(self.proc.todo)))
+
     def wake(self) -> None:
         """wake_up_interruptible(&thread->wait)."""
         w = self.waiter
@@ -119,14 +130,3 @@ class Thread:
             self.waiting = False
         self.waiter = None
         self.looper &= ~Looper.WAITING
-
-    # -- work ----------------------------------------------------------------------------------
-
-    def available_for_proc_work(self) -> bool:
-        """binder_available_for_proc_work_ilocked."""
-        return self.transaction_stack is None and not self.todo
-
-    def has_work(self, do_proc_work: bool) -> bool:
-        """binder_has_work_ilocked."""
-        return (self.process_todo or self.looper_need_return
-                or (do_proc_work and bool(self.proc.todo)))
