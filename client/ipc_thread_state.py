@@ -21,7 +21,7 @@ from vbinder import uapi
 from .binder import BBinder, DeadObjectError, FailedTransactionError, UnknownTransactionError
 from .parcel import Parcel
 from .process_state import ProcessState
-from .transport import signal_guard
+from .signals import signal_guard
 
 log = logging.getLogger(__name__)
 

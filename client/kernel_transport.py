@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from vbinder import uapi
 
-from .transport import check_signals, signal_guard
+from .signals import check_signals, signal_guard
 
 WR = uapi.WRITE_READ
 TR = uapi.TRANSACTION_DATA
@@ -104,7 +104,7 @@ class KernelTransport:
 
         On EINTR Python has already run the signal handlers when ``fcntl.ioctl`` raises; if a
         handler raised, its exception propagates instead. With ``interruptible``, a SIGINT that
-        :data:`~vbinder_client.transport.signal_guard` recorded is handed to its real handler
+        :data:`~vbinder_client.signals.signal_guard` recorded is handed to its real handler
         then (which raises KeyboardInterrupt). The retry passes the struct as the kernel copied
         it back (for BINDER_WRITE_READ: the updated ``write_consumed``).
         """
@@ -167,7 +167,7 @@ class KernelTransport:
     def _wait(self, local: _ThreadState, exchange: _Exchange, may_wait: bool) -> int:
         """The BINDER_WRITE_READ of ``exchange``; Ctrl-C while it waits leaves it in flight.
 
-        In the main thread under :data:`~vbinder_client.transport.signal_guard`, SIGINT's handler
+        In the main thread under :data:`~vbinder_client.signals.signal_guard`, SIGINT's handler
         only records the signal, so a read phase that may wait is ended by hand: the kernel
         returns EINTR when the signal arrives, and :meth:`_ioctl` hands the recorded SIGINT on
         (KeyboardInterrupt). The kernel has copied the struct back by then, so :meth:`resume`

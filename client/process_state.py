@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from vbinder import uapi
 
 from .binder import BBinder, BpBinder
+from .device import open_transport
 from .parcel import FlatBinderObject, Parcel
-from .transport import Transport, open_transport
+from .transport import Transport
 
 if TYPE_CHECKING:
     from .ipc_thread_state import IPCThreadState

@@ -7,7 +7,7 @@ import errno
 import os
 import sys
 
-from vbinder_client.transport import vbinder_mounts
+from vbinder_client.device import vbinder_mounts
 
 from .driver.log import AllocDebug, Debug
 from .fs.mounts import MountError
