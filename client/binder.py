@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING
 
 from vbinder import uapi
 
+from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
 from .parcel import Parcel
 
 if TYPE_CHECKING:
     from .ipc_thread_state import IPCThreadState
     from .process_state import ProcessState
+
+__all__ = [
+    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "INTERFACE_TRANSACTION", "LAST_CALL_TRANSACTION", "PING_TRANSACTION",
+    "BBinder", "BpBinder", "DeadObjectError", "DeathRecipient", "FailedTransactionError", "IBinder",
+    "UnknownTransactionError",
+]  # the errors are errors.py's, here too for the binder classes' users
 
 FIRST_CALL_TRANSACTION = 0x00000001
 LAST_CALL_TRANSACTION = 0x00FFFFFF
@@ -35,14 +42,6 @@ def _thread_state() -> IPCThreadState:
 
         _thread_state_class = IPCThreadState
     return _thread_state_class.self()
-
-
-class DeadObjectError(Exception):
-    """The remote process is gone (BR_DEAD_REPLY)."""
-
-
-class FailedTransactionError(Exception):
-    """The driver refused the call (BR_FAILED_REPLY, BR_FROZEN_REPLY, or an ioctl error)."""
 
 
 class IBinder:
@@ -107,10 +106,6 @@ class BBinder(IBinder):
     def on_transact(self, code: int, data: Parcel, reply: Parcel, flags: int) -> None:
         """Handle one call; raise to fail it (the caller sees an exception status)."""
         raise UnknownTransactionError(code)
-
-
-class UnknownTransactionError(Exception):
-    """A code the object does not handle (UNKNOWN_TRANSACTION)."""
 
 
 DeathRecipient = Callable[["BpBinder"], None]

@@ -18,7 +18,8 @@ from typing import ClassVar, Final
 
 from vbinder import uapi
 
-from .binder import BBinder, DeadObjectError, FailedTransactionError, UnknownTransactionError
+from .binder import BBinder
+from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
 from .parcel import Parcel
 from .process_state import ProcessState
 from .signals import signal_guard

@@ -11,6 +11,7 @@ from vbinder import uapi
 
 from .binder import BBinder, BpBinder
 from .device import open_transport
+from .errors import TransportError
 from .parcel import FlatBinderObject, Parcel
 from .transport import Transport
 
@@ -33,7 +34,7 @@ class ProcessState:
         self.transport = transport or open_transport(path, device)
         ret, arg = self.transport.ioctl(uapi.BINDER_VERSION, uapi.VERSION.pack(0))
         if ret < 0 or uapi.VERSION.unpack(arg)[0] != uapi.BINDER_CURRENT_PROTOCOL_VERSION:
-            raise OSError(f"{self.transport.path}: binder protocol version mismatch")
+            raise TransportError(f"{self.transport.path}: binder protocol version mismatch")
         self.max_threads = max_threads
         self.transport.ioctl(uapi.BINDER_SET_MAX_THREADS, uapi.U32.pack(max_threads))
         self._lock = threading.Lock()
@@ -168,7 +169,7 @@ class ProcessState:
         """BINDER_SET_CONTEXT_MGR: ``obj`` answers handle 0 of this device."""
         ret, _ = self.transport.ioctl(uapi.BINDER_SET_CONTEXT_MGR, uapi.S32.pack(0))
         if ret < 0:
-            raise OSError(-ret, f"cannot become context manager: {ret}")
+            raise TransportError(-ret, f"cannot become context manager: {ret}")
         self.context_object = obj
 
     def start_thread_pool(self) -> None:
