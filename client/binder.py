@@ -14,7 +14,6 @@ from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionE
 from .parcel import Parcel
 
 if TYPE_CHECKING:
-    from .ipc_thread_state import IPCThreadState
     from .process_state import ProcessState
 
 __all__ = [
@@ -30,18 +29,6 @@ INTERFACE_TRANSACTION = 0x5F4E5446  # '_NTF'
 FLAG_ONEWAY = uapi.TF_ONE_WAY
 
 _ids = itertools.count(0x1000, 0x10)
-_thread_state_class: type[IPCThreadState] | None = None
-
-
-def _thread_state() -> IPCThreadState:
-    """The calling thread's IPCThreadState. Its module imports this one, so it is imported on
-    first use, and only then: an import statement on every call costs a tenth of a call."""
-    global _thread_state_class
-    if _thread_state_class is None:
-        from .ipc_thread_state import IPCThreadState
-
-        _thread_state_class = IPCThreadState
-    return _thread_state_class.self()
 
 
 class IBinder:
@@ -80,10 +67,8 @@ class BBinder(IBinder):
         self._ptr = next(_ids)
 
     def flatten(self) -> tuple[int, int, int, int]:
-        """The flat_binder_object fields that describe this object to the driver."""
-        from .process_state import ProcessState
-
-        ProcessState.self().register_local(self)
+        """The flat_binder_object fields that describe this object to the driver (the process
+        keeps it alive meanwhile: see ``ProcessState.flatten_binder``)."""
         return uapi.BINDER_TYPE_BINDER, uapi.FLAT_BINDER_FLAG_ACCEPTS_FDS | 0x13, self._ptr, self._ptr
 
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
@@ -112,7 +97,8 @@ DeathRecipient = Callable[["BpBinder"], None]
 
 
 class BpBinder(IBinder):
-    """A proxy: calls go to ``handle`` through the driver."""
+    """A proxy: calls go to ``handle`` through the driver, from the calling thread's state in the
+    proxy's process (``process.thread_state()``)."""
 
     def __init__(self, process: ProcessState, handle: int) -> None:
         self.process = process
@@ -126,7 +112,7 @@ class BpBinder(IBinder):
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
         if self.dead:
             raise DeadObjectError(f"handle {self.handle} is dead")
-        return _thread_state().transact(self.handle, code, data, flags)
+        return self.process.thread_state().transact(self.handle, code, data, flags)
 
     def link_to_death(self, recipient: DeathRecipient) -> None:
         """Call ``recipient(self)`` when the remote process dies (BR_DEAD_BINDER)."""
@@ -138,7 +124,7 @@ class BpBinder(IBinder):
             self._death_requested = True
         if first:
             self.process.track_death(self)
-            _thread_state().request_death_notification(self.handle, self.cookie)
+            self.process.thread_state().request_death_notification(self.handle, self.cookie)
 
     def unlink_to_death(self, recipient: DeathRecipient) -> None:
         with self._lock:
@@ -147,7 +133,7 @@ class BpBinder(IBinder):
             if last:
                 self._death_requested = False
         if last:
-            _thread_state().clear_death_notification(self.handle, self.cookie)
+            self.process.thread_state().clear_death_notification(self.handle, self.cookie)
 
     @property
     def cookie(self) -> int:

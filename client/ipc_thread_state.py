@@ -13,16 +13,17 @@ from __future__ import annotations
 import errno
 import logging
 import struct
-import threading
-from typing import ClassVar, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from vbinder import uapi
 
-from .binder import BBinder
 from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
 from .parcel import Parcel
-from .process_state import ProcessState
 from .signals import signal_guard
+
+if TYPE_CHECKING:
+    from .process_state import ProcessState
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ _Answer = tuple[int, Parcel | None, int]
 class IPCThreadState:
     """The calling thread's binder state: its out and in buffers."""
 
-    _local: ClassVar[threading.local] = threading.local()
+    default_process: ClassVar[Callable[[], ProcessState] | None] = None
+    """Where :meth:`self` finds the process: ``ProcessState.self``, which :mod:`.process_state`
+    installs (it imports this module, and creates each thread's state; imports go one way)."""
 
     def __init__(self, process: ProcessState) -> None:
         self.process = process
@@ -76,10 +79,10 @@ class IPCThreadState:
 
     @classmethod
     def self(cls) -> IPCThreadState:
-        st = getattr(cls._local, "state", None)
-        if st is None:
-            st = cls._local.state = IPCThreadState(ProcessState.self())
-        return st
+        """The calling thread's state in the process's ProcessState (opened on first use)."""
+        default_process = cls.default_process
+        assert default_process is not None, "vbinder_client.process_state installs it"
+        return default_process().thread_state()
 
     # -- talking to the driver -----------------------------------------------------------------
 
@@ -416,4 +419,4 @@ def calling_uid() -> int:
     return getattr(IPCThreadState.self(), "calling_uid", 0)
 
 
-__all__ = ["IPCThreadState", "BBinder", "calling_pid", "calling_uid"]
+__all__ = ["IPCThreadState", "calling_pid", "calling_uid"]

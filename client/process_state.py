@@ -5,21 +5,25 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vbinder import uapi
 
 from .binder import BBinder, BpBinder
 from .device import open_transport
 from .errors import TransportError
-from .parcel import FlatBinderObject, Parcel
+from .ipc_thread_state import IPCThreadState
+from .parcel import FlatBinderObject, FlattenableBinder, Parcel
 from .transport import Transport
-
-if TYPE_CHECKING:
-    from .ipc_thread_state import IPCThreadState
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_THREADS = 15  # libbinder's DEFAULT_MAX_BINDER_THREADS
+
+
+class _ThreadStates(threading.local):
+    """Each thread's IPCThreadState in one process (None before the thread's first call)."""
+
+    state: IPCThreadState | None = None
 
 
 class ProcessState:
@@ -46,6 +50,7 @@ class ProcessState:
         self._pool_started = False
         self._pool_seq = 0
         self.threads: list[threading.Thread] = []
+        self._thread_states = _ThreadStates()
 
     @classmethod
     def self(cls, path: str | None = None) -> ProcessState:
@@ -181,15 +186,34 @@ class ProcessState:
         self.spawn_pooled_thread(True)
 
     def spawn_pooled_thread(self, is_main: bool) -> None:
-        from .ipc_thread_state import IPCThreadState
-
         self._pool_seq += 1
-        t = threading.Thread(target=lambda: IPCThreadState.self().join_thread_pool(is_main),
+        t = threading.Thread(target=lambda: self.thread_state().join_thread_pool(is_main),
                              name=f"Binder:{self._pool_seq}", daemon=True)
         self.threads.append(t)
         t.start()
 
-    def ipc(self) -> IPCThreadState:
-        from .ipc_thread_state import IPCThreadState
+    def thread_state(self) -> IPCThreadState:
+        """The calling thread's IPCThreadState in this process, made on its first use."""
+        states = self._thread_states
+        st = states.state
+        if st is None:
+            st = states.state = IPCThreadState(self)
+        return st
 
-        return IPCThreadState.self()
+    def ipc(self) -> IPCThreadState:
+        """The calling thread's IPCThreadState (:meth:`thread_state`)."""
+        return self.thread_state()
+
+
+def _flatten_binder(obj: FlattenableBinder) -> tuple[int, int, int, int]:
+    """Parcel.binder_flattener: a local object being sent is kept alive by the process, since
+    the driver will take references to it (as libbinder's flattenBinder, through
+    ``ProcessState::self()``)."""
+    if isinstance(obj, BBinder):
+        ProcessState.self().register_local(obj)
+    return obj.flatten()
+
+
+# The hooks through which the lower modules reach the process (they do not import this one).
+IPCThreadState.default_process = ProcessState.self
+Parcel.binder_flattener = _flatten_binder
