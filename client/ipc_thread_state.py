@@ -76,6 +76,8 @@ class IPCThreadState:
         self.buffers: dict[int, bytes] = {}
         self._owed: list[_Owed] = []
         self._unanswered: tuple[int, ...] | None = None  # a sync BR_TRANSACTION taken, not yet executing
+        self.calling_pid = 0  # of the call this thread is serving (0: none, or a one-way call)
+        self.calling_uid = 0
 
     @classmethod
     def self(cls) -> IPCThreadState:
@@ -344,7 +346,7 @@ class IPCThreadState:
         oneway = bool(flags & uapi.TF_ONE_WAY)
         reply = Parcel()
         status = 0
-        prev = (getattr(self, "calling_pid", 0), getattr(self, "calling_uid", 0))
+        prev = (self.calling_pid, self.calling_uid)
         try:
             self._unanswered = None  # from here on, this method answers the call
             data = self._parcel(tr)
@@ -412,11 +414,11 @@ class IPCThreadState:
 
 def calling_pid() -> int:
     """The pid of the process whose call this thread is serving (0 for one-way calls)."""
-    return getattr(IPCThreadState.self(), "calling_pid", 0)
+    return IPCThreadState.self().calling_pid
 
 
 def calling_uid() -> int:
-    return getattr(IPCThreadState.self(), "calling_uid", 0)
+    return IPCThreadState.self().calling_uid
 
 
 __all__ = ["IPCThreadState", "calling_pid", "calling_uid"]

@@ -77,6 +77,12 @@ class _ThreadState:
         self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the read buffer, reused
 
 
+class _Local(threading.local):
+    """Each thread's state in one KernelTransport (None before its first exchange)."""
+
+    state: _ThreadState | None = None
+
+
 class KernelTransport:
     """A kernel binder device: real ioctls, real memory, a real mapped area."""
 
@@ -86,7 +92,7 @@ class KernelTransport:
         self.map_addr = 0
         self.map_size = 0
         self._map: mmap.mmap | None = None
-        self._local = threading.local()
+        self._local = _Local()
         try:
             if map_size:
                 self._map = mmap.mmap(self.fd, map_size, mmap.MAP_PRIVATE, mmap.PROT_READ)
@@ -157,9 +163,9 @@ class KernelTransport:
         return self._result(local, ret, exchange)
 
     def _thread(self) -> _ThreadState:
-        """The calling thread's state."""
+        """The calling thread's state, made on its first exchange."""
         local = self._local
-        st: _ThreadState | None = getattr(local, "state", None)
+        st = local.state
         if st is None:
             st = local.state = _ThreadState()
         return st

@@ -101,10 +101,12 @@ class VbinderTransport:
     # -- frames ------------------------------------------------------------------------------------
 
     def _thread(self) -> _ThreadState:
-        """The calling thread's state (one thread-local lookup per exchange)."""
+        """The calling thread's state (one thread-local lookup per exchange), made on its first
+        exchange. (Not a threading.local subclass with a default: compiled, one crashes.)"""
         local = self._local
-        st: _ThreadState | None = getattr(local, "state", None)
-        if st is None:
+        try:
+            st: _ThreadState = local.state
+        except AttributeError:
             st = local.state = _ThreadState()
         return st
 
