@@ -8,36 +8,35 @@ from vbinder.native import package_path
 
 __path__ = package_path(__path__, __name__)  # the compiled modules first, when built and current
 
-from .binder import (  # noqa: E402
-    FIRST_CALL_TRANSACTION,
-    FLAG_ONEWAY,
-    BBinder,
-    BpBinder,
-    DeadObjectError,
-    FailedTransactionError,
-    IBinder,
-)
+from .binder import FIRST_CALL_TRANSACTION, FLAG_ONEWAY, BBinder, BpBinder, IBinder  # noqa: E402
 from .errors import (  # noqa: E402
     BadParcelableException,
+    ClientError,
+    DeadObjectError,
+    FailedTransactionError,
     IllegalArgumentException,
     IllegalStateException,
     NetworkOnMainThreadException,
     NullPointerException,
+    ParcelError,
+    RemoteException,
     SecurityException,
     ServiceSpecificException,
+    TransportError,
+    UnknownTransactionError,
     UnsupportedOperationException,
 )
 from .ipc_thread_state import IPCThreadState, calling_pid, calling_uid  # noqa: E402
-from .parcel import Parcel, ParcelError, RemoteException  # noqa: E402
+from .parcel import Parcel  # noqa: E402
 from .process_state import ProcessState  # noqa: E402
 from .service import Proxy, Service, method  # noqa: E402
 from .service_manager import ServiceManager, ServiceManagerProxy, default_service_manager  # noqa: E402
 
 __all__ = [
-    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "BBinder", "BadParcelableException", "BpBinder", "DeadObjectError",
-    "FailedTransactionError", "IBinder", "IPCThreadState", "IllegalArgumentException", "IllegalStateException",
-    "NetworkOnMainThreadException", "NullPointerException", "Parcel", "ParcelError", "ProcessState", "Proxy",
-    "RemoteException", "SecurityException", "Service", "ServiceManager", "ServiceManagerProxy",
-    "ServiceSpecificException", "UnsupportedOperationException", "calling_pid", "calling_uid",
-    "default_service_manager", "method",
+    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "BBinder", "BadParcelableException", "BpBinder", "ClientError",
+    "DeadObjectError", "FailedTransactionError", "IBinder", "IPCThreadState", "IllegalArgumentException",
+    "IllegalStateException", "NetworkOnMainThreadException", "NullPointerException", "Parcel", "ParcelError",
+    "ProcessState", "Proxy", "RemoteException", "SecurityException", "Service", "ServiceManager",
+    "ServiceManagerProxy", "ServiceSpecificException", "TransportError", "UnknownTransactionError",
+    "UnsupportedOperationException", "calling_pid", "calling_uid", "default_service_manager", "method",
 ]

@@ -10,11 +10,17 @@ from typing import TYPE_CHECKING
 
 from vbinder import uapi
 
+from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
 from .parcel import Parcel
 
 if TYPE_CHECKING:
-    from .ipc_thread_state import IPCThreadState
     from .process_state import ProcessState
+
+__all__ = [
+    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "INTERFACE_TRANSACTION", "LAST_CALL_TRANSACTION", "PING_TRANSACTION",
+    "BBinder", "BpBinder", "DeadObjectError", "DeathRecipient", "FailedTransactionError", "IBinder",
+    "UnknownTransactionError",
+]  # the errors are errors.py's, here too for the binder classes' users
 
 FIRST_CALL_TRANSACTION = 0x00000001
 LAST_CALL_TRANSACTION = 0x00FFFFFF
@@ -23,26 +29,6 @@ INTERFACE_TRANSACTION = 0x5F4E5446  # '_NTF'
 FLAG_ONEWAY = uapi.TF_ONE_WAY
 
 _ids = itertools.count(0x1000, 0x10)
-_thread_state_class: type[IPCThreadState] | None = None
-
-
-def _thread_state() -> IPCThreadState:
-    """The calling thread's IPCThreadState. Its module imports this one, so it is imported on
-    first use, and only then: an import statement on every call costs a tenth of a call."""
-    global _thread_state_class
-    if _thread_state_class is None:
-        from .ipc_thread_state import IPCThreadState
-
-        _thread_state_class = IPCThreadState
-    return _thread_state_class.self()
-
-
-class DeadObjectError(Exception):
-    """The remote process is gone (BR_DEAD_REPLY)."""
-
-
-class FailedTransactionError(Exception):
-    """The driver refused the call (BR_FAILED_REPLY, BR_FROZEN_REPLY, or an ioctl error)."""
 
 
 class IBinder:
@@ -81,10 +67,8 @@ class BBinder(IBinder):
         self._ptr = next(_ids)
 
     def flatten(self) -> tuple[int, int, int, int]:
-        """The flat_binder_object fields that describe this object to the driver."""
-        from .process_state import ProcessState
-
-        ProcessState.self().register_local(self)
+        """The flat_binder_object fields that describe this object to the driver (the process
+        keeps it alive meanwhile: see ``ProcessState.flatten_binder``)."""
         return uapi.BINDER_TYPE_BINDER, uapi.FLAT_BINDER_FLAG_ACCEPTS_FDS | 0x13, self._ptr, self._ptr
 
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
@@ -109,15 +93,12 @@ class BBinder(IBinder):
         raise UnknownTransactionError(code)
 
 
-class UnknownTransactionError(Exception):
-    """A code the object does not handle (UNKNOWN_TRANSACTION)."""
-
-
 DeathRecipient = Callable[["BpBinder"], None]
 
 
 class BpBinder(IBinder):
-    """A proxy: calls go to ``handle`` through the driver."""
+    """A proxy: calls go to ``handle`` through the driver, from the calling thread's state in the
+    proxy's process (``process.thread_state()``)."""
 
     def __init__(self, process: ProcessState, handle: int) -> None:
         self.process = process
@@ -131,7 +112,7 @@ class BpBinder(IBinder):
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
         if self.dead:
             raise DeadObjectError(f"handle {self.handle} is dead")
-        return _thread_state().transact(self.handle, code, data, flags)
+        return self.process.thread_state().transact(self.handle, code, data, flags)
 
     def link_to_death(self, recipient: DeathRecipient) -> None:
         """Call ``recipient(self)`` when the remote process dies (BR_DEAD_BINDER)."""
@@ -143,7 +124,7 @@ class BpBinder(IBinder):
             self._death_requested = True
         if first:
             self.process.track_death(self)
-            _thread_state().request_death_notification(self.handle, self.cookie)
+            self.process.thread_state().request_death_notification(self.handle, self.cookie)
 
     def unlink_to_death(self, recipient: DeathRecipient) -> None:
         with self._lock:
@@ -152,7 +133,7 @@ class BpBinder(IBinder):
             if last:
                 self._death_requested = False
         if last:
-            _thread_state().clear_death_notification(self.handle, self.cookie)
+            self.process.thread_state().clear_death_notification(self.handle, self.cookie)
 
     @property
     def cookie(self) -> int:

@@ -1,4 +1,5 @@
-"""The client's errors and Status.h exception codes.
+"""Every error the client raises, under one base class (:class:`ClientError`), and Status.h's
+exception codes.
 
 Their own module, never compiled: mypyc cannot compile subclasses of OSError, and its exception
 subclasses with properties are unreliable.
@@ -29,15 +30,31 @@ EXCEPTION_NAMES: Final[dict[int, str]] = {
 }
 
 
-class TransportError(OSError):
+class ClientError(Exception):
+    """What the client raises when binder fails it (usage errors stay ValueError/RuntimeError)."""
+
+
+class TransportError(ClientError, OSError):
     """An ioctl failed (``errno`` set), or the device could not be used."""
 
 
-class ParcelError(Exception):
+class DeadObjectError(ClientError):
+    """The remote process is gone (BR_DEAD_REPLY)."""
+
+
+class FailedTransactionError(ClientError):
+    """The driver refused the call (BR_FAILED_REPLY, BR_FROZEN_REPLY, or an ioctl error)."""
+
+
+class UnknownTransactionError(ClientError):
+    """A code the object does not handle (UNKNOWN_TRANSACTION)."""
+
+
+class ParcelError(ClientError):
     """The parcel's data is short, malformed, or not what the reader asked for."""
 
 
-class RemoteException(Exception):  # noqa: N818 - the name Android (Java) gives it
+class RemoteException(ClientError):  # noqa: N818 - the name Android (Java) gives it
     """An AIDL exception carried in a reply's status header (``binder::Status``)."""
 
     def __init__(self, code: int, message: str | None = None, service_specific_error: int = 0) -> None:

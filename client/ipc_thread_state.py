@@ -13,15 +13,17 @@ from __future__ import annotations
 import errno
 import logging
 import struct
-import threading
-from typing import ClassVar, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from vbinder import uapi
 
-from .binder import BBinder, DeadObjectError, FailedTransactionError, UnknownTransactionError
+from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
 from .parcel import Parcel
-from .process_state import ProcessState
-from .transport import signal_guard
+from .signals import signal_guard
+
+if TYPE_CHECKING:
+    from .process_state import ProcessState
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,9 @@ _Answer = tuple[int, Parcel | None, int]
 class IPCThreadState:
     """The calling thread's binder state: its out and in buffers."""
 
-    _local: ClassVar[threading.local] = threading.local()
+    default_process: ClassVar[Callable[[], ProcessState] | None] = None
+    """Where :meth:`self` finds the process: ``ProcessState.self``, which :mod:`.process_state`
+    installs (it imports this module, and creates each thread's state; imports go one way)."""
 
     def __init__(self, process: ProcessState) -> None:
         self.process = process
@@ -72,13 +76,15 @@ class IPCThreadState:
         self.buffers: dict[int, bytes] = {}
         self._owed: list[_Owed] = []
         self._unanswered: tuple[int, ...] | None = None  # a sync BR_TRANSACTION taken, not yet executing
+        self.calling_pid = 0  # of the call this thread is serving (0: none, or a one-way call)
+        self.calling_uid = 0
 
     @classmethod
     def self(cls) -> IPCThreadState:
-        st = getattr(cls._local, "state", None)
-        if st is None:
-            st = cls._local.state = IPCThreadState(ProcessState.self())
-        return st
+        """The calling thread's state in the process's ProcessState (opened on first use)."""
+        default_process = cls.default_process
+        assert default_process is not None, "vbinder_client.process_state installs it"
+        return default_process().thread_state()
 
     # -- talking to the driver -----------------------------------------------------------------
 
@@ -343,7 +349,7 @@ class IPCThreadState:
         oneway = bool(flags & uapi.TF_ONE_WAY)
         reply = Parcel()
         status = 0
-        prev = (getattr(self, "calling_pid", 0), getattr(self, "calling_uid", 0))
+        prev = (self.calling_pid, self.calling_uid)
         try:
             self._unanswered = None  # from here on, this method answers the call
             data = self._parcel(tr)
@@ -411,11 +417,11 @@ class IPCThreadState:
 
 def calling_pid() -> int:
     """The pid of the process whose call this thread is serving (0 for one-way calls)."""
-    return getattr(IPCThreadState.self(), "calling_pid", 0)
+    return IPCThreadState.self().calling_pid
 
 
 def calling_uid() -> int:
-    return getattr(IPCThreadState.self(), "calling_uid", 0)
+    return IPCThreadState.self().calling_uid
 
 
-__all__ = ["IPCThreadState", "BBinder", "calling_pid", "calling_uid"]
+__all__ = ["IPCThreadState", "calling_pid", "calling_uid"]

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from vbinder import uapi
 
-from .transport import check_signals, signal_guard
+from .signals import check_signals, signal_guard
 
 WR = uapi.WRITE_READ
 TR = uapi.TRANSACTION_DATA
@@ -77,6 +77,12 @@ class _ThreadState:
         self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the read buffer, reused
 
 
+class _Local(threading.local):
+    """Each thread's state in one KernelTransport (None before its first exchange)."""
+
+    state: _ThreadState | None = None
+
+
 class KernelTransport:
     """A kernel binder device: real ioctls, real memory, a real mapped area."""
 
@@ -86,7 +92,7 @@ class KernelTransport:
         self.map_addr = 0
         self.map_size = 0
         self._map: mmap.mmap | None = None
-        self._local = threading.local()
+        self._local = _Local()
         try:
             if map_size:
                 self._map = mmap.mmap(self.fd, map_size, mmap.MAP_PRIVATE, mmap.PROT_READ)
@@ -104,7 +110,7 @@ class KernelTransport:
 
         On EINTR Python has already run the signal handlers when ``fcntl.ioctl`` raises; if a
         handler raised, its exception propagates instead. With ``interruptible``, a SIGINT that
-        :data:`~vbinder_client.transport.signal_guard` recorded is handed to its real handler
+        :data:`~vbinder_client.signals.signal_guard` recorded is handed to its real handler
         then (which raises KeyboardInterrupt). The retry passes the struct as the kernel copied
         it back (for BINDER_WRITE_READ: the updated ``write_consumed``).
         """
@@ -157,9 +163,9 @@ class KernelTransport:
         return self._result(local, ret, exchange)
 
     def _thread(self) -> _ThreadState:
-        """The calling thread's state."""
+        """The calling thread's state, made on its first exchange."""
         local = self._local
-        st: _ThreadState | None = getattr(local, "state", None)
+        st = local.state
         if st is None:
             st = local.state = _ThreadState()
         return st
@@ -167,7 +173,7 @@ class KernelTransport:
     def _wait(self, local: _ThreadState, exchange: _Exchange, may_wait: bool) -> int:
         """The BINDER_WRITE_READ of ``exchange``; Ctrl-C while it waits leaves it in flight.
 
-        In the main thread under :data:`~vbinder_client.transport.signal_guard`, SIGINT's handler
+        In the main thread under :data:`~vbinder_client.signals.signal_guard`, SIGINT's handler
         only records the signal, so a read phase that may wait is ended by hand: the kernel
         returns EINTR when the signal arrives, and :meth:`_ioctl` hands the recorded SIGINT on
         (KeyboardInterrupt). The kernel has copied the struct back by then, so :meth:`resume`

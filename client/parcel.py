@@ -10,7 +10,8 @@ strings, objects and interface tokens; ``Status.cpp`` (``Status::writeToParcel``
 every binder object.
 
 Binder objects are reached through two hooks, so that this module knows nothing of the binder
-classes: :meth:`Parcel.write_strong_binder` calls ``obj.flatten()``, and
+classes: :meth:`Parcel.write_strong_binder` flattens an object with
+:attr:`Parcel.binder_flattener` (``obj.flatten()`` unless the process installs its own), and
 :meth:`Parcel.read_strong_binder` passes the raw object to :attr:`Parcel.binder_resolver`.
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import bisect
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, ClassVar, Final, NamedTuple, Protocol
 
 from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT, S32, U32, U64
 
@@ -66,6 +67,7 @@ __all__ = [
     "HEADER_VNDR",
     "STRICT_MODE_PENALTY_GATHER",
     "UNSET_WORK_SOURCE",
+    "BinderFlattener",
     "BinderResolver",
     "FlatBinderObject",
     "FlattenableBinder",
@@ -154,6 +156,15 @@ BinderResolver = Callable[[FlatBinderObject, int], Any]
 """Turns a non-null object read by :meth:`Parcel.read_strong_binder` and its stability word
 into the caller's binder object."""
 
+BinderFlattener = Callable[[FlattenableBinder], tuple[int, int, int, int]]
+"""Gives the ``flat_binder_object`` fields of a binder object that
+:meth:`Parcel.write_strong_binder` writes."""
+
+
+def flatten_binder(obj: FlattenableBinder) -> tuple[int, int, int, int]:
+    """The default flattener: ``obj.flatten()``."""
+    return obj.flatten()
+
 
 def _raw_binder(obj: FlatBinderObject, stability: int) -> FlatBinderObject:
     """The default resolver: the raw object itself."""
@@ -184,6 +195,11 @@ class Parcel:
     Writes go at the data position (overwriting or appending) and advance it; reads advance it
     too. Readers raise :class:`ParcelError` where libbinder would return an error status.
     """
+
+    binder_flattener: ClassVar[BinderFlattener] = flatten_binder
+    """Called by :meth:`write_strong_binder` with each non-null binder object. Process-wide, as
+    libbinder's flattenBinder reaches ``ProcessState::self()``: the client's process state
+    installs one that also keeps a local object alive for the driver."""
 
     def __init__(self, data: bytes = b"", objects: Sequence[int] = ()) -> None:
         """Wrap ``data`` (position 0) with ``objects``, the byte offsets of its flat objects."""
@@ -505,7 +521,7 @@ class Parcel:
     ) -> None:
         """``writeStrongBinder`` (``flattenBinder`` + ``finishFlattenBinder``).
 
-        Writes the object ``obj.flatten()`` describes, then its stability word
+        Writes the object :attr:`binder_flattener` describes, then its stability word
         (``obj.stability``, default SYSTEM). ``None`` is the null binder: BINDER_TYPE_BINDER,
         ``null_flags``, binder 0, cookie 0, stability UNDECLARED. Objects whose value is 0
         (the null binder, handle 0) are not recorded in :meth:`objects`, as in libbinder.
@@ -517,7 +533,7 @@ class Parcel:
         stability = int(getattr(obj, "stability", Stability.SYSTEM))
         if stability not in _DECLARED_LEVELS:
             raise ValueError(f"binder stability must be a declared level, not {stability}")
-        type_, flags, value, cookie = obj.flatten()
+        type_, flags, value, cookie = Parcel.binder_flattener(obj)
         self.write_flat_object(type_, flags, value, cookie, null_meta_data=False)
         self.write_int32(stability)
 

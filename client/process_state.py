@@ -5,19 +5,25 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vbinder import uapi
 
 from .binder import BBinder, BpBinder
-from .parcel import FlatBinderObject, Parcel
-from .transport import Transport, open_transport
-
-if TYPE_CHECKING:
-    from .ipc_thread_state import IPCThreadState
+from .device import open_transport
+from .errors import TransportError
+from .ipc_thread_state import IPCThreadState
+from .parcel import FlatBinderObject, FlattenableBinder, Parcel
+from .transport import Transport
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_THREADS = 15  # libbinder's DEFAULT_MAX_BINDER_THREADS
+
+
+class _ThreadStates(threading.local):
+    """Each thread's IPCThreadState in one process (None before the thread's first call)."""
+
+    state: IPCThreadState | None = None
 
 
 class ProcessState:
@@ -32,7 +38,7 @@ class ProcessState:
         self.transport = transport or open_transport(path, device)
         ret, arg = self.transport.ioctl(uapi.BINDER_VERSION, uapi.VERSION.pack(0))
         if ret < 0 or uapi.VERSION.unpack(arg)[0] != uapi.BINDER_CURRENT_PROTOCOL_VERSION:
-            raise OSError(f"{self.transport.path}: binder protocol version mismatch")
+            raise TransportError(f"{self.transport.path}: binder protocol version mismatch")
         self.max_threads = max_threads
         self.transport.ioctl(uapi.BINDER_SET_MAX_THREADS, uapi.U32.pack(max_threads))
         self._lock = threading.Lock()
@@ -44,6 +50,7 @@ class ProcessState:
         self._pool_started = False
         self._pool_seq = 0
         self.threads: list[threading.Thread] = []
+        self._thread_states = _ThreadStates()
 
     @classmethod
     def self(cls, path: str | None = None) -> ProcessState:
@@ -167,7 +174,7 @@ class ProcessState:
         """BINDER_SET_CONTEXT_MGR: ``obj`` answers handle 0 of this device."""
         ret, _ = self.transport.ioctl(uapi.BINDER_SET_CONTEXT_MGR, uapi.S32.pack(0))
         if ret < 0:
-            raise OSError(-ret, f"cannot become context manager: {ret}")
+            raise TransportError(-ret, f"cannot become context manager: {ret}")
         self.context_object = obj
 
     def start_thread_pool(self) -> None:
@@ -179,15 +186,34 @@ class ProcessState:
         self.spawn_pooled_thread(True)
 
     def spawn_pooled_thread(self, is_main: bool) -> None:
-        from .ipc_thread_state import IPCThreadState
-
         self._pool_seq += 1
-        t = threading.Thread(target=lambda: IPCThreadState.self().join_thread_pool(is_main),
+        t = threading.Thread(target=lambda: self.thread_state().join_thread_pool(is_main),
                              name=f"Binder:{self._pool_seq}", daemon=True)
         self.threads.append(t)
         t.start()
 
-    def ipc(self) -> IPCThreadState:
-        from .ipc_thread_state import IPCThreadState
+    def thread_state(self) -> IPCThreadState:
+        """The calling thread's IPCThreadState in this process, made on its first use."""
+        states = self._thread_states
+        st = states.state
+        if st is None:
+            st = states.state = IPCThreadState(self)
+        return st
 
-        return IPCThreadState.self()
+    def ipc(self) -> IPCThreadState:
+        """The calling thread's IPCThreadState (:meth:`thread_state`)."""
+        return self.thread_state()
+
+
+def _flatten_binder(obj: FlattenableBinder) -> tuple[int, int, int, int]:
+    """Parcel.binder_flattener: a local object being sent is kept alive by the process, since
+    the driver will take references to it (as libbinder's flattenBinder, through
+    ``ProcessState::self()``)."""
+    if isinstance(obj, BBinder):
+        ProcessState.self().register_local(obj)
+    return obj.flatten()
+
+
+# The hooks through which the lower modules reach the process (they do not import this one).
+IPCThreadState.default_process = ProcessState.self
+Parcel.binder_flattener = _flatten_binder

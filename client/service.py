@@ -26,7 +26,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from .binder import FLAG_ONEWAY, BBinder, IBinder, UnknownTransactionError
+from .binder import FLAG_ONEWAY, BBinder, IBinder
+from .errors import UnknownTransactionError
 from .parcel import EX_ILLEGAL_STATE, EX_SECURITY, HEADER_SYST, Parcel, RemoteException
 
 log = logging.getLogger(__name__)

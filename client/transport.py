@@ -1,8 +1,8 @@
 """Transports: how the client reaches a binder driver (ioctl calls and the mapped area).
 
-:class:`VbinderTransport` speaks the vbinder device ABI (frames over pwrite/pread, DESIGN.md);
-``open_transport`` finds the device: an explicit path, else ``$BINDER_DEVICE``, else a real
-``/dev/binder``, else the one vbinder mount in ``/proc/mounts``.
+:class:`Transport` is what IPCThreadState needs of one; :class:`VbinderTransport` speaks the
+vbinder device ABI (frames over pwrite/pread, DESIGN.md). :mod:`.kernel_transport` is the
+other, on a real binder; :mod:`.device` finds the device and opens the right one.
 """
 
 from __future__ import annotations
@@ -11,16 +11,14 @@ import ctypes
 import errno
 import os
 import resource
-import signal
-import stat
 import threading
 import time
-from types import FrameType
 from typing import Any, Final, Protocol
 
 from vbinder import abi, uapi
 
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
+from .signals import check_signals, signal_guard
 
 MAP_SIZE: Final = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
 _FIRST_READ: Final = 16384  # one pread usually fetches the whole reply
@@ -28,156 +26,10 @@ _FIRST_READ: Final = 16384  # one pread usually fetches the whole reply
 _USER_BASE: Final = 0x1000_0000_0000
 
 
-_MAIN_IDENT: Final = threading.main_thread().ident  # Python runs signal handlers in this thread only
-_get_ident: Final = threading.get_ident  # compiled, a Final is a C static: no lookups per call
-# The C functions under signal.signal/getsignal: the same, without their enum conversions (a
-# guarded call swaps SIGINT's handler twice; those conversions were a fifth of the client's time).
-try:
-    from _signal import getsignal as _c_getsignal  # type: ignore[import-not-found, unused-ignore]
-    from _signal import signal as _c_setsignal  # type: ignore[import-not-found, unused-ignore]
-except ImportError:  # pragma: no cover - not CPython
-    _c_getsignal, _c_setsignal = signal.getsignal, signal.signal
-_getsignal: Final = _c_getsignal
-_setsignal: Final = _c_setsignal
-_SIGINT: Final = int(signal.SIGINT)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc_pread: Final = _libc.pread
 _libc_pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
 _libc_pread.restype = ctypes.c_ssize_t
-check_signals: Final = ctypes.pythonapi.PyErr_CheckSignals  # runs pending handlers; raises what one raised
-check_signals.restype = ctypes.c_int
-
-
-class SignalGuard:
-    """Keeps Ctrl-C from tearing an exchange with the driver apart (the main thread's only).
-
-    Python runs signal handlers in the main thread, between bytecodes: a KeyboardInterrupt raised
-    just after a ``pwrite`` or ``pread`` returned would drop what it did (a request sent, then
-    sent again; a reply read, then lost). While the guard is held (``with signal_guard:``, by
-    IPCThreadState around each exchange and its bookkeeping), SIGINT's handler only records the
-    signal, and the recorded signal is handled when the outermost guard is released, or as soon
-    as the one ``pread`` that waits for the driver ends (``VbinderTransport._guarded_pread``: the
-    daemon ends that wait with EINTR when it sees the signal, and the read phase stays in flight:
-    see ``VbinderTransport.resume``). So Ctrl-C still ends a blocked call at once. Other threads,
-    and a SIGINT that is ignored or left to its default action, are not affected. Other signals
-    whose Python handlers raise are not guarded (a SystemExit from a SIGTERM handler is expected
-    to end the process).
-    """
-
-    def __init__(self) -> None:
-        self._depth = 0
-        self._saved: Any = None  # the handler we stand in for (None: not guarding)
-        self._pending: list[int] = []
-        self._immediate = False  # the next read phase is known to return at once
-
-    @property
-    def active(self) -> bool:
-        """True in the main thread while a guard is held and stands in for SIGINT's handler."""
-        return self._saved is not None and _get_ident() == _MAIN_IDENT
-
-    @property
-    def interrupts_waits(self) -> bool:
-        """True where a read phase may wait and Ctrl-C should end the wait (see ``_receive``)."""
-        return not self._immediate and self.active
-
-    def immediate(self) -> _Immediate:
-        """A section whose read phase returns at once (BR_TRANSACTION_COMPLETE of a one-way call
-        or a reply is queued as it is sent): no need to read it in an interruptible way."""
-        return _Immediate(self)
-
-    def __enter__(self) -> SignalGuard:
-        if _get_ident() != _MAIN_IDENT:
-            return self
-        if self._depth == 0:
-            handler = _getsignal(_SIGINT)
-            if callable(handler):
-                try:
-                    _setsignal(_SIGINT, self._handler)
-                    self._saved = handler
-                except ValueError:  # not the main interpreter
-                    pass
-        self._depth += 1
-        return self
-
-    def __exit__(self, typ: object, value: object, tb: object) -> None:
-        if _get_ident() != _MAIN_IDENT:
-            return
-        self._depth -= 1
-        if self._depth or self._saved is None:
-            return
-        handler, self._saved = self._saved, None
-        _setsignal(_SIGINT, handler)
-        pending, self._pending = self._pending, []
-        for signum in pending:
-            handler(signum, None)  # typically raises KeyboardInterrupt: the exchange is complete
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self._pending.append(signum)
-
-    def deliver_pending(self) -> None:
-        """Hand a recorded SIGINT to its handler now (typically: raise KeyboardInterrupt)."""
-        if self._pending and self._saved is not None:
-            handler = self._saved
-            handler(self._pending.pop(), None)
-
-    def released(self) -> _Released:
-        """A section where the guard is let go (the user's code: a service's method, a death
-        recipient), and taken again after it."""
-        return _Released(self)
-
-
-class _Immediate:
-    __slots__ = ("guard", "main")
-
-    def __init__(self, guard: SignalGuard) -> None:
-        self.guard = guard
-        self.main = False
-
-    def __enter__(self) -> None:
-        self.main = _get_ident() == _MAIN_IDENT  # the flag is the main thread's
-        if self.main:
-            self.guard._immediate = True
-
-    def __exit__(self, typ: object, value: object, tb: object) -> None:
-        if self.main:
-            self.guard._immediate = False
-
-
-class _Released:
-    __slots__ = ("guard", "depth", "handler")
-
-    def __init__(self, guard: SignalGuard) -> None:
-        self.guard = guard
-        self.depth = 0
-
-    def __enter__(self) -> None:
-        g = self.guard
-        if g._saved is None or g._depth == 0 or _get_ident() != _MAIN_IDENT:
-            self.depth = 0
-            return
-        self.depth, g._depth = g._depth, 0
-        self.handler, g._saved = g._saved, None
-        _setsignal(_SIGINT, self.handler)
-        pending, g._pending = g._pending, []
-        try:
-            for signum in pending:
-                self.handler(signum, None)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-
-    def __exit__(self, typ: object, value: object, tb: object) -> None:
-        if not self.depth:
-            return
-        g = self.guard
-        g._depth, self.depth = self.depth, 0
-        handler = _getsignal(_SIGINT)  # the user's code may have set another one
-        if callable(handler):
-            g._saved = handler
-            _setsignal(_SIGINT, g._handler)
-
-
-signal_guard: Final = SignalGuard()
 
 
 class Transport(Protocol):
@@ -201,42 +53,6 @@ class Transport(Protocol):
     def name_next(self, interface: str, method: str) -> None: ...
 
     def close(self) -> None: ...
-
-
-def find_device(path: str | None = None, name: str = "binder") -> str:
-    """The device to open: ``path``, ``$BINDER_DEVICE``, ``/dev/<name>``, or the vbinder mount's."""
-    if path:
-        return path
-    env = os.environ.get("BINDER_DEVICE")
-    if env:
-        return env
-    real = f"/dev/{name}"
-    try:
-        if stat.S_ISCHR(os.stat(real).st_mode):
-            return real
-    except OSError:
-        pass
-    mounts = vbinder_mounts()
-    if len(mounts) == 1:
-        return os.path.join(mounts[0], "dev", name)
-    if not mounts:
-        raise TransportError(errno.ENOENT, "no binder device: no /dev/binder and no vbinder mount "
-                             "(run `vbinder mount DIR`, or set BINDER_DEVICE)")
-    raise TransportError(errno.EINVAL, f"several vbinder mounts ({', '.join(mounts)}): set BINDER_DEVICE")
-
-
-def vbinder_mounts() -> list[str]:
-    """Mount points whose fsname is ``vbinder``."""
-    out = []
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 3 and fields[0] == "vbinder":
-                    out.append(fields[1].replace("\\040", " "))
-    except OSError:
-        pass
-    return out
 
 
 def _raise_fsize_limit() -> None:
@@ -293,10 +109,12 @@ class VbinderTransport:
     # -- frames ------------------------------------------------------------------------------------
 
     def _thread(self) -> _ThreadState:
-        """The calling thread's state (one thread-local lookup per exchange)."""
+        """The calling thread's state (one thread-local lookup per exchange), made on its first
+        exchange. (Not a threading.local subclass with a default: compiled, one crashes.)"""
         local = self._local
-        st: _ThreadState | None = getattr(local, "state", None)
-        if st is None:
+        try:
+            st: _ThreadState = local.state
+        except AttributeError:
             st = local.state = _ThreadState()
         return st
 
@@ -483,17 +301,3 @@ class VbinderTransport:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-
-def open_transport(path: str | None = None, name: str = "binder") -> Transport:
-    """Open the binder device (see :func:`find_device`)."""
-    dev = find_device(path, name)
-    try:
-        st = os.stat(dev)
-    except OSError as e:
-        raise TransportError(e.errno, f"{dev}: {e.strerror}") from None
-    if stat.S_ISCHR(st.st_mode):
-        from .kernel_transport import KernelTransport
-
-        return KernelTransport(dev)
-    return VbinderTransport(dev)

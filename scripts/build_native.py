@@ -33,6 +33,7 @@ COMPILED = [
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "vbinder" / "driver").glob("*.py") if p.name != "__init__.py"),
     # the client's per-call path; its classes that users subclass (binder.py, service.py) stay pure
     "client/parcel.py",
+    "client/signals.py",
     "client/transport.py",
     "client/ipc_thread_state.py",
 ]

@@ -181,9 +181,9 @@ def _tools(args: argparse.Namespace) -> int:
 
 
 def _servicemanager(args: argparse.Namespace) -> int:
+    from vbinder_client.device import find_device
     from vbinder_client.errors import TransportError
     from vbinder_client.service_manager import serve
-    from vbinder_client.transport import find_device
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s servicemanager[%(process)d] %(message)s")
     path = os.path.join(args.mountpoint, "dev", args.device) if args.mountpoint else None

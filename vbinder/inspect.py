@@ -7,8 +7,9 @@ import errno
 import os
 import sys
 
-from vbinder_client.transport import vbinder_mounts
+from vbinder_client.device import vbinder_mounts
 
+from .driver.log import AllocDebug, Debug
 from .fs.mounts import MountError
 
 DEBUGFS = "sys/kernel/debug/binder"
@@ -18,11 +19,17 @@ PARAMS = {
     "devices": "sys/module/binder/parameters/devices",
     "alloc_debug_mask": "sys/module/binder_alloc/parameters/debug_mask",
 }
+
+
+def _bit_names(flags: type) -> tuple[str, ...]:
+    """The names of a class of mask bits (the driver's Debug, AllocDebug), by bit number."""
+    bits = {getattr(flags, n): n for n in dir(flags) if n.isupper()}
+    return tuple(bits[1 << i] for i in range(len(bits)))
+
+
 # debug_mask bits as binder.c names them, for a readable `vbinder param`.
-DEBUG_BITS = ("USER_ERROR", "FAILED_TRANSACTION", "DEAD_TRANSACTION", "OPEN_CLOSE", "DEAD_BINDER",
-              "DEATH_NOTIFICATION", "READ_WRITE", "USER_REFS", "THREADS", "TRANSACTION",
-              "TRANSACTION_COMPLETE", "FREE_BUFFER", "INTERNAL_REFS", "PRIORITY_CAP", "SPINLOCKS")
-ALLOC_BITS = ("USER_ERROR", "OPEN_CLOSE", "BUFFER_ALLOC", "BUFFER_ALLOC_ASYNC")
+DEBUG_BITS = _bit_names(Debug)
+ALLOC_BITS = _bit_names(AllocDebug)
 
 
 def find_mount(explicit: str | None) -> str:

@@ -24,6 +24,7 @@ from ..errors import (
     exception_for,
 )
 from ..parcel import HEADER_SYST, Parcel, interface_header
+from ..process_state import ProcessState
 from ..stability import Stability
 
 __all__ = [
@@ -496,8 +497,6 @@ class Stub(BBinder, Generic[I_co]):
 
 def _own_header() -> int:
     """The header libbinder writes on this process's device (VNDR on vndbinder)."""
-    from ..process_state import ProcessState
-
     process = ProcessState._instance
     return interface_header(process.device) if process is not None else HEADER_SYST
 

@@ -125,7 +125,7 @@ class Ctx:
     def process(self, max_threads: int = 15) -> Any:
         """This process's ProcessState on the device, its transport tapped (``self.tap``)."""
         from vbinder_client import ProcessState
-        from vbinder_client.transport import open_transport
+        from vbinder_client.device import open_transport
 
         self.tap = Tap(open_transport(self.dev))
         ps = ProcessState(self.dev, max_threads=max_threads, transport=self.tap)
@@ -134,7 +134,7 @@ class Ctx:
 
     def raw(self) -> Raw:
         """A raw BINDER_WRITE_READ client on the device (no ProcessState)."""
-        from vbinder_client.transport import open_transport
+        from vbinder_client.device import open_transport
 
         return Raw(open_transport(self.dev))
 

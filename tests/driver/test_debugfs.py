@@ -20,7 +20,7 @@ import pytest
 
 from vbinder import uapi
 from vbinder.driver import debugfs as dfs
-from vbinder.driver.transaction import LogEntry
+from vbinder.driver.transaction_log import LogEntry
 from vbinder.driver.work import Work, WorkType
 
 from . import replay

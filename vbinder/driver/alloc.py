@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..abi import MMAP_MAX_USED, PAGE_SIZE
 from .errors import BinderError
+from .fmt import size_t, zd
 from .log import AllocDebug, Log
 from .trace import (
     M_PAGES,
@@ -40,14 +41,7 @@ if TYPE_CHECKING:
     from .transaction import Transaction
 
 PAGE_MASK: Final = ~(PAGE_SIZE - 1)
-_U64: Final = (1 << 64) - 1
 _PTR: Final = 8  # sizeof(void *)
-
-# binder_alloc.c's debug_mask bits as plain ints: IntFlag's ``&`` is slow on the hot path.
-USER_ERROR: Final = int(AllocDebug.USER_ERROR)
-OPEN_CLOSE: Final = int(AllocDebug.OPEN_CLOSE)
-BUFFER_ALLOC: Final = int(AllocDebug.BUFFER_ALLOC)
-BUFFER_ALLOC_ASYNC: Final = int(AllocDebug.BUFFER_ALLOC_ASYNC)
 
 # Page states (binder_alloc_print_pages' three counts).
 PAGE_FREE: Final = 0  # page_ptr == NULL
@@ -55,26 +49,14 @@ PAGE_ACTIVE: Final = 1  # installed, not on the lru
 PAGE_LRU: Final = 2  # installed, on binder_alloc_lru
 
 
-def _size_t(x: int) -> int:
-    """``x`` as a size_t (wraps at 2**64). Only values outside [0, 2**64) meet the 64-bit mask,
-    which compiled code can apply only to a boxed int: the usual sizes stay native."""
-    return x & _U64 if x < 0 or x >> 64 else x
-
-
 def _align(x: int) -> int:
     """ALIGN(x, sizeof(void *)) in size_t arithmetic (wraps at 2**64)."""
-    return _size_t((x + _PTR - 1) & ~(_PTR - 1))
+    return size_t((x + _PTR - 1) & ~(_PTR - 1))
 
 
 def _page_align(x: int) -> int:
     """PAGE_ALIGN(x)."""
     return (x + PAGE_SIZE - 1) & PAGE_MASK
-
-
-def _zd(x: int) -> int:
-    """A size_t as ``%zd`` prints it (signed)."""
-    x = _size_t(x)
-    return x - (1 << 64) if x >> 63 else x
 
 
 class Buffer:
@@ -151,171 +133,186 @@ def _rb_rotate_set_parents(old: Buffer, new: Buffer, root: _RbRoot, black: bool)
 
 
 def _rb_insert_color(node: Buffer, root: _RbRoot) -> None:
-    """rb_insert_color() (__rb_insert): rebalance after linking red ``node``."""
+    """rb_insert_color() (__rb_insert): rebalance after linking red ``node``. Each round fixes
+    the red parent on its side of the grandparent, or flips colors and goes two levels up."""
     parent = node._rb_parent
     while True:
         if parent is None:
             node._rb_parent = None
             node._rb_black = True
-            break
+            return
         if parent._rb_black:
-            break
+            return
         gparent = parent._rb_parent
         assert gparent is not None
-        tmp = gparent._rb_right
-        if parent is not tmp:  # parent == gparent->rb_left
-            if tmp is not None and not tmp._rb_black:
-                # Case 1: color flips.
-                tmp._rb_parent, tmp._rb_black = gparent, True
-                parent._rb_parent, parent._rb_black = gparent, True
-                node = gparent
-                parent = node._rb_parent
-                node._rb_black = False
-                continue
-            tmp = parent._rb_right
-            if node is tmp:
-                # Case 2: left rotate at parent.
-                tmp = node._rb_left
-                parent._rb_right = tmp
-                node._rb_left = parent
-                if tmp is not None:
-                    tmp._rb_parent, tmp._rb_black = parent, True
-                parent._rb_parent, parent._rb_black = node, False
-                parent = node
-                tmp = node._rb_right
-            # Case 3: right rotate at gparent.
-            gparent._rb_left = tmp
-            parent._rb_right = gparent
-            if tmp is not None:
-                tmp._rb_parent, tmp._rb_black = gparent, True
-            _rb_rotate_set_parents(gparent, parent, root, False)
-            break
+        if parent is not gparent._rb_right:  # parent == gparent->rb_left
+            up = _rb_insert_fix_left(node, parent, gparent, root)
         else:
-            tmp = gparent._rb_left
-            if tmp is not None and not tmp._rb_black:
-                # Case 1: color flips.
-                tmp._rb_parent, tmp._rb_black = gparent, True
-                parent._rb_parent, parent._rb_black = gparent, True
-                node = gparent
-                parent = node._rb_parent
-                node._rb_black = False
-                continue
-            tmp = parent._rb_left
-            if node is tmp:
-                # Case 2: right rotate at parent.
-                tmp = node._rb_right
-                parent._rb_left = tmp
-                node._rb_right = parent
-                if tmp is not None:
-                    tmp._rb_parent, tmp._rb_black = parent, True
-                parent._rb_parent, parent._rb_black = node, False
-                parent = node
-                tmp = node._rb_left
-            # Case 3: left rotate at gparent.
-            gparent._rb_right = tmp
-            parent._rb_left = gparent
-            if tmp is not None:
-                tmp._rb_parent, tmp._rb_black = gparent, True
-            _rb_rotate_set_parents(gparent, parent, root, False)
-            break
+            up = _rb_insert_fix_right(node, parent, gparent, root)
+        if up is None:
+            return
+        node = up
+        parent = node._rb_parent
+
+
+def _rb_insert_fix_left(node: Buffer, parent: Buffer, gparent: Buffer, root: _RbRoot) -> Buffer | None:
+    """__rb_insert with the parent on the grandparent's left: the grandparent, to go on from
+    (case 1), or None when done."""
+    tmp = gparent._rb_right
+    if tmp is not None and not tmp._rb_black:
+        # Case 1: color flips.
+        tmp._rb_parent, tmp._rb_black = gparent, True
+        parent._rb_parent, parent._rb_black = gparent, True
+        gparent._rb_black = False
+        return gparent
+    tmp = parent._rb_right
+    if node is tmp:
+        # Case 2: left rotate at parent.
+        tmp = node._rb_left
+        parent._rb_right = tmp
+        node._rb_left = parent
+        if tmp is not None:
+            tmp._rb_parent, tmp._rb_black = parent, True
+        parent._rb_parent, parent._rb_black = node, False
+        parent = node
+        tmp = node._rb_right
+    # Case 3: right rotate at gparent.
+    gparent._rb_left = tmp
+    parent._rb_right = gparent
+    if tmp is not None:
+        tmp._rb_parent, tmp._rb_black = gparent, True
+    _rb_rotate_set_parents(gparent, parent, root, False)
+    return None
+
+
+def _rb_insert_fix_right(node: Buffer, parent: Buffer, gparent: Buffer, root: _RbRoot) -> Buffer | None:
+    """__rb_insert with the parent on the grandparent's right (the mirror of the left case)."""
+    tmp = gparent._rb_left
+    if tmp is not None and not tmp._rb_black:
+        # Case 1: color flips.
+        tmp._rb_parent, tmp._rb_black = gparent, True
+        parent._rb_parent, parent._rb_black = gparent, True
+        gparent._rb_black = False
+        return gparent
+    tmp = parent._rb_left
+    if node is tmp:
+        # Case 2: right rotate at parent.
+        tmp = node._rb_right
+        parent._rb_left = tmp
+        node._rb_right = parent
+        if tmp is not None:
+            tmp._rb_parent, tmp._rb_black = parent, True
+        parent._rb_parent, parent._rb_black = node, False
+        parent = node
+        tmp = node._rb_left
+    # Case 3: left rotate at gparent.
+    gparent._rb_right = tmp
+    parent._rb_left = gparent
+    if tmp is not None:
+        tmp._rb_parent, tmp._rb_black = gparent, True
+    _rb_rotate_set_parents(gparent, parent, root, False)
+    return None
 
 
 def _rb_erase_color(parent: Buffer, root: _RbRoot) -> None:
-    """____rb_erase_color(): rebalance after erasing a black leaf under ``parent``."""
+    """____rb_erase_color(): rebalance after erasing a black leaf under ``parent``. Each round
+    fixes the side of ``parent`` that lost a black node, or moves one level up."""
     node: Buffer | None = None
     while True:
-        sibling = parent._rb_right
-        if node is not sibling:  # node == parent->rb_left
-            assert sibling is not None
-            if not sibling._rb_black:
-                # Case 1: left rotate at parent.
-                tmp1 = sibling._rb_left
-                assert tmp1 is not None
-                parent._rb_right = tmp1
-                sibling._rb_left = parent
-                tmp1._rb_parent, tmp1._rb_black = parent, True
-                _rb_rotate_set_parents(parent, sibling, root, False)
-                sibling = tmp1
-            tmp1 = sibling._rb_right
-            if tmp1 is None or tmp1._rb_black:
-                tmp2 = sibling._rb_left
-                if tmp2 is None or tmp2._rb_black:
-                    # Case 2: sibling color flip.
-                    sibling._rb_parent, sibling._rb_black = parent, False
-                    if not parent._rb_black:
-                        parent._rb_black = True
-                    else:
-                        node = parent
-                        up = node._rb_parent
-                        if up is not None:
-                            parent = up
-                            continue
-                    break
-                # Case 3: right rotate at sibling.
-                tmp1 = tmp2._rb_right
-                sibling._rb_left = tmp1
-                tmp2._rb_right = sibling
-                parent._rb_right = tmp2
-                if tmp1 is not None:
-                    tmp1._rb_parent, tmp1._rb_black = sibling, True
-                tmp1 = sibling
-                sibling = tmp2
-            # Case 4: left rotate at parent + color flips.
-            assert tmp1 is not None
-            tmp2 = sibling._rb_left
-            parent._rb_right = tmp2
-            sibling._rb_left = parent
-            tmp1._rb_parent, tmp1._rb_black = sibling, True
-            if tmp2 is not None:
-                tmp2._rb_parent = parent
-            _rb_rotate_set_parents(parent, sibling, root, True)
-            break
+        if node is not parent._rb_right:  # node == parent->rb_left
+            up = _rb_erase_fix_left(parent, root)
         else:
-            sibling = parent._rb_left
-            assert sibling is not None
-            if not sibling._rb_black:
-                # Case 1: right rotate at parent.
-                tmp1 = sibling._rb_right
-                assert tmp1 is not None
-                parent._rb_left = tmp1
-                sibling._rb_right = parent
-                tmp1._rb_parent, tmp1._rb_black = parent, True
-                _rb_rotate_set_parents(parent, sibling, root, False)
-                sibling = tmp1
-            tmp1 = sibling._rb_left
-            if tmp1 is None or tmp1._rb_black:
-                tmp2 = sibling._rb_right
-                if tmp2 is None or tmp2._rb_black:
-                    # Case 2: sibling color flip.
-                    sibling._rb_parent, sibling._rb_black = parent, False
-                    if not parent._rb_black:
-                        parent._rb_black = True
-                    else:
-                        node = parent
-                        up = node._rb_parent
-                        if up is not None:
-                            parent = up
-                            continue
-                    break
-                # Case 3: left rotate at sibling.
-                tmp1 = tmp2._rb_left
-                sibling._rb_right = tmp1
-                tmp2._rb_left = sibling
-                parent._rb_left = tmp2
-                if tmp1 is not None:
-                    tmp1._rb_parent, tmp1._rb_black = sibling, True
-                tmp1 = sibling
-                sibling = tmp2
-            # Case 4: right rotate at parent + color flips.
-            assert tmp1 is not None
-            tmp2 = sibling._rb_right
-            parent._rb_left = tmp2
-            sibling._rb_right = parent
+            up = _rb_erase_fix_right(parent, root)
+        if up is None:
+            return
+        node, parent = parent, up
+
+
+def _rb_erase_fix_left(parent: Buffer, root: _RbRoot) -> Buffer | None:
+    """____rb_erase_color with the short side on the left: the parent's parent, to go on from
+    (case 2 with a black parent), or None when done."""
+    sibling = parent._rb_right
+    assert sibling is not None
+    if not sibling._rb_black:
+        # Case 1: left rotate at parent.
+        tmp1 = sibling._rb_left
+        assert tmp1 is not None
+        parent._rb_right = tmp1
+        sibling._rb_left = parent
+        tmp1._rb_parent, tmp1._rb_black = parent, True
+        _rb_rotate_set_parents(parent, sibling, root, False)
+        sibling = tmp1
+    tmp1 = sibling._rb_right
+    if tmp1 is None or tmp1._rb_black:
+        tmp2 = sibling._rb_left
+        if tmp2 is None or tmp2._rb_black:
+            # Case 2: sibling color flip.
+            sibling._rb_parent, sibling._rb_black = parent, False
+            if not parent._rb_black:
+                parent._rb_black = True
+                return None
+            return parent._rb_parent
+        # Case 3: right rotate at sibling.
+        tmp1 = tmp2._rb_right
+        sibling._rb_left = tmp1
+        tmp2._rb_right = sibling
+        parent._rb_right = tmp2
+        if tmp1 is not None:
             tmp1._rb_parent, tmp1._rb_black = sibling, True
-            if tmp2 is not None:
-                tmp2._rb_parent = parent
-            _rb_rotate_set_parents(parent, sibling, root, True)
-            break
+        tmp1 = sibling
+        sibling = tmp2
+    # Case 4: left rotate at parent + color flips.
+    tmp2 = sibling._rb_left
+    parent._rb_right = tmp2
+    sibling._rb_left = parent
+    tmp1._rb_parent, tmp1._rb_black = sibling, True
+    if tmp2 is not None:
+        tmp2._rb_parent = parent
+    _rb_rotate_set_parents(parent, sibling, root, True)
+    return None
+
+
+def _rb_erase_fix_right(parent: Buffer, root: _RbRoot) -> Buffer | None:
+    """____rb_erase_color with the short side on the right (the mirror of the left case)."""
+    sibling = parent._rb_left
+    assert sibling is not None
+    if not sibling._rb_black:
+        # Case 1: right rotate at parent.
+        tmp1 = sibling._rb_right
+        assert tmp1 is not None
+        parent._rb_left = tmp1
+        sibling._rb_right = parent
+        tmp1._rb_parent, tmp1._rb_black = parent, True
+        _rb_rotate_set_parents(parent, sibling, root, False)
+        sibling = tmp1
+    tmp1 = sibling._rb_left
+    if tmp1 is None or tmp1._rb_black:
+        tmp2 = sibling._rb_right
+        if tmp2 is None or tmp2._rb_black:
+            # Case 2: sibling color flip.
+            sibling._rb_parent, sibling._rb_black = parent, False
+            if not parent._rb_black:
+                parent._rb_black = True
+                return None
+            return parent._rb_parent
+        # Case 3: left rotate at sibling.
+        tmp1 = tmp2._rb_left
+        sibling._rb_right = tmp1
+        tmp2._rb_left = sibling
+        parent._rb_left = tmp2
+        if tmp1 is not None:
+            tmp1._rb_parent, tmp1._rb_black = sibling, True
+        tmp1 = sibling
+        sibling = tmp2
+    # Case 4: right rotate at parent + color flips.
+    tmp2 = sibling._rb_right
+    parent._rb_left = tmp2
+    sibling._rb_right = parent
+    tmp1._rb_parent, tmp1._rb_black = sibling, True
+    if tmp2 is not None:
+        tmp2._rb_parent = parent
+    _rb_rotate_set_parents(parent, sibling, root, True)
+    return None
 
 
 def _rb_erase(node: Buffer, root: _RbRoot) -> None:
@@ -418,8 +415,8 @@ class Alloc:
     def _insert_free_buffer(self, new_buffer: Buffer) -> None:
         """binder_insert_free_buffer(): into the free tree by size, equal sizes to the right."""
         new_buffer_size = self._buffer_size(new_buffer)
-        if self.log.alloc_debug_mask & BUFFER_ALLOC:  # (per-call log lines are guarded: no work when off)
-            self.log.alloc_debug(BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:  # (per-call log lines are guarded: no work when off)
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
                                  self.pid, new_buffer_size, new_buffer.user_data)
         parent: Buffer | None = None
         n = self._free.rb_node
@@ -446,8 +443,8 @@ class Alloc:
 
     def _update_page_range(self, allocate: bool, start: int, end: int) -> None:
         """binder_update_page_range(): install/take off the lru (allocate) or put on the lru."""
-        if self.log.alloc_debug_mask & BUFFER_ALLOC:
-            self.log.alloc_debug(BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
                                  "allocate" if allocate else "free", start, end)
         if end <= start:
             return
@@ -498,7 +495,7 @@ class Alloc:
         vm_end = addr + _page_align(size)
         if self.buffer_size:
             ret = -errno.EBUSY
-            self.log.alloc_debug(USER_ERROR, "%s: %d %x-%x %s failed %d",
+            self.log.alloc_debug(AllocDebug.USER_ERROR, "%s: %d %x-%x %s failed %d",
                                  "binder_alloc_mmap_handler", self.pid, addr, vm_end,
                                  "already mapped", ret)
             raise BinderError(errno.EBUSY, "already mapped")
@@ -528,7 +525,7 @@ class Alloc:
             num_buffers += 1
         if num_buffers > 50 or total_alloc_size > self.buffer_size // 4:
             self.log.alloc_debug(
-                USER_ERROR,
+                AllocDebug.USER_ERROR,
                 "%d: pid %d spamming oneway? %d buffers allocated for a total size of %d",
                 self.pid, pid, num_buffers, total_alloc_size)
             if not self.oneway_spam_detected:
@@ -550,10 +547,10 @@ class Alloc:
                 allocated_buffers += 1
                 total_alloc_size += buffer_size
                 largest_alloc_size = max(largest_alloc_size, buffer_size)
-        self.log.alloc_debug(USER_ERROR,
+        self.log.alloc_debug(AllocDebug.USER_ERROR,
                              "%d: binder_alloc_buf size %d failed, no address space", self.pid, size)
         self.log.alloc_debug(
-            USER_ERROR,
+            AllocDebug.USER_ERROR,
             "allocated: %d (num: %d largest: %d), free: %d (num: %d largest: %d)",
             total_alloc_size, allocated_buffers, largest_alloc_size,
             total_free_size, free_buffers, largest_free_size)
@@ -565,30 +562,63 @@ class Alloc:
         Raises BinderError ESRCH (no vma), EINVAL (sizes overflow) or ENOSPC (no async space, no
         address space). The buffer comes back with allow_user_free False and zeroed ``data``.
         """
+        size = self._buffer_size_for(data_size, offsets_size, extra_buffers_size, is_async)
+        buffer, buffer_size = self._best_fit(size)
+        start = buffer.user_data
+        log = self.log
+        if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
+                            self.pid, size, start, buffer_size)
+        has_page_addr = (start + buffer_size) & PAGE_MASK
+        end_page_addr = _page_align(start + size)
+        if end_page_addr > has_page_addr:
+            end_page_addr = has_page_addr
+        self._update_page_range(True, _page_align(start), end_page_addr)
+        if buffer_size != size:
+            self._split_free(buffer, size)
+        out = self._take_free(buffer)
+        if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
+                            self.pid, size, start)
+        out.data_size = data_size
+        out.offsets_size = offsets_size
+        out.async_transaction = is_async
+        out.extra_buffers_size = extra_buffers_size
+        out.pid = pid
+        out.data = bytearray(size)
+        if is_async:
+            self._charge_async(out, size, pid)
+        return out
+
+    def _buffer_size_for(self, data_size: int, offsets_size: int, extra_buffers_size: int, is_async: bool) -> int:
+        """The size a new buffer takes, checked as binder_alloc_new_buf_locked checks it."""
         log = self.log
         if not self._vma:
-            log.alloc_debug(USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
+            log.alloc_debug(AllocDebug.USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
             raise BinderError(errno.ESRCH, "no vma")
-        data_offsets_size = _size_t(_align(data_size) + _align(offsets_size))
+        data_offsets_size = size_t(_align(data_size) + _align(offsets_size))
         if data_offsets_size < data_size or data_offsets_size < offsets_size:
-            log.alloc_debug(BUFFER_ALLOC, "%d: got transaction with invalid size %d-%d",
-                            self.pid, _zd(data_size), _zd(offsets_size))
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: got transaction with invalid size %d-%d",
+                            self.pid, zd(data_size), zd(offsets_size))
             raise BinderError(errno.EINVAL, "invalid size")
-        size = _size_t(data_offsets_size + _align(extra_buffers_size))
+        size = size_t(data_offsets_size + _align(extra_buffers_size))
         if size < data_offsets_size or size < extra_buffers_size:
-            log.alloc_debug(BUFFER_ALLOC,
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: got transaction with invalid extra_buffers_size %d",
-                            self.pid, _zd(extra_buffers_size))
+                            self.pid, zd(extra_buffers_size))
             raise BinderError(errno.EINVAL, "invalid extra_buffers_size")
         # Pad 0-size buffers so they get assigned unique addresses.
         size = max(size, _PTR)
         if is_async and self.free_async_space < size:
-            log.alloc_debug(BUFFER_ALLOC,
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: binder_alloc_buf size %d failed, no async space left",
                             self.pid, size)
             raise BinderError(errno.ENOSPC, "no async space left")
+        return size
 
-        # Best fit: the walk of binder_alloc_new_buf_locked, stopping at an exact match.
+    def _best_fit(self, size: int) -> tuple[Buffer, int]:
+        """The free buffer to take and its size: the walk of binder_alloc_new_buf_locked,
+        stopping at an exact match."""
         n = self._free.rb_node
         best_fit: Buffer | None = None
         buffer_size = 0
@@ -605,33 +635,27 @@ class Alloc:
         if best_fit is None:
             self._log_no_space(size)
             raise BinderError(errno.ENOSPC, "no address space")
-        buffer = best_fit
         if n is None:
-            buffer_size = self._buffer_size(buffer)
-        start = buffer.user_data
-        if log.alloc_debug_mask & BUFFER_ALLOC:
-            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
-                            self.pid, size, start, buffer_size)
+            buffer_size = self._buffer_size(best_fit)
+        return best_fit, buffer_size
 
-        has_page_addr = (start + buffer_size) & PAGE_MASK
-        end_page_addr = _page_align(start + size)
-        if end_page_addr > has_page_addr:
-            end_page_addr = has_page_addr
-        self._update_page_range(True, _page_align(start), end_page_addr)
+    def _split_free(self, buffer: Buffer, size: int) -> None:
+        """The rest of a free buffer after its first ``size`` bytes: a free buffer of its own."""
+        new_buffer = Buffer(buffer.user_data + size)
+        # list_add(&new_buffer->entry, &buffer->entry)
+        new_buffer._prev = buffer
+        new_buffer._next = buffer._next
+        if buffer._next is not None:
+            buffer._next._prev = new_buffer
+        buffer._next = new_buffer
+        self._insert_free_buffer(new_buffer)
 
-        if buffer_size != size:
-            new_buffer = Buffer(start + size)
-            # list_add(&new_buffer->entry, &buffer->entry)
-            new_buffer._prev = buffer
-            new_buffer._next = buffer._next
-            if buffer._next is not None:
-                buffer._next._prev = new_buffer
-            buffer._next = new_buffer
-            self._insert_free_buffer(new_buffer)
-
+    def _take_free(self, buffer: Buffer) -> Buffer:
+        """The free ``buffer`` becomes allocated. The kernel reuses the free buffer's struct; a
+        fresh object takes its place in the list instead, so that nothing still holding a freed
+        Buffer sees it come back to life."""
         _rb_erase(buffer, self._free)
-        # The kernel reuses the free buffer's struct; a fresh object takes its place in the list
-        # instead, so that nothing still holding a freed Buffer sees it come back to life.
+        start = buffer.user_data
         out = Buffer(start, free=False)
         out._prev = buffer._prev
         out._next = buffer._next
@@ -643,25 +667,19 @@ class Alloc:
             out._next._prev = out
         buffer._prev = buffer._next = None
         self._allocated[start] = out
-        if log.alloc_debug_mask & BUFFER_ALLOC:
-            log.alloc_debug(BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
-                            self.pid, size, start)
-        out.data_size = data_size
-        out.offsets_size = offsets_size
-        out.async_transaction = is_async
-        out.extra_buffers_size = extra_buffers_size
-        out.pid = pid
-        out.data = bytearray(size)
-        if is_async:
-            self.free_async_space -= size
-            log.alloc_debug(BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
-                            self.pid, size, self.free_async_space)
-            if self.free_async_space < self.buffer_size // 10:
-                # Start detecting spammers once less than 20% of async space is left.
-                out.oneway_spam_suspect = self._debug_low_async_space(pid)
-            else:
-                self.oneway_spam_detected = False
         return out
+
+    def _charge_async(self, buffer: Buffer, size: int, pid: int) -> None:
+        """An async buffer comes out of the async space; with little left, its sender is checked
+        for oneway spam."""
+        self.free_async_space -= size
+        self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
+                             self.pid, size, self.free_async_space)
+        if self.free_async_space < self.buffer_size // 10:
+            # Start detecting spammers once less than 20% of async space is left.
+            buffer.oneway_spam_suspect = self._debug_low_async_space(pid)
+        else:
+            self.oneway_spam_detected = False
 
     # ---- freeing ------------------------------------------------------------------------------
 
@@ -689,19 +707,19 @@ class Alloc:
         to_free = True
         if (prev.user_data - 1) & PAGE_MASK == start_page:  # prev_buffer_end_page(prev)
             to_free = False
-            log.alloc_debug(BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
                             self.pid, buffer.user_data, prev.user_data)
         nxt = buffer._next
         if nxt is not None and nxt.user_data & PAGE_MASK == start_page:
             to_free = False
-            log.alloc_debug(BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
                             self.pid, buffer.user_data, nxt.user_data)
         if buffer.user_data % PAGE_SIZE == 0:
-            log.alloc_debug(BUFFER_ALLOC, "%d: merge free, buffer start %016x is page aligned",
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer start %016x is page aligned",
                             self.pid, buffer.user_data)
             to_free = False
         if to_free:
-            log.alloc_debug(BUFFER_ALLOC,
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: merge free, buffer %016x do not share page with %016x or %016x",
                             self.pid, buffer.user_data, prev.user_data,
                             nxt.user_data if nxt is not None else 0)
@@ -720,12 +738,12 @@ class Alloc:
             raise AssertionError("BUG_ON(buffer->transaction != NULL)")
         buffer_size = self._buffer_size(buffer)
         size = _align(buffer.data_size) + _align(buffer.offsets_size) + _align(buffer.extra_buffers_size)
-        if self.log.alloc_debug_mask & BUFFER_ALLOC:
-            self.log.alloc_debug(BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
                                  self.pid, buffer.user_data, size, buffer_size)
         if buffer.async_transaction:
             self.free_async_space += buffer_size
-            self.log.alloc_debug(BUFFER_ALLOC_ASYNC,
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC,
                                  "%d: binder_free_buf size %d async free %d",
                                  self.pid, size, self.free_async_space)
         self._update_page_range(False, _page_align(buffer.user_data),
@@ -779,13 +797,13 @@ class Alloc:
         for i, state in enumerate(self._pages):
             if state == PAGE_FREE:
                 continue
-            self.log.alloc_debug(BUFFER_ALLOC, "%s: %d: page %d at %016x %s",
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%s: %d: page %d at %016x %s",
                                  "binder_alloc_deferred_release", self.pid, i,
                                  self.vm_start + i * PAGE_SIZE,
                                  "on lru" if state == PAGE_LRU else "active")
             page_count += 1
         self._pages = bytearray()
-        self.log.alloc_debug(OPEN_CLOSE, "%s: %d buffers %d, pages %d",
+        self.log.alloc_debug(AllocDebug.OPEN_CLOSE, "%s: %d buffers %d, pages %d",
                              "binder_alloc_deferred_release", self.pid, buffers, page_count)
         return buffers, page_count
 

@@ -9,12 +9,7 @@ the temporary reference taken on each node while it prints (``tr`` is one more t
 own count) and the rollback of a proc's or thread's header when ``print_all`` is 0 and nothing
 followed it.
 
-Pointers printed with ``%pK``: 6.1 (kptr_restrict 0) prints a 32-bit keyed hash of the address
-in 16 hex digits (``00000000`` then 8 digits) and NULL as 16 zeros. vbinder prints the same
-shape: a BLAKE2b hash, under a fixed key, of the object's identity (``id()``, for a transaction
-or a death notification) or of the value (a buffer's user address), so the same object or
-address prints the same value in every file for as long as it lives, a NULL pointer prints
-``0000000000000000`` and nothing else prints 0.
+Pointers print with ``%pK`` as :func:`.fmt.pk` says.
 
 The ``proc/<pid>`` entries are ``Driver.debugfs_procs`` (binder_open creates one for the first
 proc of a pid, binder_release of that proc removes it): see :func:`proc_pids`.
@@ -22,122 +17,27 @@ proc of a pid, binder_release of that proc removes it): see :func:`proc_pids`.
 
 from __future__ import annotations
 
-from hashlib import blake2b
 from typing import TYPE_CHECKING
 
-from .stats import Stats
+from ..uapi import BC_STAT_NAMES, BR_STAT_NAMES  # binder.c's string tables, as 6.1 prints them
+from .fmt import U64_MASK, d32, pk, pk_obj, zd
+from .stats import OBJ_NAMES, Stats
 from .work import WorkType
 
 if TYPE_CHECKING:
     from .alloc import Alloc
-    from .binder import Driver
+    from .driver import Driver
     from .node import Node, Ref
     from .process import Proc
     from .thread import Thread
-    from .transaction import LogEntry, Transaction, TransactionLog
-    from .work import Work
+    from .transaction_log import LogEntry, TransactionLog
 
 __all__ = [
     "pk", "proc_pids", "render_all", "render_failed_transaction_log",
     "render_proc", "render_state", "render_stats", "render_transaction_log", "render_transactions",
 ]
 
-# binder.c's string tables, as 6.1 prints them.
-BINDER_RETURN_STRINGS = (
-    "BR_ERROR", "BR_OK", "BR_TRANSACTION", "BR_REPLY", "BR_ACQUIRE_RESULT", "BR_DEAD_REPLY",
-    "BR_TRANSACTION_COMPLETE", "BR_INCREFS", "BR_ACQUIRE", "BR_RELEASE", "BR_DECREFS",
-    "BR_ATTEMPT_ACQUIRE", "BR_NOOP", "BR_SPAWN_LOOPER", "BR_FINISHED", "BR_DEAD_BINDER",
-    "BR_CLEAR_DEATH_NOTIFICATION_DONE", "BR_FAILED_REPLY", "BR_FROZEN_REPLY", "BR_ONEWAY_SPAM_SUSPECT",
-)
-BINDER_COMMAND_STRINGS = (
-    "BC_TRANSACTION", "BC_REPLY", "BC_ACQUIRE_RESULT", "BC_FREE_BUFFER", "BC_INCREFS", "BC_ACQUIRE",
-    "BC_RELEASE", "BC_DECREFS", "BC_INCREFS_DONE", "BC_ACQUIRE_DONE", "BC_ATTEMPT_ACQUIRE",
-    "BC_REGISTER_LOOPER", "BC_ENTER_LOOPER", "BC_EXIT_LOOPER", "BC_REQUEST_DEATH_NOTIFICATION",
-    "BC_CLEAR_DEATH_NOTIFICATION", "BC_DEAD_BINDER_DONE", "BC_TRANSACTION_SG", "BC_REPLY_SG",
-)
-BINDER_OBJSTAT_STRINGS = ("proc", "thread", "node", "ref", "death", "transaction", "transaction_complete")
-
-_U64 = (1 << 64) - 1
-_PK_KEY = b"vbinder %pK"
-_NULL = "0000000000000000"
-
-
-def pk(value: int) -> str:
-    """``%pK`` of the address ``value``: 16 hex digits, a 32-bit hash; NULL prints as zeros."""
-    if not value:
-        return _NULL
-    h = int.from_bytes(blake2b((value & _U64).to_bytes(8, "little"), digest_size=4, key=_PK_KEY).digest(),
-                       "little")
-    return f"{h or 1:016x}"
-
-
-def _pk_obj(obj: object | None) -> str:
-    """``%pK`` of a kernel object's address: hashed from the object's identity."""
-    return _NULL if obj is None else pk(id(obj))
-
-
-def _d(x: int) -> int:
-    """A 32-bit int as ``%d`` prints it."""
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x >> 31 else x
-
-
-def _u(x: int) -> int:
-    """A 32-bit value as ``%u`` prints it."""
-    return x & 0xFFFFFFFF
-
-
-def _zd(x: int) -> int:
-    """A size_t as ``%zd`` prints it."""
-    x &= _U64
-    return x - (1 << 64) if x >> 63 else x
-
-
 # -- the print functions of binder.c ------------------------------------------------------------
-
-
-def _print_transaction(out: list[str], proc: Proc | None, prefix: str, t: Transaction) -> None:
-    """print_binder_transaction_ilocked."""
-    buffer = t.buffer
-    to_proc = t.to_proc
-    frm = t.from_
-    to_thread = t.to_thread
-    line = (f"{prefix} {t.debug_id}: {_pk_obj(t)} from {frm.proc.pid if frm else 0}:{frm.pid if frm else 0}"
-            f" to {to_proc.pid if to_proc else 0}:{to_thread.pid if to_thread else 0}"
-            f" code {_u(t.code):x} flags {_u(t.flags):x} pri {t.priority} r{int(t.need_reply)}")
-    if proc is not to_proc:
-        # Can only safely deref buffer if we are holding the correct proc inner lock.
-        out.append(line + "\n")
-        return
-    if buffer is None:
-        out.append(line + " buffer free\n")
-        return
-    node = buffer.target_node
-    if node is not None:
-        line += f" node {node.debug_id}"
-    out.append(f"{line} size {_zd(buffer.data_size)}:{_zd(buffer.offsets_size)} data {pk(buffer.user_data)}\n")
-
-
-def _print_work(out: list[str], proc: Proc | None, prefix: str, transaction_prefix: str, w: Work) -> None:
-    """print_binder_work_ilocked (TRANSACTION_ONEWAY_SPAM_SUSPECT is not in 6.1's switch)."""
-    wt = w.type
-    if wt == WorkType.TRANSACTION:
-        _print_transaction(out, proc, transaction_prefix, w)  # type: ignore[arg-type]
-    elif wt == WorkType.RETURN_ERROR:
-        out.append(f"{prefix}transaction error: {_u(w.cmd)}\n")  # type: ignore[attr-defined]
-    elif wt == WorkType.TRANSACTION_COMPLETE:
-        out.append(f"{prefix}transaction complete\n")
-    elif wt == WorkType.NODE:
-        node: Node = w.node  # type: ignore[attr-defined]
-        out.append(f"{prefix}node work {node.debug_id}: u{node.ptr & _U64:016x} c{node.cookie & _U64:016x}\n")
-    elif wt == WorkType.DEAD_BINDER:
-        out.append(f"{prefix}has dead binder\n")
-    elif wt == WorkType.DEAD_BINDER_AND_CLEAR:
-        out.append(f"{prefix}has cleared dead binder\n")
-    elif wt == WorkType.CLEAR_DEATH_NOTIFICATION:
-        out.append(f"{prefix}has cleared death notification\n")
-    else:
-        out.append(f"{prefix}unknown work: type {int(wt)}\n")
 
 
 def _print_thread(out: list[str], thread: Thread, print_always: bool) -> None:
@@ -150,16 +50,16 @@ def _print_thread(out: list[str], thread: Thread, print_always: bool) -> None:
     t = thread.transaction_stack
     while t is not None:
         if t.from_ is thread:
-            _print_transaction(out, proc, "    outgoing transaction", t)
+            t.print_transaction(out, proc, "    outgoing transaction")
             t = t.from_parent
         elif t.to_thread is thread:
-            _print_transaction(out, proc, "    incoming transaction", t)
+            t.print_transaction(out, proc, "    incoming transaction")
             t = t.to_parent
         else:
-            _print_transaction(out, proc, "    bad transaction", t)
+            t.print_transaction(out, proc, "    bad transaction")
             t = None
     for w in thread.todo:
-        _print_work(out, proc, "    ", "    pending transaction", w)
+        w.debug_print(out, proc, "    ", "    pending transaction")
     if not print_always and len(out) == header_pos:
         del out[start_pos:]
 
@@ -168,7 +68,7 @@ def _print_node(out: list[str], node: Node) -> None:
     """print_binder_node_nilocked, with the printer's temporary reference counted in ``tr``."""
     refs = node.refs
     count = len(refs)
-    line = (f"  node {node.debug_id}: u{node.ptr & _U64:016x} c{node.cookie & _U64:016x}"
+    line = (f"  node {node.debug_id}: u{node.ptr & U64_MASK:016x} c{node.cookie & U64_MASK:016x}"
             f" hs {int(node.has_strong_ref)} hw {int(node.has_weak_ref)} ls {node.local_strong_refs}"
             f" lw {node.local_weak_refs} is {node.internal_strong_refs} iw {count} tr {node.tmp_refs + 1}")
     if count:
@@ -177,21 +77,21 @@ def _print_node(out: list[str], node: Node) -> None:
     out.append(line + "\n")
     if node.proc is not None:
         for w in node.async_todo:
-            _print_work(out, node.proc, "    ", "    pending async transaction", w)
+            w.debug_print(out, node.proc, "    ", "    pending async transaction")
 
 
 def _print_ref(out: list[str], ref: Ref) -> None:
     """print_binder_ref_olocked."""
     node = ref.node
     out.append(f"  ref {ref.debug_id}: desc {ref.desc} {'' if node.proc is not None else 'dead '}node"
-               f" {node.debug_id} s {ref.strong} w {ref.weak} d {_pk_obj(ref.death)}\n")
+               f" {node.debug_id} s {ref.strong} w {ref.weak} d {pk_obj(ref.death)}\n")
 
 
 def _print_allocated(out: list[str], alloc: Alloc) -> None:
     """binder_alloc_print_allocated (print_binder_buffer for each allocated buffer, by address)."""
     for buffer in alloc.allocated_buffers():
-        out.append(f"  buffer {buffer.debug_id}: {pk(buffer.user_data)} size {_zd(buffer.data_size)}:"
-                   f"{_zd(buffer.offsets_size)}:{_zd(buffer.extra_buffers_size)}"
+        out.append(f"  buffer {buffer.debug_id}: {pk(buffer.user_data)} size {zd(buffer.data_size)}:"
+                   f"{zd(buffer.offsets_size)}:{zd(buffer.extra_buffers_size)}"
                    f" {'active' if buffer.transaction is not None else 'delivered'}\n")
 
 
@@ -219,7 +119,7 @@ def _print_proc(out: list[str], proc: Proc, print_all: bool) -> None:
             _print_ref(out, ref)
     _print_allocated(out, proc.alloc)
     for w in proc.todo:
-        _print_work(out, proc, "  ", "  pending transaction", w)
+        w.debug_print(out, proc, "  ", "  pending transaction")
     if proc.delivered_death:
         out.append("  has delivered dead binder\n")
     if not print_all and len(out) == header_pos:
@@ -240,13 +140,13 @@ def _by_desc(ref: Ref) -> int:
 
 def _print_stats(out: list[str], prefix: str, stats: Stats) -> None:
     """print_binder_stats."""
-    for name, n in zip(BINDER_COMMAND_STRINGS, stats.bc, strict=False):
+    for name, n in zip(BC_STAT_NAMES, stats.bc, strict=False):
         if n:
             out.append(f"{prefix}{name}: {n}\n")
-    for name, n in zip(BINDER_RETURN_STRINGS, stats.br, strict=False):
+    for name, n in zip(BR_STAT_NAMES, stats.br, strict=False):
         if n:
             out.append(f"{prefix}{name}: {n}\n")
-    for name, created, deleted in zip(BINDER_OBJSTAT_STRINGS, stats.obj_created, stats.obj_deleted, strict=False):
+    for name, created, deleted in zip(OBJ_NAMES, stats.obj_created, stats.obj_deleted, strict=False):
         if created or deleted:
             out.append(f"{prefix}{name}: active {created - deleted} total {created}\n")
 
@@ -257,10 +157,10 @@ def _print_proc_stats(out: list[str], proc: Proc) -> None:
     out.append(f"proc {proc.pid}\n")
     out.append(f"context {proc.context.name}\n")
     out.append(f"  threads: {len(proc.threads)}\n")
-    out.append(f"  requested threads: {_d(proc.requested_threads)}+{_d(proc.requested_threads_started)}"
-               f"/{_d(proc.max_threads)}\n"
+    out.append(f"  requested threads: {d32(proc.requested_threads)}+{d32(proc.requested_threads_started)}"
+               f"/{d32(proc.max_threads)}\n"
                f"  ready threads {len(proc.waiting_threads)}\n"
-               f"  free async space {_zd(alloc.get_free_async_space())}\n")
+               f"  free async space {zd(alloc.get_free_async_space())}\n")
     out.append(f"  nodes: {len(proc.nodes)}\n")
     strong = weak = 0
     for ref in proc.refs_by_desc.values():
@@ -280,10 +180,10 @@ def _print_log_entry(out: list[str], e: LogEntry | None) -> None:
         out.append("0: call  from 0:0 to 0:0 context  node 0 handle 0 size 0:0 ret 0/0 l=0 (incomplete)\n")
         return
     call_type = "reply" if e.call_type == 2 else ("async" if e.call_type == 1 else "call ")
-    out.append(f"{_d(e.debug_id)}: {call_type} from {_d(e.from_proc)}:{_d(e.from_thread)}"
-               f" to {_d(e.to_proc)}:{_d(e.to_thread)} context {e.context_name[:255]} node {_d(e.to_node)}"
-               f" handle {_d(e.target_handle)} size {_d(e.data_size)}:{_d(e.offsets_size)}"
-               f" ret {_d(e.return_error)}/{_d(e.return_error_param)} l={_d(e.return_error_line)}"
+    out.append(f"{d32(e.debug_id)}: {call_type} from {d32(e.from_proc)}:{d32(e.from_thread)}"
+               f" to {d32(e.to_proc)}:{d32(e.to_thread)} context {e.context_name[:255]} node {d32(e.to_node)}"
+               f" handle {d32(e.target_handle)} size {d32(e.data_size)}:{d32(e.offsets_size)}"
+               f" ret {d32(e.return_error)}/{d32(e.return_error_param)} l={d32(e.return_error_line)}"
                f"{'' if e.debug_id_done else ' (incomplete)'}\n")
 
 

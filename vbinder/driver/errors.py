@@ -1,4 +1,5 @@
-"""The one exception type of the driver core: an errno that user space sees."""
+"""The driver core's errors: an errno that user space sees (:class:`BinderError`), a failed
+transaction (:class:`TransactionError`), and the read that must wait (:class:`WouldBlock`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,32 @@ class BinderError(Exception):
     def __str__(self) -> str:
         name = _errno.errorcode.get(self.errno, str(self.errno))
         return f"{name}: {self.why}" if self.why else name
+
+
+class TransactionError(Exception):
+    """A failed binder_transaction, as one value: ``reply`` is the BR code its sender reads
+    (BR_FAILED_REPLY, BR_DEAD_REPLY, BR_FROZEN_REPLY), ``param`` the -errno (or 0) of the extended
+    error and of failed_transaction_log.
+
+    It is raised where the check that failed is, and :func:`failed_line` reads that source line
+    from its traceback: what 6.1 prints as ``__LINE__`` (DESIGN.md, Conventions). A traceback
+    says it in compiled code too, where no frame of the check exists to ask.
+    """
+
+    def __init__(self, reply: int, param: int = 0) -> None:
+        super().__init__(reply, param)
+        self.reply = reply
+        self.param = param
+
+
+def failed_line(err: BaseException) -> int:
+    """The source line that raised ``err`` (the innermost entry of its traceback), or 0."""
+    tb = err.__traceback__
+    if tb is None:
+        return 0
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_lineno
 
 
 class WouldBlock(Exception):

@@ -16,7 +16,8 @@ from ..uapi import BR_OK
 from .errors import BinderError, Waiter, WouldBlock
 from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
-from .process import BLOCKED, Proc
+from .process import Proc
+from .read import BLOCKED, thread_read
 from .thread import Looper, Thread
 from .trace import (
     M_IOCTL,
@@ -29,6 +30,7 @@ from .trace import (
     TP_READ_DONE,
     TP_WRITE_DONE,
 )
+from .write import thread_write
 
 WR: Final = uapi.WRITE_READ
 # The vma flags and page protection 6.1's binder_mmap and binder_vma_close print
@@ -166,50 +168,64 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
     thread = proc.get_thread(tid)
     if cmd == uapi.BINDER_WRITE_READ:
         return _write_read(proc, thread, arg, mem)
-    ret = 0
-    out = b""
-    if cmd == uapi.BINDER_SET_MAX_THREADS:
-        proc.max_threads = uapi.U32.unpack(arg)[0]
-    elif cmd == uapi.BINDER_SET_CONTEXT_MGR_EXT:
-        ret = set_ctx_mgr(proc, thread, uapi.FLAT_BINDER_OBJECT.unpack(arg))
-    elif cmd == uapi.BINDER_SET_CONTEXT_MGR:
-        ret = set_ctx_mgr(proc, thread, None)
-    elif cmd == uapi.BINDER_THREAD_EXIT:
+    if cmd == uapi.BINDER_THREAD_EXIT:
         proc.log.debug(Debug.THREADS, "%d:%d exit", proc.pid, thread.pid)
         proc.thread_release(thread)
         return _finish(proc, None, tid, cmd, 0)
+    if cmd == uapi.BINDER_FREEZE:
+        frozen = _freeze(proc, thread, arg)
+        if isinstance(frozen, FreezePending):
+            return frozen
+        return _finish(proc, thread, tid, cmd, frozen)
+    ret, out = _ioctl(proc, thread, cmd, arg)
+    return _finish(proc, thread, tid, cmd, ret, out if ret == 0 else b"")
+
+
+def _ioctl(proc: Proc, thread: Thread, cmd: int, arg: bytes) -> tuple[int, bytes]:
+    """The ioctls that finish at once: (ret, the argument copied back)."""
+    if cmd == uapi.BINDER_SET_MAX_THREADS:
+        proc.max_threads = uapi.U32.unpack(arg)[0]
+    elif cmd == uapi.BINDER_SET_CONTEXT_MGR_EXT:
+        return set_ctx_mgr(proc, thread, uapi.FLAT_BINDER_OBJECT.unpack(arg)), b""
+    elif cmd == uapi.BINDER_SET_CONTEXT_MGR:
+        return set_ctx_mgr(proc, thread, None), b""
     elif cmd == uapi.BINDER_VERSION:
-        out = uapi.VERSION.pack(uapi.BINDER_CURRENT_PROTOCOL_VERSION)
+        return 0, uapi.VERSION.pack(uapi.BINDER_CURRENT_PROTOCOL_VERSION)
     elif cmd == uapi.BINDER_GET_NODE_INFO_FOR_REF:
-        ret, out = _node_info_for_ref(proc, arg)
+        return _node_info_for_ref(proc, arg)
     elif cmd == uapi.BINDER_GET_NODE_DEBUG_INFO:
-        out = _node_debug_info(proc, arg)
+        return 0, _node_debug_info(proc, arg)
     elif cmd == uapi.BINDER_ENABLE_ONEWAY_SPAM_DETECTION:
         proc.oneway_spam_detection_enabled = bool(uapi.U32.unpack(arg)[0])
-    elif cmd == uapi.BINDER_FREEZE:
-        pid, enable, timeout_ms = uapi.FREEZE_INFO.unpack(arg)
-        procs = proc.driver.procs_of(pid)
-        if not procs:
-            ret = -errno.EINVAL
-        elif not enable:
-            for p in procs:
-                p.sync_recv = p.async_recv = p.is_frozen = False
-        else:
-            for p in procs:
-                p.sync_recv = p.async_recv = False
-                p.is_frozen = True
-            pending = FreezePending(thread, procs, proc.clock() + timeout_ms / 1000)
-            if timeout_ms > 0:
-                return pending
-            ret = _freeze_done(pending)
     elif cmd == uapi.BINDER_GET_FROZEN_INFO:
-        ret, out = _frozen_info(proc, arg)
+        return _frozen_info(proc, arg)
     elif cmd == uapi.BINDER_GET_EXTENDED_ERROR:
         out = uapi.EXTENDED_ERROR.pack(*thread.ee)
         thread.ee = (0, BR_OK, 0)
+        return 0, out
     else:
-        ret = -errno.EINVAL
-    return _finish(proc, thread, tid, cmd, ret, out if ret == 0 else b"")
+        return -errno.EINVAL, b""
+    return 0, b""
+
+
+def _freeze(proc: Proc, thread: Thread, arg: bytes) -> int | FreezePending:
+    """BINDER_FREEZE (binder_ioctl_freeze): freezing waits for the procs' transactions to drain,
+    for at most the timeout (a FreezePending while it may wait)."""
+    pid, enable, timeout_ms = uapi.FREEZE_INFO.unpack(arg)
+    procs = proc.driver.procs_of(pid)
+    if not procs:
+        return -errno.EINVAL
+    if not enable:
+        for p in procs:
+            p.sync_recv = p.async_recv = p.is_frozen = False
+        return 0
+    for p in procs:
+        p.sync_recv = p.async_recv = False
+        p.is_frozen = True
+    pending = FreezePending(thread, procs, proc.clock() + timeout_ms / 1000)
+    if timeout_ms > 0:
+        return pending
+    return _freeze_done(pending)
 
 
 def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done | Pending:
@@ -221,7 +237,7 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
                        proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
     thread.wait_traced = False
     if write_size > 0:
-        ret, bwr[1] = proc.thread_write(thread, write_buffer, write_size, bwr[1], mem)
+        ret, bwr[1] = thread_write(proc, thread, write_buffer, write_size, bwr[1], mem)
         if proc.trace.mask & M_WRITE_DONE:
             proc.trace.emit(TP_WRITE_DONE, (ret,))
         if ret < 0:
@@ -254,12 +270,12 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
         thread.wait_traced = False
         if proc.trace.mask & M_IOCTL:
             proc.trace.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
-    proc.stop_waiting(thread)
+    thread.stop_waiting()
     if thread.is_dead or thread.proc is not proc:
         # BINDER_THREAD_EXIT ran meanwhile (by another thread sharing the tid): a fresh thread reads.
         thread = pending.thread = proc.get_thread(thread.pid)
     segments: list[tuple[int, bytes]] = []
-    ret, bwr[4] = proc.thread_read(thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
+    ret, bwr[4] = thread_read(proc, thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
     if ret == BLOCKED:
         assert thread.waiter is not None
         return WouldBlock(thread.waiter)
@@ -276,7 +292,7 @@ def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:
     """The waiting read was interrupted: the thread leaves the waiting threads; the read stays."""
     if not isinstance(pending, Pending):
         return
-    proc.stop_waiting(pending.thread)
+    pending.thread.stop_waiting()
     if proc.todo:
         proc.wakeup_proc()
     tp = proc.trace

@@ -8,27 +8,84 @@ internal references on the node, which the owner learns through BR_INCREFS/BR_AC
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from ..uapi import FLAT_BINDER_FLAG_ACCEPTS_FDS, FLAT_BINDER_FLAG_TXN_SECURITY_CTX
+from .. import uapi
+from ..uapi import (
+    BR_ACQUIRE,
+    BR_DECREFS,
+    BR_INCREFS,
+    BR_RELEASE,
+    FLAT_BINDER_FLAG_ACCEPTS_FDS,
+    FLAT_BINDER_FLAG_TXN_SECURITY_CTX,
+)
+from .fmt import U64_MASK
 from .log import Debug
 from .stats import Obj
 from .work import Death, Work, WorkList, WorkType, dequeue
 
 if TYPE_CHECKING:
-    from .binder import Driver
+    from .driver import Driver
     from .process import Proc
     from .thread import Thread
 
+U32: Final = uapi.U32
+PTR_COOKIE: Final = uapi.PTR_COOKIE
+
 
 class NodeWork(Work):
-    """A node's ``work`` member (BINDER_WORK_NODE)."""
+    """A node's ``work`` member (BINDER_WORK_NODE): tells the owner what changed in its node's
+    strong and weak state (BR_INCREFS, BR_ACQUIRE, BR_RELEASE, BR_DECREFS)."""
 
     __slots__ = ("node",)
 
     def __init__(self, node: Node) -> None:
         super().__init__(WorkType.NODE)
         self.node = node
+
+    def deliver(self, thread: Thread, out: bytearray, segments: list[tuple[int, bytes]]) -> bool:
+        node = self.node
+        proc = thread.proc
+        log = proc.log
+        strong = bool(node.internal_strong_refs or node.local_strong_refs)
+        weak = bool(node.refs or node.local_weak_refs or node.tmp_refs or strong)
+        has_strong, has_weak = node.has_strong_ref, node.has_weak_ref
+        if weak and not has_weak:
+            node.has_weak_ref = node.pending_weak_ref = True
+            node.local_weak_refs += 1
+        if strong and not has_strong:
+            node.has_strong_ref = node.pending_strong_ref = True
+            node.local_strong_refs += 1
+        if not strong and has_strong:
+            node.has_strong_ref = False
+        if not weak and has_weak:
+            node.has_weak_ref = False
+        if not weak and not strong:
+            log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x deleted", proc.pid, thread.pid,
+                      node.debug_id, node.ptr, node.cookie)
+            del proc.nodes[node.ptr]
+            free_node(node)
+        before = len(out)
+        for cond, cmd, name in ((weak and not has_weak, BR_INCREFS, "BR_INCREFS"),
+                                (strong and not has_strong, BR_ACQUIRE, "BR_ACQUIRE"),
+                                (not strong and has_strong, BR_RELEASE, "BR_RELEASE"),
+                                (not weak and has_weak, BR_DECREFS, "BR_DECREFS")):
+            if cond:
+                out += U32.pack(cmd) + PTR_COOKIE.pack(node.ptr, node.cookie)
+                proc.stat_br(thread, cmd)
+                log.debug(Debug.USER_REFS, "%d:%d %s %d u%016x c%016x", proc.pid, thread.pid, name,
+                          node.debug_id, node.ptr, node.cookie)
+        if len(out) == before:
+            log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x state unchanged", proc.pid,
+                      thread.pid, node.debug_id, node.ptr, node.cookie)
+        return False
+
+    def cancel(self, proc: Proc) -> None:
+        pass  # the node itself goes with its proc
+
+    def debug_print(self, out: list[str], proc: Proc | None, prefix: str, transaction_prefix: str) -> None:
+        node = self.node
+        out.append(f"{prefix}node work {node.debug_id}: u{node.ptr & U64_MASK:016x} c{node.cookie & U64_MASK:016x}\n")
 
 
 class Node:

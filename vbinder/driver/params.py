@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .errors import BinderError
 
 if TYPE_CHECKING:
-    from .binder import Driver
+    from .driver import Driver
 
 PAGE_SIZE = 4096
 _U64 = (1 << 64) - 1
@@ -39,16 +39,21 @@ def _isxdigit(c: int) -> bool:
     return 0x30 <= c <= 0x39 or 0x61 <= (c | 0x20) <= 0x66
 
 
-def _kstrtoull(s: bytes, base: int) -> int:
-    """_kstrtoull: _parse_integer_fixup_radix, _parse_integer, then one optional newline."""
-    pos = 0
+def _parse_integer_fixup_radix(s: bytes, base: int) -> tuple[int, int]:
+    """_parse_integer_fixup_radix: the base (0: from the prefix) and where the digits start."""
     if base == 0:
         if _at(s, 0) == 0x30:  # '0'
             base = 16 if (_at(s, 1) | 0x20) == 0x78 and _isxdigit(_at(s, 2)) else 8
         else:
             base = 10
     if base == 16 and _at(s, 0) == 0x30 and (_at(s, 1) | 0x20) == 0x78:
-        pos = 2
+        return base, 2
+    return base, 0
+
+
+def _parse_integer(s: bytes, pos: int, base: int) -> tuple[int, int, bool]:
+    """_parse_integer: the value of the digits at ``pos``, how many there are, and whether it
+    overflowed 64 bits."""
     res = 0
     rv = 0
     overflow = False
@@ -67,6 +72,13 @@ def _kstrtoull(s: bytes, base: int) -> int:
             overflow = True
         res = (res * base + val) & _U64
         rv += 1
+    return res, rv, overflow
+
+
+def _kstrtoull(s: bytes, base: int) -> int:
+    """_kstrtoull: _parse_integer_fixup_radix, _parse_integer, then one optional newline."""
+    base, pos = _parse_integer_fixup_radix(s, base)
+    res, rv, overflow = _parse_integer(s, pos, base)
     if overflow:
         raise BinderError(errno.ERANGE, "number out of range")
     if rv == 0:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..uapi import BR_OK
 from .errors import Waiter
+from .log import Debug
 from .stats import Stats
 from .work import ReturnError, Work, WorkList
 
@@ -55,6 +56,17 @@ class Thread:
         self.wait_traced = False  # binder_wait_for_work was traced for the read that waits now
         self.marks: list[int] = []  # named calls open on this thread (trace names): transaction ids
 
+    # -- work ----------------------------------------------------------------------------------
+
+    def available_for_proc_work(self) -> bool:
+        """binder_available_for_proc_work_ilocked."""
+        return self.transaction_stack is None and not self.todo
+
+    def has_work(self, do_proc_work: bool) -> bool:
+        """binder_has_work_ilocked."""
+        return (self.process_todo or self.looper_need_return
+                or (do_proc_work and bool(self.proc.todo)))
+
     def wake(self) -> None:
         """wake_up_interruptible(&thread->wait)."""
         w = self.waiter
@@ -71,11 +83,53 @@ class Thread:
         """binder_enqueue_deferred_thread_work_ilocked: queue without waking the todo."""
         self.todo.enqueue(w)
 
-    def available_for_proc_work(self) -> bool:
-        """binder_available_for_proc_work_ilocked."""
-        return self.transaction_stack is None and not self.todo
+    # -- the looper state ----------------------------------------------------------------------
 
-    def has_work(self, do_proc_work: bool) -> bool:
-        """binder_has_work_ilocked."""
-        return (self.process_todo or self.looper_need_return
-                or (do_proc_work and bool(self.proc.todo)))
+    def register_looper(self) -> None:
+        """BC_REGISTER_LOOPER: a thread the driver asked for (BR_SPAWN_LOOPER) joins the pool."""
+        proc = self.proc
+        log = proc.log
+        log.debug(Debug.THREADS, "%d:%d BC_REGISTER_LOOPER", proc.pid, self.pid)
+        if self.looper & Looper.ENTERED:
+            self.looper |= Looper.INVALID
+            log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called after BC_ENTER_LOOPER", proc.pid, self.pid)
+        elif proc.requested_threads == 0:
+            self.looper |= Looper.INVALID
+            log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called without request", proc.pid, self.pid)
+        else:
+            proc.requested_threads -= 1
+            proc.requested_threads_started += 1
+        self.looper |= Looper.REGISTERED
+
+    def enter_looper(self) -> None:
+        """BC_ENTER_LOOPER: the application's own thread joins the pool."""
+        proc = self.proc
+        log = proc.log
+        log.debug(Debug.THREADS, "%d:%d BC_ENTER_LOOPER", proc.pid, self.pid)
+        if self.looper & Looper.REGISTERED:
+            self.looper |= Looper.INVALID
+            log.user_error("%d:%d ERROR: BC_ENTER_LOOPER called after BC_REGISTER_LOOPER", proc.pid, self.pid)
+        self.looper |= Looper.ENTERED
+
+    def exit_looper(self) -> None:
+        """BC_EXIT_LOOPER: the thread leaves the pool."""
+        self.proc.log.debug(Debug.THREADS, "%d:%d BC_EXIT_LOOPER", self.proc.pid, self.pid)
+        self.looper |= Looper.EXITED
+
+    def start_waiting(self, for_proc_work: bool) -> None:
+        """binder_wait_for_work, as far as it goes without sleeping: the thread waits (on the
+        proc's waiting threads, most recently idle first, when it waits for the proc's work)
+        until its new ``waiter`` is woken."""
+        self.looper |= Looper.WAITING
+        if for_proc_work and not self.waiting:
+            self.proc.waiting_threads.appendleft(self)
+            self.waiting = True
+        self.waiter = Waiter()
+
+    def stop_waiting(self) -> None:
+        """A waiting read ends (woken, interrupted or cancelled): list_del_init(waiting_thread_node)."""
+        if self.waiting:
+            self.proc.waiting_threads.remove(self)
+            self.waiting = False
+        self.waiter = None
+        self.looper &= ~Looper.WAITING

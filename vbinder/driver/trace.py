@@ -759,3 +759,34 @@ def parse_raw(pages: bytes, tgids: dict[int, int] | None = None) -> list[Record]
             values = _RAW[ev].unpack_from(data)[4:]
             recs.append((ts / 1e9, tid, (tgids or {}).get(tid, 0), ev, tuple(values)))
     return recs
+
+
+# -- named calls (docs/tracing.md): AIDL's slices, written by the driver ------------------------------
+
+
+def begin_client_call(tp: Tracer, pid: int, marks: list[int], debug_id: int, oneway: bool,
+                      raw: bytes) -> str | None:
+    """The client named its call (``descriptor\\0method``): its slice begins, before its
+    binder_transaction and before anything can fail it. Each open slice is on the thread's
+    ``marks``: a call's id, negated on the client, 0 for a one-way call. Returns ``IFoo::method``."""
+    interface, _sep, method = raw.decode(errors="replace").partition("\0")
+    if not method or "|" in interface or "|" in method or "\n" in interface + method:
+        return None
+    name = f"{interface.rsplit('.', 1)[-1]}::{method}"
+    tp.mark(f"B|{pid}|AIDL::java::{name}::client", True)
+    marks.append(0 if oneway else -debug_id)
+    return name
+
+
+def begin_served_call(tp: Tracer, pid: int, marks: list[int], debug_id: int, name: str) -> None:
+    """A server thread takes a named call (after its binder_transaction_received)."""
+    tp.mark(f"B|{pid}|AIDL::java::{name}::server", True)
+    marks.append(debug_id)
+
+
+def end_named_call(tp: Tracer, pid: int, marks: list[int], key: int) -> None:
+    """The named slice ``key`` on top of the thread's marks ends: a server's call at its reply or
+    its one-way buffer's free, a client's (key < 0: any) at its answer."""
+    if marks and (marks[-1] == key or (key < 0 and marks[-1] < 0)):
+        marks.pop()
+        tp.mark(f"E|{pid}", True)

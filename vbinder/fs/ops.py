@@ -25,7 +25,7 @@ from ..abi import split_offset
 from ..driver import BinderError, DeviceFile, Driver, Waiter, WouldBlock
 from ..driver.debugfs import render_proc
 from .host import Host
-from .tree import Device, Dir, Generated, Node, Stream, StreamSource, Symlink, Tree
+from .tree import Device, Dir, Generated, Inode, Stream, StreamSource, Symlink, Tree
 from .watchdog import Watch, Watchdog
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Operations(pyfuse3.Operations):
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _node(self, inode: int) -> Node:
+    def _node(self, inode: int) -> Inode:
         node = self.tree.nodes.get(inode)
         if node is None:
             raise FUSEError(errno.ENOENT)
@@ -130,7 +130,7 @@ class Operations(pyfuse3.Operations):
             raise FUSEError(errno.EBADF)
         return h
 
-    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+    def _attrs(self, node: Inode) -> pyfuse3.EntryAttributes:
         a = pyfuse3.EntryAttributes()
         a.st_ino = node.inode
         a.generation = 0

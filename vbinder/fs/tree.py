@@ -1,6 +1,6 @@
 """The inode table of the mount: directories, device files, generated files, symlinks, streams.
 
-Nodes are plain data; :mod:`vbinder.fs.ops` serves them. A generated file is a callable that
+Inodes are plain data; :mod:`vbinder.fs.ops` serves them. A generated file is a callable that
 produces its bytes when the file is opened (and optionally one that takes a write), so a debugfs
 or parameter file is one :meth:`Tree.add_generated` call. Inode numbers are never reused, so a
 file removed while the kernel still knows it (lookup count > 0) cannot be confused with a new one.
@@ -18,7 +18,7 @@ ROOT_INODE = 1  # pyfuse3.ROOT_INODE (FUSE_ROOT_ID)
 
 
 @dataclass(slots=True, eq=False)
-class Node:
+class Inode:
     """One inode. ``mode`` holds only the permission bits; the type comes from the subclass."""
 
     inode: int
@@ -36,7 +36,7 @@ class Node:
 
 
 @dataclass(slots=True, eq=False)
-class Dir(Node):
+class Dir(Inode):
     children: dict[bytes, int] = field(default_factory=dict)
     subdirs: int = 0
     # A directory whose entries users make and remove (tracefs ``instances/``): ``mkdir(name)``
@@ -47,7 +47,7 @@ class Dir(Node):
 
 
 @dataclass(slots=True, eq=False)
-class Device(Node):
+class Device(Inode):
     """A binder device file (``dev/binder``): each open is one binder proc."""
 
     device: str = ""
@@ -55,7 +55,7 @@ class Device(Node):
 
 
 @dataclass(slots=True, eq=False)
-class Generated(Node):
+class Generated(Inode):
     """A file whose bytes ``read()`` produces at open; writable when ``write`` is given."""
 
     read: Callable[[], bytes] | None = None
@@ -82,20 +82,20 @@ class StreamSource(Protocol):
 
 
 @dataclass(slots=True, eq=False)
-class Stream(Node):
-    """A file read as an endless stream of lines (``proc/kmsg``, ``trace_pipe``)."""
+class Stream(Inode):
+    """A file read as an endless stream of lines (``proc/kmsg``, ``trace_pipe``) or pages."""
 
     source: StreamSource | None = None
     file_type = stat.S_IFREG
 
 
 @dataclass(slots=True, eq=False)
-class Symlink(Node):
+class Symlink(Inode):
     target: bytes = b""
     file_type = stat.S_IFLNK
 
 
-N = TypeVar("N", bound="Node")
+N = TypeVar("N", bound="Inode")
 
 
 def _split(path: str) -> list[bytes]:
@@ -109,7 +109,7 @@ class Tree:
         self.uid = uid
         self.gid = gid
         self.time_ns = time.time_ns() if now_ns is None else now_ns
-        self.nodes: dict[int, Node] = {}
+        self.nodes: dict[int, Inode] = {}
         self._next_inode = ROOT_INODE
         root = self._new(Dir, b"", ROOT_INODE, 0o755)
         assert root.inode == ROOT_INODE
@@ -203,15 +203,15 @@ class Tree:
         assert isinstance(root, Dir)
         return root
 
-    def resolve(self, path: str) -> Node | None:
-        node: Node = self.root
+    def resolve(self, path: str) -> Inode | None:
+        node: Inode = self.root
         for part in _split(path):
             if not isinstance(node, Dir) or part not in node.children:
                 return None
             node = self.nodes[node.children[part]]
         return node
 
-    def lookup(self, parent: int, name: bytes) -> Node | None:
+    def lookup(self, parent: int, name: bytes) -> Inode | None:
         d = self.nodes.get(parent)
         if not isinstance(d, Dir):
             return None
@@ -222,10 +222,10 @@ class Tree:
         ino = d.children.get(name)
         return self.nodes[ino] if ino is not None else None
 
-    def nlink(self, node: Node) -> int:
+    def nlink(self, node: Inode) -> int:
         return 2 + node.subdirs if isinstance(node, Dir) else 1
 
-    def size(self, node: Node) -> int:
+    def size(self, node: Inode) -> int:
         """Sizes are 0, as in sysfs and debugfs, except a symlink's (its target's length)."""
         return len(node.target) if isinstance(node, Symlink) else 0
 

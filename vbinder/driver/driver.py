@@ -17,7 +17,7 @@ from .params import Params
 from .process import Proc
 from .stats import Obj, Stats
 from .trace import Tracer
-from .transaction import TransactionLog
+from .transaction_log import TransactionLog
 
 DEFAULT_DEVICES = ("binder", "hwbinder", "vndbinder")
 

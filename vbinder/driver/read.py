@@ -1,0 +1,92 @@
+"""binder_thread_read: BR commands into a read buffer (6.1).
+
+The thread takes work from its own todo list, then (when it may take the process's work) from
+the proc's; each work item delivers itself (:meth:`.work.Work.deliver`). Where the kernel's
+reader would sleep, :func:`thread_read` returns :data:`BLOCKED` instead, having taken nothing off
+any queue, so that the read simply runs again when its thread is woken.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING, Final
+
+from .. import uapi
+from ..uapi import BR_NOOP, BR_SPAWN_LOOPER
+from .log import Debug
+from .thread import Looper
+from .trace import M_WAIT_FOR_WORK, TP_WAIT_FOR_WORK
+
+if TYPE_CHECKING:
+    from .process import Proc
+    from .thread import Thread
+
+U32: Final = uapi.U32
+_MIN_READ_SPACE: Final = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
+TASK_SIZE: Final = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
+BLOCKED: Final = 1  # thread_read's ret where the kernel's reader would sleep (never a kernel return)
+
+
+def thread_read(proc: Proc, thread: Thread, buffer: int, size: int, consumed: int, nonblock: bool,
+                segments: list[tuple[int, bytes]]) -> tuple[int, int]:
+    """binder_thread_read: (ret, consumed); appends the copy-to-user segments.
+
+    Where the kernel would sleep, ret is :data:`BLOCKED` and the thread's ``waiter`` is what to
+    wait on; nothing was taken off any queue.
+    """
+    log = proc.log
+    if buffer + size > TASK_SIZE or consumed > size:
+        return -errno.EFAULT, consumed  # put_user/copy_to_user outside user space
+    out = bytearray()
+    if consumed == 0:
+        out += U32.pack(BR_NOOP)
+    tp = proc.trace
+    while True:  # retry:
+        wait_for_proc_work = thread.available_for_proc_work()
+        if thread.wait_traced:
+            thread.wait_traced = False  # this read waited: the kernel's resumes after its wait
+        elif tp.mask & M_WAIT_FOR_WORK:
+            tp.emit(TP_WAIT_FOR_WORK, (wait_for_proc_work, thread.transaction_stack is not None, bool(thread.todo)))
+        if wait_for_proc_work and not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
+            log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
+                           "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state %x)",
+                           proc.pid, thread.pid, int(thread.looper | Looper.WAITING))
+        if not thread.has_work(wait_for_proc_work):
+            if nonblock:
+                return -errno.EAGAIN, consumed
+            thread.start_waiting(wait_for_proc_work)
+            thread.wait_traced = bool(tp.mask & M_WAIT_FOR_WORK)
+            return BLOCKED, consumed
+        if _read_work(proc, thread, size, consumed, out, wait_for_proc_work, segments):
+            break
+    consumed += len(out)
+    if (proc.requested_threads == 0 and not proc.waiting_threads
+            and proc.requested_threads_started < proc.max_threads
+            and thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
+        proc.requested_threads += 1
+        log.debug(Debug.THREADS, "%d:%d BR_SPAWN_LOOPER", proc.pid, thread.pid)
+        out[0:4] = U32.pack(BR_SPAWN_LOOPER)
+        proc.stat_br(thread, BR_SPAWN_LOOPER)
+    segments.insert(0, (buffer + consumed - len(out), bytes(out)))
+    return 0, consumed
+
+
+def _read_work(proc: Proc, thread: Thread, size: int, consumed: int, out: bytearray,
+               wait_for_proc_work: bool, segments: list[tuple[int, bytes]]) -> bool:
+    """The work loop of binder_thread_read: False when it read nothing to return with (only the
+    BR_NOOP, and no reason to return): the kernel's "goto retry"."""
+    while True:
+        if thread.todo:
+            lst = thread.todo
+        elif proc.todo and wait_for_proc_work:
+            lst = proc.todo
+        else:
+            return consumed + len(out) != 4 or thread.looper_need_return
+        if size - (consumed + len(out)) < _MIN_READ_SPACE:
+            return True
+        w = lst.pop()
+        assert w is not None
+        if not thread.todo:
+            thread.process_todo = False
+        if w.deliver(thread, out, segments):
+            return True
