@@ -1,4 +1,5 @@
-"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``."""
+"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``,
+``errors``."""
 
 from __future__ import annotations
 
@@ -102,10 +103,20 @@ def parser() -> argparse.ArgumentParser:
         elif name == "log":
             c.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
             c.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT")
+            c.add_argument("--decode", "-d", action="store_true",
+                           help="name the numbers binder prints (ret 29189/-22 (BR_DEAD_REPLY/-EINVAL))")
+            c.add_argument("--input", "-i", metavar="FILE",
+                           help="read this log (- for stdin: a device's dmesg, say) instead of the mount's")
         else:
             c.add_argument("name", nargs="?", help="debug_mask, stop_on_user_error, devices or "
                                                   "alloc_debug_mask (binder_alloc's debug_mask)")
             c.add_argument("value", nargs="?", help="a new value (as for echo VALUE > the file)")
+    e = sub.add_parser("errors", help="explain binder's numbers: BR codes, errnos, ioctls (vbinder errors 29189 -22)",
+                       description="Name each number (a BR or BC code, an ioctl number, an errno; decimal, "
+                                   "hex or a name) and say what makes Linux 6.1 answer a call with a BR code "
+                                   "and an errno, as logs print them (ret 29189/-22, failed 9/29201/-22, "
+                                   "transaction failed 29201).")
+    e.add_argument("numbers", metavar="NUMBER", nargs="+")
     return p
 
 
@@ -119,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _servicemanager(args)
         if args.command == "aidl":
             return _aidl(args)
+        if args.command == "errors":
+            from .explain import explain
+
+            print("\n".join(explain(args.numbers)))
+            return 0
         if args.command in ("state", "log", "param"):
             from . import inspect
 
@@ -127,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MountError as e:
         print(f"vbinder: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`vbinder errors 29201 | head -1`): as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 def _servicemanager(args: argparse.Namespace) -> int:
