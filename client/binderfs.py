@@ -50,7 +50,8 @@ def control_ioctl(control: str, cmd: int, arg: bytes) -> tuple[int, bytes]:
         if stat.S_ISCHR(os.fstat(fd).st_mode):
             buf = bytearray(arg)
             try:
-                return fcntl.ioctl(fd, cmd, buf, True), bytes(buf)
+                ret = fcntl.ioctl(fd, cmd, buf, True)
+                return int(ret), bytes(buf)
             except OSError as e:
                 # BINDER_CTL_ADD copies the struct back before it can fail with EEXIST or EACCES.
                 return -(e.errno or errno.EIO), bytes(buf) if uapi.ioc_dir(cmd) & uapi.IOC_READ else b""
