@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?",
                    help="the vbinder mount (default: the one vbinder mount, or $BINDER_DEVICE)")
     s.add_argument("--device", default="binder", help="binder (default) or vndbinder")
+    s.add_argument("--android", type=int, metavar="N", choices=(11, 12, 13, 14, 15, 16),
+                   help="speak Android N's IServiceManager, 11 to 16 (default $VBINDER_ANDROID, else 16); "
+                        "clients choose theirs with ProcessState.init(android=N) or $VBINDER_ANDROID")
 
     a = sub.add_parser("aidl", help="compile AIDL files to Python modules",
                        description="Write a Python module per AIDL type (a package per AIDL package) under "
@@ -156,8 +159,8 @@ def _servicemanager(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s servicemanager[%(process)d] %(message)s")
     path = os.path.join(args.mountpoint, "dev", args.device) if args.mountpoint else None
     try:
-        serve(find_device(path, args.device), args.device)
-    except (TransportError, OSError) as e:
+        serve(find_device(path, args.device), args.device, android=args.android)
+    except (TransportError, OSError, ValueError) as e:
         print(f"vbinder servicemanager: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
