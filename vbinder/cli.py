@@ -1,5 +1,5 @@
 """The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``,
-``errors``."""
+``errors``, and Android's ``service``, ``dumpsys`` and ``ping`` (vbinder/cmds)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,11 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("name", nargs="?", help="debug_mask, stop_on_user_error, devices or "
                                                   "alloc_debug_mask (binder_alloc's debug_mask)")
             c.add_argument("value", nargs="?", help="a new value (as for echo VALUE > the file)")
+    for name, help_ in (("service", "Android's service: list, check NAME, call NAME CODE [ARGS...]"),
+                        ("dumpsys", "Android's dumpsys: list services, dump them (-l, -t SECONDS, --pid, ...)"),
+                        ("ping", "PING_TRANSACTION to a service: ping [-c COUNT] NAME")):
+        c = sub.add_parser(name, help=help_, add_help=False)  # their own arguments (vbinder/cmds)
+        c.add_argument("args", nargs=argparse.REMAINDER)
     e = sub.add_parser("errors", help="explain binder's numbers: BR codes, errnos, ioctls (vbinder errors 29189 -22)",
                        description="Name each number (a BR or BC code, an ioctl number, an errno; decimal, "
                                    "hex or a name) and say what makes Linux 6.1 answer a call with a BR code "
@@ -123,7 +128,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that parse their own arguments as Android's do (vbinder/cmds): `vbinder service call ...`
+ANDROID_COMMANDS = ("service", "dumpsys", "ping")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ANDROID_COMMANDS:
+        import importlib
+
+        try:
+            code: int = importlib.import_module(f".cmds.{argv[0]}", __package__).main(argv[1:])
+            return code
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + 13
     args = parser().parse_args(argv)
     try:
         if args.command == "umount":
