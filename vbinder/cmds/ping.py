@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .service import Service
+from .service import Service, _check
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sm is None:
         print("ping: Unable to get default service manager!", file=sys.stderr)
         return 20
-    service = sm.check_service(args.name)
+    service = _check(sm, args.name)
     if service is None:
         print(f"ping: Service {args.name}: not found", file=sys.stderr)
         return 1

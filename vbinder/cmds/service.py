@@ -134,16 +134,16 @@ class Service:
             if command == "check":
                 optind += 1
                 if optind < len(argv):
-                    found = sm.check_service(argv[optind]) is not None
+                    found = _check(sm, argv[optind]) is not None
                     self.out.write(f"Service {argv[optind]}: {'found' if found else 'not found'}\n")
                 else:
                     self.err.write(f"{PROG}: No service specified for check\n")
                     wants_usage, result = True, 10
             elif command == "list":
-                names = sm.list_services()
+                names = _list(sm)
                 self.out.write(f"Found {len(names)} services:\n")
                 for i, name in enumerate(names):
-                    service = sm.check_service(name)
+                    service = _check(sm, name)
                     self.out.write(f"{i}\t{name}: [{_descriptor(service)}]\n")
             elif command == "call":
                 optind += 1
@@ -177,7 +177,7 @@ class Service:
         from vbinder_client import Parcel
 
         name = argv[optind]
-        service = sm.check_service(name)
+        service = _check(sm, name)
         descriptor = _descriptor(service)
         code = atoi(argv[optind + 1])
         optind += 2
@@ -256,6 +256,23 @@ def _write_fd(data: Any, fd: int) -> None:
     if write is None:
         raise _ArgError("file descriptors need a vbinder that carries them in transactions")
     write(fd, True)
+
+
+def _check(sm: Any, name: str) -> Any:
+    """checkService: the binder, or None, also when the call fails (a service manager of another
+    Android release answers with an exception: ServiceManagerShim returns nullptr)."""
+    try:
+        return sm.check_service(name)
+    except Exception:  # noqa: BLE001 - libbinder's answer to any failure here is "no service"
+        return None
+
+
+def _list(sm: Any) -> list[str]:
+    """listServices: the names, or none when the call fails (ServiceManagerShim returns {})."""
+    try:
+        return list(sm.list_services())
+    except Exception:  # noqa: BLE001 - as _check
+        return []
 
 
 def _descriptor(service: Any) -> str:
