@@ -50,7 +50,7 @@ def test_a_new_device_carries_calls(vbinder_mount: Path) -> None:
                           stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     try:
         assert sm.stdout is not None
-        assert "context manager of" in sm.stdout.readline()
+        assert any("context manager of" in line for line in iter(sm.stdout.readline, ""))
         r = subprocess.run([sys.executable, "-m", "vbinder", "service", "check", "manager"], env=env,
                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert r.stdout == "Service manager: found\n", r.stderr
