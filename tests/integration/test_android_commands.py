@@ -25,8 +25,9 @@ TIMEOUT = 60
 
 
 def run(env: dict[str, str], *args: str, bare: str = "vbinder") -> subprocess.CompletedProcess[str]:
+    """``vbinder ARGS``, or with ``bare`` the command the install puts beside the interpreter."""
     cmd = [sys.executable, "-m", "vbinder", *args] if bare == "vbinder" else \
-        [sys.executable, "-c", "import sys; from vbinder.cmds.dumpsys import main; sys.exit(main())", *args]
+        [str(Path(sys.executable).parent / bare), *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
 
 
