@@ -15,7 +15,12 @@ from collections.abc import Callable
 from vbinder import uapi
 from vbinder.explain import return_error
 
-_EMPTY = uapi.EXTENDED_ERROR.pack(0, uapi.BR_OK, 0)
+
+def _cleared() -> bytes:
+    return uapi.EXTENDED_ERROR.pack(0, uapi.BR_OK, 0)
+
+
+_EMPTY: bytes = _cleared()  # what a read leaves in the driver
 
 
 class ExtendedErrors:

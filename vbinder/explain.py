@@ -17,13 +17,18 @@ from typing import Final
 
 from . import abi, uapi
 
-IOCTL_NAMES: Final[dict[int, str]] = {
-    **{v: n for n, v in uapi.IOCTLS.items()},
-    uapi.BINDER_CTL_ADD: "BINDER_CTL_ADD",
-    abi.VBINDER_ABI_VERSION: "VBINDER_ABI_VERSION",
-    abi.VBINDER_MMAP: "VBINDER_MMAP",
-    abi.VBINDER_MUNMAP: "VBINDER_MUNMAP",
-}
+
+def _ioctl_names() -> dict[int, str]:
+    return {
+        **{v: n for n, v in uapi.IOCTLS.items()},
+        uapi.BINDER_CTL_ADD: "BINDER_CTL_ADD",
+        abi.VBINDER_ABI_VERSION: "VBINDER_ABI_VERSION",
+        abi.VBINDER_MMAP: "VBINDER_MMAP",
+        abi.VBINDER_MUNMAP: "VBINDER_MUNMAP",
+    }
+
+
+IOCTL_NAMES: Final[dict[int, str]] = _ioctl_names()
 
 # What each code the driver answers a transaction with says (binder.h's comments, shortened).
 BR_MEANING: Final[dict[str, str]] = {
