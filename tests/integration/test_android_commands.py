@@ -229,3 +229,33 @@ def test_each_releases_service_manager(vbinder_mount: Path, release: int) -> Non
         assert r.stdout == "Service echo: not found\n"  # its checkService is another method there
     finally:
         stop(echo, sm)
+
+
+# -- what needs file descriptors in transactions ----------------------------------------------------
+
+
+def _carries_fds() -> bool:
+    from vbinder_client import Parcel
+
+    return hasattr(Parcel, "write_file_descriptor")
+
+
+def test_fd_arguments_and_dumps(device: dict[str, str]) -> None:
+    """``service call ... fd F`` and ``dumpsys SERVICE`` send a file descriptor: with a client
+    that carries them they go through; without, each says so the way the command reports a
+    failure (service: a bad argument, the usage, exit 10, the call still sent; dumpsys: a failed
+    dump), and nothing else breaks."""
+    r = run(device, "service", "call", "echo", "1", "fd", "/etc/hostname")
+    d = run(device, "dumpsys", "echo")
+    if _carries_fds():
+        assert r.returncode == 0 and r.stdout.startswith("Result: Parcel("), r.stderr
+        assert (d.returncode, d.stderr) == (0, "")
+    else:
+        assert r.returncode == 10
+        assert r.stderr == "service: file descriptors need a vbinder that carries them in transactions\n"
+        assert r.stdout.startswith("Result: Parcel(") and "Usage: service" in r.stdout
+        assert d.returncode == 0
+        assert d.stderr == ("Error with service 'echo' while dumping: DUMP_TRANSACTION needs file descriptors "
+                            "in transactions, which this vbinder does not carry yet\n")
+    r = run(device, "service", "call", "echo", "1", "fd", "/nonexistent")
+    assert r.returncode == 10 and r.stderr == "service: could not open '/nonexistent'\n"
