@@ -17,8 +17,8 @@ import threading
 
 from vbinder import abi, uapi
 
+from .device import vbinder_mounts
 from .errors import TransportError
-from .transport import vbinder_mounts
 
 CONTROL = "binderfs/binder-control"
 

@@ -19,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from vbinder_client.binderfs import control_ioctl, ctl_add  # noqa: E402
-from vbinder_client.transport import open_transport  # noqa: E402
+from vbinder_client.device import open_transport  # noqa: E402
 
 from vbinder import uapi  # noqa: E402
 

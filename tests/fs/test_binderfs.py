@@ -63,7 +63,7 @@ def test_a_new_device_carries_calls(vbinder_mount: Path) -> None:
 
 def test_binder_logs_proc_follows_the_procs(vbinder_mount: Path) -> None:
     """binder_logs/proc/PID comes with a process's first open and goes with it, as debugfs's."""
-    from vbinder_client.transport import open_transport
+    from vbinder_client.device import open_transport
 
     procs = vbinder_mount / "dev" / "binderfs" / "binder_logs" / "proc"
     t = open_transport(str(vbinder_mount / "dev" / "binderfs" / "binder"))

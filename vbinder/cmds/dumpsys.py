@@ -72,7 +72,7 @@ def proc_files(device: str, pid: int) -> list[str]:
     """Where libbinderdebug looks for a process's binder state: binderfs's binder_logs/proc/PID,
     then /d/binder/proc/PID (debugfs); on a vbinder mount, the mount's copies of both."""
     root = ""
-    from vbinder_client.transport import vbinder_mounts
+    from vbinder_client.device import vbinder_mounts
 
     for mount in vbinder_mounts():
         if os.path.abspath(device).startswith(mount.rstrip("/") + "/"):
