@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -26,6 +27,7 @@ FIRST_CALL_TRANSACTION = 0x00000001
 LAST_CALL_TRANSACTION = 0x00FFFFFF
 PING_TRANSACTION = 0x5F504E47  # '_PNG'
 INTERFACE_TRANSACTION = 0x5F4E5446  # '_NTF'
+DEBUG_PID_TRANSACTION = 0x5F504944  # '_PID': the object's process id (what dumpsys --pid asks)
 FLAG_ONEWAY = uapi.TF_ONE_WAY
 
 _ids = itertools.count(0x1000, 0x10)
@@ -52,6 +54,12 @@ class IBinder:
         reply = self.transact(INTERFACE_TRANSACTION, Parcel())
         assert reply is not None
         return reply.read_string16() or ""
+
+    def debug_pid(self) -> int:
+        """``getDebugPid``: the pid of the process that holds the object (DEBUG_PID_TRANSACTION)."""
+        reply = self.transact(DEBUG_PID_TRANSACTION, Parcel())
+        assert reply is not None
+        return reply.read_int32()
 
 
 class BBinder(IBinder):
@@ -85,6 +93,9 @@ class BBinder(IBinder):
             return
         if code == INTERFACE_TRANSACTION:
             reply.write_string16(self.descriptor)
+            return
+        if code == DEBUG_PID_TRANSACTION:
+            reply.write_int32(os.getpid())
             return
         self.on_transact(code, data, reply, flags)
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 from vbinder import uapi
 
 from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
+from .extended_error import failure_text
 from .parcel import Parcel
 from .signals import signal_guard
 
@@ -43,6 +44,7 @@ UNKNOWN_TRANSACTION: Final = -74  # -EBADMSG
 _ANSWERS: Final = frozenset((uapi.BR_TRANSACTION_COMPLETE, uapi.BR_ONEWAY_SPAM_SUSPECT, uapi.BR_REPLY,
                       uapi.BR_DEAD_REPLY, uapi.BR_FAILED_REPLY, uapi.BR_FROZEN_REPLY))
 _COMPLETE: Final = (uapi.BR_TRANSACTION_COMPLETE, uapi.BR_ONEWAY_SPAM_SUSPECT)
+_FAILURES: Final = frozenset((uapi.BR_DEAD_REPLY, uapi.BR_FAILED_REPLY, uapi.BR_FROZEN_REPLY))
 
 
 class _Owed:
@@ -207,12 +209,8 @@ class IPCThreadState:
         with signal_guard:  # held for the whole call (cheaper than around each step), not its callbacks
             cmd, parcel, reply_flags = self._send(uapi.BC_TRANSACTION, flags, handle, code, data,
                                                   not flags & uapi.TF_ONE_WAY)
-        if cmd == uapi.BR_DEAD_REPLY:
-            raise DeadObjectError("the remote process died (BR_DEAD_REPLY)")
-        if cmd == uapi.BR_FAILED_REPLY:
-            raise FailedTransactionError("the driver refused the transaction (BR_FAILED_REPLY)")
-        if cmd == uapi.BR_FROZEN_REPLY:
-            raise FailedTransactionError("the target process is frozen (BR_FROZEN_REPLY)")
+        if cmd in _FAILURES:
+            raise self._failure(cmd)
         if parcel is None:
             return None
         if reply_flags & uapi.TF_STATUS_CODE:
@@ -225,11 +223,17 @@ class IPCThreadState:
         if not self._owed:
             raise RuntimeError("no transaction waits for an answer")
         cmd, parcel, _flags = self._wait(self._owed[-1])
-        if cmd == uapi.BR_DEAD_REPLY:
-            raise DeadObjectError("the remote process died (BR_DEAD_REPLY)")
-        if cmd in (uapi.BR_FAILED_REPLY, uapi.BR_FROZEN_REPLY):
-            raise FailedTransactionError(f"the driver refused the transaction ({uapi.BR_NAMES.get(cmd)})")
+        if cmd in _FAILURES:
+            raise self._failure(cmd)
         return parcel if want_reply else None
+
+    def _failure(self, cmd: int) -> Exception:
+        """The exception for a call the driver answered ``cmd`` (BR_DEAD_REPLY, BR_FAILED_REPLY,
+        BR_FROZEN_REPLY), named with the errno of the thread's extended error:
+        ``BR_FAILED_REPLY (29201), -EPERM``. The program can still read that error."""
+        transport = self.transport
+        text = failure_text(cmd, transport.extended_errors.read(transport.ioctl))
+        return DeadObjectError(text) if cmd == uapi.BR_DEAD_REPLY else FailedTransactionError(text)
 
     def _wait(self, owed: _Owed) -> _Answer:
         """Read and execute commands until ``owed`` is answered; answers to orphans are dropped."""

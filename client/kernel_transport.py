@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from vbinder import uapi
 
+from .extended_error import ExtendedErrors
 from .signals import check_signals, signal_guard
 
 WR = uapi.WRITE_READ
@@ -93,6 +94,7 @@ class KernelTransport:
         self.map_size = 0
         self._map: mmap.mmap | None = None
         self._local = _Local()
+        self.extended_errors = ExtendedErrors()  # what the client read of failed calls' extended errors
         try:
             if map_size:
                 self._map = mmap.mmap(self.fd, map_size, mmap.MAP_PRIVATE, mmap.PROT_READ)
@@ -134,6 +136,8 @@ class KernelTransport:
             return -errno.EINVAL, b""
         buf = bytearray(arg)
         ret = self._ioctl(cmd, buf)
+        if cmd == uapi.BINDER_GET_EXTENDED_ERROR:
+            return self.extended_errors.handed_out(ret, bytes(buf) if ret >= 0 else b"")
         if cmd == uapi.BINDER_WRITE_READ or (ret >= 0 and uapi.ioc_dir(cmd) & uapi.IOC_READ):
             return ret, bytes(buf)
         return ret, b""

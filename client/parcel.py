@@ -77,6 +77,7 @@ __all__ = [
     "RemoteException",
     "Stability",
     "interface_header",
+    "set_wire_format",
 ]
 
 # --- constants -------------------------------------------------------------------------------------
@@ -113,6 +114,22 @@ _EXPECTED: Final[dict[tuple[int, str], bytes]] = {}
 _TOKENS_MAX: Final = 1024
 
 _DECLARED_LEVELS: Final = frozenset({Stability.VENDOR, Stability.SYSTEM, Stability.VINTF})
+
+# The stability word's format, process-wide as libbinder's (compiled in): Android 12 and 13 write
+# a versioned ``Category`` (Stability.h: {uint8 version; uint8 reserved[2]; Level level}, read as
+# an int32: version 1 in the low byte, the level in the high one; a null binder is version 1,
+# UNDECLARED), and refuse a word whose version is 0; Android 11 and 14 on write the level itself.
+_CATEGORY: Final = [False]
+_WIRE_VERSION: Final = 1  # Stability.cpp kBinderWireFormatVersion (and kBinderWireFormatOldest)
+
+
+def set_wire_format(android: int) -> None:
+    """Write and read binder objects' stability words as Android ``android`` does (11 to 16)."""
+    _CATEGORY[0] = android in (12, 13)
+
+
+def _stability_word(level: int) -> int:
+    return (level << 24) | _WIRE_VERSION if _CATEGORY[0] else level
 
 
 def interface_header(device: str) -> int:
@@ -528,14 +545,14 @@ class Parcel:
         """
         if obj is None:
             self.write_flat_object(BINDER_TYPE_BINDER, null_flags, 0, 0, null_meta_data=False)
-            self.write_int32(Stability.UNDECLARED)
+            self.write_int32(_stability_word(Stability.UNDECLARED))
             return
         stability = int(getattr(obj, "stability", Stability.SYSTEM))
         if stability not in _DECLARED_LEVELS:
             raise ValueError(f"binder stability must be a declared level, not {stability}")
         type_, flags, value, cookie = Parcel.binder_flattener(obj)
         self.write_flat_object(type_, flags, value, cookie, null_meta_data=False)
-        self.write_int32(stability)
+        self.write_int32(_stability_word(stability))
 
     def read_strong_binder(self) -> Any:
         """``readNullableStrongBinder``: None for the null binder, else the resolver's result.
@@ -551,6 +568,10 @@ class Parcel:
         if obj.type not in (BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE):
             raise ParcelError(f"object at {pos} is not a binder (type {obj.type:#x})")
         stability = self.read_int32()
+        if _CATEGORY[0]:  # Android 12 and 13: a Category word; its version must be 1 or more
+            if stability & 0xFF < _WIRE_VERSION:
+                raise ParcelError(f"binder at {pos} carries wire protocol version {stability & 0xFF}")
+            stability = (stability >> 24) & 0xFF
         if obj.type == BINDER_TYPE_BINDER and obj.value == 0 and obj.cookie == 0:
             if stability != Stability.UNDECLARED:
                 raise ParcelError(f"null binder at {pos} carries stability {stability}")

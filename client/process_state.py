@@ -9,11 +9,12 @@ from typing import Any
 
 from vbinder import uapi
 
+from . import android as android_versions
 from .binder import BBinder, BpBinder
 from .device import open_transport
 from .errors import TransportError
 from .ipc_thread_state import IPCThreadState
-from .parcel import FlatBinderObject, FlattenableBinder, Parcel
+from .parcel import FlatBinderObject, FlattenableBinder, Parcel, set_wire_format
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,11 @@ class ProcessState:
     _instance_lock = threading.Lock()
 
     def __init__(self, path: str | None = None, device: str = "binder", max_threads: int = DEFAULT_MAX_THREADS,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, android: int | None = None) -> None:
+        """``android``: the release whose protocol this process speaks (:mod:`.android`; default
+        $VBINDER_ANDROID, else the newest)."""
+        self.android = android_versions.check(android) if android is not None else android_versions.default()
+        set_wire_format(self.android)
         self.device = device
         self.transport = transport or open_transport(path, device)
         ret, arg = self.transport.ioctl(uapi.BINDER_VERSION, uapi.VERSION.pack(0))
@@ -65,12 +70,13 @@ class ProcessState:
 
     @classmethod
     def init(cls, path: str | None = None, device: str = "binder",
-             max_threads: int = DEFAULT_MAX_THREADS) -> ProcessState:
-        """Open the process's instance on an explicit device (before any other use)."""
+             max_threads: int = DEFAULT_MAX_THREADS, android: int | None = None) -> ProcessState:
+        """Open the process's instance on an explicit device (before any other use), speaking
+        Android ``android``'s protocol (default $VBINDER_ANDROID, else the newest)."""
         with cls._instance_lock:
             if cls._instance is not None:
                 raise RuntimeError("ProcessState already initialized")
-            cls._instance = ProcessState(path, device, max_threads)
+            cls._instance = ProcessState(path, device, max_threads, android=android)
             return cls._instance
 
     # -- objects -------------------------------------------------------------------------------

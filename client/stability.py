@@ -4,10 +4,11 @@ import enum
 
 
 class Stability(enum.IntEnum):
-    """``Stability::Level``: the int32 written after every binder object (Android 13+ format).
+    """``Stability::Level``: what the int32 written after every binder object says.
 
-    Android 14 writes the level itself (``finishFlattenBinder`` -> ``writeInt32(getRepr())``);
-    only Android 12 wrapped it in a versioned ``Category`` word. A null binder carries
+    Android 11 and 14 on write the level itself (``finishFlattenBinder`` ->
+    ``writeInt32(getRepr())``); Android 12 and 13 wrap it in a versioned ``Category`` word
+    (:func:`vbinder_client.parcel.set_wire_format`). A null binder carries
     UNDECLARED; a local binder of a system-partition process is marked SYSTEM when first
     flattened (``tryMarkCompilationUnit`` with ``getLocalLevel()``).
     """

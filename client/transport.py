@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 from vbinder import abi, uapi
 
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
+from .extended_error import ExtendedErrors
 from .signals import check_signals, signal_guard
 
 MAP_SIZE: Final = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
@@ -37,6 +38,7 @@ class Transport(Protocol):
 
     path: str
     map_addr: int
+    extended_errors: ExtendedErrors
 
     def ioctl(self, cmd: int, arg: bytes) -> tuple[int, bytes]: ...
 
@@ -93,6 +95,7 @@ class VbinderTransport:
         self._local = threading.local()
         self._names = False  # the daemon wants calls named (a trace records transactions)
         self._names_checked = 0.0  # when that was last asked (at most once a second)
+        self.extended_errors = ExtendedErrors()  # what the client read of failed calls' extended errors
         try:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
@@ -173,6 +176,8 @@ class VbinderTransport:
         st = self._thread()
         self._send(st, abi.encode_request(cmd, arg, segments or ()))
         f = self._receive(st)
+        if cmd == uapi.BINDER_GET_EXTENDED_ERROR:
+            return self.extended_errors.handed_out(f.code, f.arg)
         return f.code, f.arg
 
     def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:

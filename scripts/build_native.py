@@ -37,7 +37,10 @@ COMPILED = [
     "client/transport.py",
     "client/ipc_thread_state.py",
 ]
-CONTEXT = sorted(str(p.relative_to(REPO)) for p in (REPO / "client").rglob("*.py"))  # type-checked, not compiled
+CONTEXT = [  # type-checked, not compiled: the client, and what it imports of vbinder beside the compiled modules
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "client").rglob("*.py")),
+    "vbinder/explain.py",
+]
 
 
 def module_path(rel: str) -> str:

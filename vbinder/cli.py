@@ -1,4 +1,5 @@
-"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``."""
+"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``,
+``errors``, and Android's ``service``, ``dumpsys`` and ``ping`` (vbinder/cmds)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("mountpoint", metavar="MOUNTPOINT", nargs="?",
                    help="the vbinder mount (default: the one vbinder mount, or $BINDER_DEVICE)")
     s.add_argument("--device", default="binder", help="binder (default) or vndbinder")
+    s.add_argument("--android", type=int, metavar="N", choices=(11, 12, 13, 14, 15, 16),
+                   help="speak Android N's IServiceManager, 11 to 16 (default $VBINDER_ANDROID, else 16); "
+                        "clients choose theirs with ProcessState.init(android=N) or $VBINDER_ANDROID")
 
     a = sub.add_parser("aidl", help="compile AIDL files to Python modules",
                        description="Write a Python module per AIDL type (a package per AIDL package) under "
@@ -129,14 +133,43 @@ def parser() -> argparse.ArgumentParser:
         elif name == "log":
             c.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
             c.add_argument("--grep", metavar="TEXT", help="only lines containing TEXT")
+            c.add_argument("--decode", "-d", action="store_true",
+                           help="name the numbers binder prints (ret 29189/-22 (BR_DEAD_REPLY/-EINVAL))")
+            c.add_argument("--input", "-i", metavar="FILE",
+                           help="read this log (- for stdin: a device's dmesg, say) instead of the mount's")
         else:
             c.add_argument("name", nargs="?", help="debug_mask, stop_on_user_error, devices or "
                                                   "alloc_debug_mask (binder_alloc's debug_mask)")
             c.add_argument("value", nargs="?", help="a new value (as for echo VALUE > the file)")
+    for name, help_ in (("service", "Android's service: list, check NAME, call NAME CODE [ARGS...]"),
+                        ("dumpsys", "Android's dumpsys: list services, dump them (-l, -t SECONDS, --pid, ...)"),
+                        ("ping", "PING_TRANSACTION to a service: ping [-c COUNT] NAME")):
+        c = sub.add_parser(name, help=help_, add_help=False)  # their own arguments (vbinder/cmds)
+        c.add_argument("args", nargs=argparse.REMAINDER)
+    e = sub.add_parser("errors", help="explain binder's numbers: BR codes, errnos, ioctls (vbinder errors 29189 -22)",
+                       description="Name each number (a BR or BC code, an ioctl number, an errno; decimal, "
+                                   "hex or a name) and say what makes Linux 6.1 answer a call with a BR code "
+                                   "and an errno, as logs print them (ret 29189/-22, failed 9/29201/-22, "
+                                   "transaction failed 29201).")
+    e.add_argument("numbers", metavar="NUMBER", nargs="+")
     return p
 
 
+# Commands that parse their own arguments as Android's do (vbinder/cmds): `vbinder service call ...`
+ANDROID_COMMANDS = ("service", "dumpsys", "ping")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ANDROID_COMMANDS:
+        import importlib
+
+        try:
+            code: int = importlib.import_module(f".cmds.{argv[0]}", __package__).main(argv[1:])
+            return code
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 128 + 13
     args = parser().parse_args(argv)
     try:
         if args.command == "umount":
@@ -146,6 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _servicemanager(args)
         if args.command == "aidl":
             return _aidl(args)
+        if args.command == "errors":
+            from .explain import explain
+
+            print("\n".join(explain(args.numbers)))
+            return 0
         if args.command in ("state", "log", "param"):
             from . import inspect
 
@@ -156,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MountError as e:
         print(f"vbinder: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`vbinder errors 29201 | head -1`): as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 def _tools(args: argparse.Namespace) -> int:
@@ -188,8 +229,8 @@ def _servicemanager(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s servicemanager[%(process)d] %(message)s")
     path = os.path.join(args.mountpoint, "dev", args.device) if args.mountpoint else None
     try:
-        serve(find_device(path, args.device), args.device)
-    except (TransportError, OSError) as e:
+        serve(find_device(path, args.device), args.device, android=args.android)
+    except (TransportError, OSError, ValueError) as e:
         print(f"vbinder servicemanager: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ import sys
 from vbinder_client.device import vbinder_mounts
 
 from .driver.log import AllocDebug, Debug
+from .explain import decode_line
 from .fs.mounts import MountError
 
 DEBUGFS = "sys/kernel/debug/binder"
@@ -75,10 +76,15 @@ def state(mount: str, name: str) -> int:
     return 0
 
 
-def log(mount: str, follow: bool, grep: str | None) -> int:
-    path = os.path.join(mount, "proc", "kmsg")
-    flags = os.O_RDONLY | (0 if follow else os.O_NONBLOCK)
-    fd = os.open(path, flags)
+def log(mount: str | None, follow: bool, grep: str | None, decode: bool = False, source: str | None = None) -> int:
+    """Print the mount's proc/kmsg, or ``source`` (a file, - for stdin); ``decode`` names numbers."""
+    if source == "-":
+        fd = os.dup(sys.stdin.fileno())
+    elif source is not None:
+        fd = os.open(source, os.O_RDONLY)
+    else:
+        assert mount is not None
+        fd = os.open(os.path.join(mount, "proc", "kmsg"), os.O_RDONLY | (0 if follow else os.O_NONBLOCK))
     buf = b""
     try:
         while True:
@@ -86,14 +92,16 @@ def log(mount: str, follow: bool, grep: str | None) -> int:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
                 break  # nothing new: without --follow, done
-            if not chunk:
-                break
             buf += chunk
             *lines, buf = buf.split(b"\n")
+            if not chunk and buf:
+                lines, buf = [*lines, buf], b""
             for raw in lines:
                 line = raw.decode(errors="replace")
                 if grep is None or grep in line:
-                    print(_highlight(line), flush=follow)
+                    print(_highlight(decode_line(line) if decode else line), flush=follow)
+            if not chunk:
+                break
     except KeyboardInterrupt:
         pass
     finally:
@@ -132,9 +140,15 @@ def param(mount: str, name: str | None, value: str | None) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.command == "log" and args.input is not None:
+        try:
+            return log(None, args.follow, args.grep, args.decode, args.input)
+        except OSError as e:
+            print(f"vbinder log: {args.input}: {e.strerror}", file=sys.stderr)
+            return 1
     mount = find_mount(args.mount)
     if args.command == "state":
         return state(mount, args.file)
     if args.command == "log":
-        return log(mount, args.follow, args.grep)
+        return log(mount, args.follow, args.grep, args.decode)
     return param(mount, args.name, args.value)

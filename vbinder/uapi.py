@@ -123,6 +123,12 @@ IOCTLS: Final[dict[str, int]] = {
     if name.startswith("BINDER_") and isinstance(value, int) and name != "BINDER_CURRENT_PROTOCOL_VERSION"
 }
 
+# linux/android/binderfs.h (not binder.h, so not in IOCTLS): binder-control's one ioctl creates a
+# device in a binderfs mount.
+BINDERFS_MAX_NAME: Final = 255
+BINDERFS_DEVICE: Final = struct.Struct(f"<{BINDERFS_MAX_NAME + 1}sII")  # name, major, minor
+BINDER_CTL_ADD: Final = IOWR("b", 1, BINDERFS_DEVICE.size)
+
 # --- BR (driver -> user) and BC (user -> driver) ------------------------------------------------
 
 BR_ERROR: Final = IOR("r", 0, 4)

@@ -238,10 +238,14 @@ def test_versioned_interfaces_answer_their_version_and_hash(tmp_path: Path) -> N
     assert (proxy.getInterfaceVersion(), proxy.getInterfaceHash()) == (3, "abc123")
 
 
-def test_the_service_managers_modules_are_what_the_compiler_writes(tmp_path: Path) -> None:
-    """client/interfaces/android14 holds vbinder aidl's output for the .aidl files beside it."""
-    files = sorted(str(p) for p in (SM / "android" / "os").glob("*.aidl"))
-    r = vbinder("aidl", "--prefix", "vbinder_client.interfaces.android14", "-o", str(tmp_path), *files)
+@pytest.mark.parametrize("release", [11, 12, 13, 14, 15, 16])
+def test_the_service_managers_modules_are_what_the_compiler_writes(tmp_path: Path, release: int) -> None:
+    """client/interfaces/androidNN holds vbinder aidl's output for the .aidl files beside it."""
+    sm = SM.parent / f"android{release}"
+    files = sorted(str(p) for p in (sm / "android" / "os").glob("*.aidl"))
+    r = vbinder("aidl", "--prefix", f"vbinder_client.interfaces.android{release}", "-o", str(tmp_path), *files)
     assert r.returncode == 0, r.stderr
+    written = sorted(p.name for p in (tmp_path / "android" / "os").glob("*.py"))
+    assert written == sorted(p.name for p in (sm / "android" / "os").glob("*.py"))
     for p in (tmp_path / "android" / "os").glob("*.py"):
-        assert p.read_text() == (SM / "android" / "os" / p.name).read_text(), f"{p.name} is stale: regenerate it"
+        assert p.read_text() == (sm / "android" / "os" / p.name).read_text(), f"{p.name} is stale: regenerate it"

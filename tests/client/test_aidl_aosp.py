@@ -5,7 +5,9 @@ For every method, the transaction code and the one-way flag must agree with both
 the Parcel calls of the C++ proxy (``BpFoo::method``: what it writes to ``_aidl_data`` and reads
 from ``_aidl_reply``, in order) must match what vbinder's proxy writes and reads. Android 10's
 aidl predates constant expressions, enums and unions, so it gets the files in its dialect:
-constants removed (they put nothing on the wire); the wire tests (test_aidl_wire.py) cover the rest.
+constants removed (they put nothing on the wire), unions as parcelables (the C++ backend reads and
+writes both with readParcelable/writeParcelable); the wire tests (test_aidl_wire.py,
+test_service_manager_versions.py) cover the rest. Every Android release's IServiceManager is here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests.support import AIDL_SKIPPED, REPO
 
 TESTS = REPO / "tests" / "client" / "aidl"
 SM = REPO / "client" / "interfaces" / "android14"
+RELEASES = (11, 12, 13, 14, 15, 16)
 EXAMPLES = REPO / "examples" / "aidl"
 
 CASES = [  # (include root, the interface's file)
@@ -31,7 +34,7 @@ CASES = [  # (include root, the interface's file)
     (TESTS, "vbinder/compat/IExplicit.aidl"),
     (TESTS, "vbinder/compat/IListener.aidl"),
     (TESTS, "vbinder/test/ICallback.aidl"),
-    (SM, "android/os/IServiceManager.aidl"),
+    *((REPO / "client" / "interfaces" / f"android{v}", "android/os/IServiceManager.aidl") for v in RELEASES),
     (SM, "android/os/IServiceCallback.aidl"),
     (SM, "android/os/IClientCallback.aidl"),
     (EXAMPLES, "vbinder/example/IEcho.aidl"),
@@ -82,7 +85,8 @@ def android10_dialect(src: Path, dst: Path) -> None:
     for f in src.rglob("*.aidl"):
         out = dst / f.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(re.sub(r"\bconst\b[^;]*;", "", f.read_text()))
+        text = re.sub(r"\bconst\b[^;]*;", "", f.read_text())
+        out.write_text(re.sub(r"^union ", "parcelable ", text, flags=re.M))
 
 
 def cpp_proxy(source: str) -> dict[str, tuple[int, bool, list[str]]]:
@@ -127,7 +131,7 @@ def py_proxy(source: str, iface: Interface) -> dict[str, tuple[bool, list[str]]]
     return methods
 
 
-@pytest.mark.parametrize(("root", "rel"), CASES, ids=[c[1].rsplit("/", 1)[1] for c in CASES])
+@pytest.mark.parametrize(("root", "rel"), CASES, ids=[f"{c[0].name}-{c[1].rsplit('/', 1)[1]}" for c in CASES])
 def test_codes_order_and_parcel_calls_agree_with_aosps_aidl(tmp_path: Path, root: Path, rel: str) -> None:
     tool = aidl_tool()
     src = tmp_path / "src"

@@ -598,6 +598,39 @@ def dead_replies(dev: str) -> Transcript:
 
 
 @scenario()
+def failure_messages(dev: str) -> Transcript:
+    """A failed call's exception names its BR code and the errno of the thread's extended error
+    (``BR_FAILED_REPLY (29201), -EINVAL``); reading that error for the message leaves it to the
+    program, which reads it once, as it would without the client's read."""
+
+    def server(ctx: Ctx) -> None:
+        serve_context(ctx, Calc(ctx), "client")
+        ctx.expect("done")
+
+    def client(ctx: Ctx) -> None:
+        ps = ctx.process()
+        ctx.expect("ready")
+        svc = calc(ctx, ps)
+        ctx.emit("alive", result=svc.add(1, 1))
+
+        def failed(fn: Any) -> dict[str, Any]:
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - the transcript records what was raised
+                return {"exception": type(e).__name__, "message": str(e)}
+            return {"exception": None}
+
+        ctx.emit("bad_handle", result=failed(lambda: ps.ipc().transact(99, FIRST_CALL_TRANSACTION, Parcel())),
+                 ee=extended_error(ctx.tap))
+        ctx.emit("ee_read_again", ee=extended_error(ctx.tap))
+        ctx.emit("dies_in_call", result=failed(lambda: svc.call(FIRST_CALL_TRANSACTION + 9)))
+        ctx.emit("ee_after_death", ee=extended_error(ctx.tap))
+        ctx.emit("call_after", result=failed(lambda: svc.add(1, 2)), ee=extended_error(ctx.tap))
+
+    return run_roles(dev, server=server, client=client)
+
+
+@scenario()
 def payload_limits(dev: str) -> Transcript:
     """Sync payloads up to the whole mapped area (1 MiB - 8 KiB) fit, one more word does not;
     one-way payloads get half of it, less the kernel's per-buffer overhead."""

@@ -38,7 +38,8 @@ def test_tree(vbinder_mount: Path) -> None:
     m = vbinder_mount
     uid, gid = os.getuid(), os.getgid()
     dirs = ["dev", "sys", "sys/kernel/debug/binder", "sys/kernel/debug/binder/proc",
-            "sys/module/binder/parameters", "sys/module/binder_alloc/parameters", "proc"]
+            "sys/module/binder/parameters", "sys/module/binder_alloc/parameters", "proc",
+            "dev/binderfs", "dev/binderfs/binder_logs", "dev/binderfs/binder_logs/proc", "dev/binderfs/features"]
     for d in dirs:
         st = os.lstat(m / d)
         assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755, d
@@ -46,7 +47,7 @@ def test_tree(vbinder_mount: Path) -> None:
         subdirs = sum(1 for e in os.scandir(m / d) if e.is_dir(follow_symlinks=False))
         assert st.st_nlink == 2 + subdirs, d
     assert sorted(os.listdir(m)) == ["dev", "proc", "sys"]
-    assert sorted(os.listdir(m / "dev")) == ["binder", "hwbinder", "vndbinder"]
+    assert sorted(os.listdir(m / "dev")) == ["binder", "binderfs", "hwbinder", "vndbinder"]
     for name in ("binder", "hwbinder", "vndbinder"):
         st = os.lstat(m / "dev" / name)
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o666
@@ -94,7 +95,9 @@ def test_only_given_devices(tmp_path: Path) -> None:
     d = Daemon(mnt, tmp_path / "log", [sys.executable, "-m", "vbinder", "mount", str(mnt),
                                        "--foreground", "--devices", "binder,vndbinder"])
     try:
-        assert sorted(os.listdir(mnt / "dev")) == ["binder", "vndbinder"]
+        assert sorted(os.listdir(mnt / "dev")) == ["binder", "binderfs", "vndbinder"]
+        assert sorted(os.listdir(mnt / "dev" / "binderfs")) == [
+            "binder", "binder-control", "binder_logs", "features", "vndbinder"]
     finally:
         d.stop()
 
@@ -475,8 +478,7 @@ def test_detach_returns_once_mounted(tmp_path: Path) -> None:
     try:
         assert r.returncode == 0, r.stderr
         assert os.path.ismount(mnt)
-        assert os.listdir(mnt / "dev") == ["binder", "hwbinder", "vndbinder"] or \
-            sorted(os.listdir(mnt / "dev")) == ["binder", "hwbinder", "vndbinder"]
+        assert sorted(os.listdir(mnt / "dev")) == ["binder", "binderfs", "hwbinder", "vndbinder"]
         fd = os.open(mnt / "dev" / "binder", os.O_RDWR)
         try:
             assert ioctl(fd, uapi.BINDER_VERSION, bytes(4)).code == 0

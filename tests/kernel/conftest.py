@@ -15,9 +15,10 @@ from tests.kernel import vm
 SKIPPED: list[str] = []  # why the kernel side did not run, for the banner
 
 
-def need_kernel() -> None:
-    """Skip (fail, under VBINDER_REQUIRE_KERNEL) when the VM cannot run here."""
-    why = vm.unavailable()
+def need_kernel(binderfs: bool = False) -> None:
+    """Skip (fail, under VBINDER_REQUIRE_KERNEL) when the VM (with ``binderfs``, its binderfs
+    variant) cannot run here."""
+    why = vm.binderfs_unavailable() if binderfs else vm.unavailable()
     if why is None:
         return
     if os.environ.get(vm.REQUIRE) == "1":

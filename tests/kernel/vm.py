@@ -41,12 +41,20 @@ def _path() -> str:
     return os.pathsep.join([path, *(d for d in SBIN if d not in path.split(os.pathsep))])
 
 
-def env() -> dict[str, str]:
-    """The environment of run.sh: the state directory, and no binderfs module unless asked."""
+def env(binderfs: bool = False) -> dict[str, str]:
+    """The environment of run.sh: the state directory, and no binderfs module unless asked
+    (``binderfs``: setup.sh builds it, once, if it is missing)."""
     out = dict(os.environ, PATH=_path())
     out["ORACLE_STATE"] = str(STATE)
-    out.setdefault("ORACLE_NO_BINDERFS", "1")
+    if binderfs:
+        out["ORACLE_NO_BINDERFS"] = "0"
+    else:
+        out.setdefault("ORACLE_NO_BINDERFS", "1")
     return out
+
+
+BINDERFS_MODULE = STATE / "build" / "binderfs-mod" / "binder_linux.ko"
+_binderfs_prepared: str | None | bool = False
 
 
 def _missing_tools() -> list[str]:
@@ -80,16 +88,42 @@ def unavailable() -> str | None:
     return None
 
 
+def binderfs_unavailable() -> str | None:
+    """Why the VM's binderfs variant (``run.sh -B``) cannot run here (None: it can).
+
+    Its module is binder_linux.ko rebuilt with binderfs from the same Debian source (setup.sh,
+    with ORACLE_NO_BINDERFS=0: it downloads linux-source and the headers, about a minute, once).
+    """
+    global _binderfs_prepared
+    why = unavailable()
+    if why is not None:
+        return why
+    if _binderfs_prepared is not False:
+        return _binderfs_prepared if isinstance(_binderfs_prepared, str) else None
+    with open(STATE / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        r = subprocess.run([str(ORACLE / "setup.sh")], env=env(binderfs=True), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=SETUP_TIMEOUT)
+    if r.returncode != 0 or not BINDERFS_MODULE.exists():
+        _binderfs_prepared = (f"the oracle's binderfs module could not be built (setup.sh exit {r.returncode}):\n"
+                              f"{r.stderr[-3000:]}")
+        return _binderfs_prepared
+    _binderfs_prepared = None
+    return None
+
+
 def run(payload: Sequence[str], *, timeout: int = 300, devices: str = "binder",
-        python: str = sys.executable, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        python: str = sys.executable, extra_env: dict[str, str] | None = None,
+        binderfs: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``payload`` (a Python script and its arguments) in a fresh VM; its output and exit code.
 
     The payload runs as root with ``python``, cwd the checkout, ``/dev/binder`` (and ``devices``)
-    the real driver's. Exit 125 means the VM failed, 124 that the payload timed out.
+    the real driver's; with ``binderfs``, in a real binderfs at ``/dev/binderfs`` (``run.sh -B``;
+    see :func:`binderfs_unavailable`). Exit 125 means the VM failed, 124 that the payload timed out.
     """
-    cmd = [str(RUN), "-p", python, "-t", str(timeout), "-d", devices]
+    cmd = [str(RUN), "-p", python, "-t", str(timeout), "-d", devices, *(["-B"] if binderfs else [])]
     for k, v in (extra_env or {}).items():
         cmd += ["-e", f"{k}={v}"]
     cmd += list(payload)
-    return subprocess.run(cmd, env=env(), cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+    return subprocess.run(cmd, env=env(binderfs), cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout + 240)

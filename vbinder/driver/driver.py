@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .. import abi
+from .binderfs import Binderfs
 from .context import Context
 from .device import DeviceFile
 from .errors import BinderError, Waiter
@@ -38,6 +39,7 @@ class Driver:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.devices = list(devices)
         self.contexts = {name: Context(name) for name in self.devices}
+        self.binderfs = Binderfs(list(self.contexts.values()))  # dev/binderfs: the same devices, and more
         self.log = Log(debug_mask, alloc_debug_mask, clock=clock)
         self.host = host
         # The tracepoints (sys/kernel/tracing); thread names come from the host, if it reads them.
@@ -80,10 +82,11 @@ class Driver:
         self._next_mmap = addr + size + (1 << 20)  # a gap, so that areas never touch
         return addr
 
-    def open(self, device: str, tgid: int, tid: int, euid: int, nonblock: bool = False,
+    def open(self, device: str | Context, tgid: int, tid: int, euid: int, nonblock: bool = False,
              secctx: bytes | None = None) -> DeviceFile:
-        """binder_open: a new proc for ``tgid`` on ``device`` (``secctx``: its LSM context, NUL-ended)."""
-        ctx = self.contexts.get(device)
+        """binder_open: a new proc for ``tgid`` on ``device``, a name or a binderfs device's
+        context (``secctx``: its LSM context, NUL-ended)."""
+        ctx = device if isinstance(device, Context) else self.contexts.get(device)
         if ctx is None:
             raise BinderError(19, f"no binder device {device!r}")  # ENODEV
         self.log.debug(Debug.OPEN_CLOSE, "%s: %d:%d", "binder_open", tgid, tid)

@@ -18,6 +18,7 @@ import pyfuse3
 import trio
 
 from ..driver import Driver, debugfs
+from . import binderfs
 from .host import Host
 from .mounts import FSNAME, MountError, find_mount, is_attached
 from .ops import Operations
@@ -63,7 +64,7 @@ driver_factory: Callable[[list[str], int, Host], Driver] = make_driver
 
 
 def _rendered(render: Callable[[Driver], str], driver: Driver) -> bytes:
-    return render(driver).encode()
+    return render(driver).encode(errors="surrogateescape")  # a binderfs device's name is any bytes
 
 
 def build_tree(driver: Driver, uid: int, gid: int) -> Tree:
@@ -76,11 +77,14 @@ def build_tree(driver: Driver, uid: int, gid: int) -> Tree:
     for name in driver.devices:
         tree.add_device(f"dev/{name}", name)
     tree.mkdir("sys/kernel/debug/binder/proc")
-    for name, render in (("state", debugfs.render_state), ("stats", debugfs.render_stats),
-                         ("transactions", debugfs.render_transactions),
-                         ("transaction_log", debugfs.render_transaction_log),
-                         ("failed_transaction_log", debugfs.render_failed_transaction_log)):
-        tree.add_generated(f"{DEBUGFS}/{name}", functools.partial(_rendered, render, driver), mode=0o444)
+    logs = {name: functools.partial(_rendered, render, driver)
+            for name, render in (("state", debugfs.render_state), ("stats", debugfs.render_stats),
+                                 ("transactions", debugfs.render_transactions),
+                                 ("transaction_log", debugfs.render_transaction_log),
+                                 ("failed_transaction_log", debugfs.render_failed_transaction_log))}
+    for name, read in logs.items():
+        tree.add_generated(f"{DEBUGFS}/{name}", read, mode=0o444)
+    binderfs.build(tree, driver, logs)  # dev/binderfs: binder-control, binder_logs/, features/
     for param in driver.params:
         tree.add_generated(param.path, param.read, param.write if param.writable else None, mode=param.mode)
     tree.add_symlink("proc/binder", "../sys/kernel/debug/binder")

@@ -23,9 +23,12 @@ from pyfuse3 import FUSEError
 
 from ..abi import split_offset
 from ..driver import BinderError, DeviceFile, Driver, Waiter, WouldBlock
+from ..driver.binderfs import Binderfs, ControlFile
+from ..driver.context import Context
 from ..driver.debugfs import render_proc
+from .binderfs import PROC_DIR as BINDERFS_PROC_DIR
 from .host import Host
-from .tree import Device, Dir, Generated, Inode, Stream, StreamSource, Symlink, Tree
+from .tree import Control, Device, Dir, Generated, Inode, Stream, StreamSource, Symlink, Tree
 from .watchdog import Watch, Watchdog
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PROC_DIR = "sys/kernel/debug/binder/proc"
+PROC_DIRS = (PROC_DIR, BINDERFS_PROC_DIR)  # debugfs's and binderfs's binder_logs: the same entries
 ATTR_TIMEOUT = 1.0
 ENTRY_TIMEOUT = 1.0
 
@@ -95,7 +99,15 @@ class StreamHandle:
     nonblock: bool = False  # O_NONBLOCK at open: EAGAIN when nothing is new
 
 
-Handle = DeviceHandle | GeneratedHandle | StreamHandle
+@dataclass(slots=True, eq=False)
+class ControlHandle:
+    """An open binderfs binder-control: its ioctls' frames."""
+
+    node: Control
+    file: ControlFile
+
+
+Handle = DeviceHandle | GeneratedHandle | StreamHandle | ControlHandle
 
 
 class Operations(pyfuse3.Operations):
@@ -194,17 +206,19 @@ class Operations(pyfuse3.Operations):
         if want == self._proc_files:
             return
         for pid in self._proc_files - want:
-            node = self.tree.resolve(f"{PROC_DIR}/{pid}")
-            self.tree.remove(f"{PROC_DIR}/{pid}")
-            if node is not None:
-                pyfuse3.invalidate_entry_async(node.parent, str(pid).encode(), deleted=node.inode,
-                                               ignore_enoent=True)
+            for proc_dir in PROC_DIRS:
+                node = self.tree.resolve(f"{proc_dir}/{pid}")
+                self.tree.remove(f"{proc_dir}/{pid}")
+                if node is not None:
+                    pyfuse3.invalidate_entry_async(node.parent, str(pid).encode(), deleted=node.inode,
+                                                   ignore_enoent=True)
         for pid in want - self._proc_files:
-            self.tree.add_generated(f"{PROC_DIR}/{pid}", functools.partial(self._render_proc, pid), mode=0o444)
+            for proc_dir in PROC_DIRS:
+                self.tree.add_generated(f"{proc_dir}/{pid}", functools.partial(self._render_proc, pid), mode=0o444)
         self._proc_files = want
 
     def _render_proc(self, pid: int) -> bytes:
-        return render_proc(self.driver, pid).encode()
+        return render_proc(self.driver, pid).encode(errors="surrogateescape")
 
     def _notify_polls(self) -> None:
         """Wake the poll(2) callers whose thread now has something to read."""
@@ -251,7 +265,9 @@ class Operations(pyfuse3.Operations):
     async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._node(inode)
-        if fields.update_mode or fields.update_uid or fields.update_gid:
+        if fields.update_mode and isinstance(node, Device) and node.context is not None:
+            node.mode = attr.st_mode & 0o7777  # a binderfs device: chmod, as on binderfs
+        elif fields.update_mode or fields.update_uid or fields.update_gid:
             raise FUSEError(errno.EPERM)
         if fields.update_size and not isinstance(node, Device | Generated):
             raise FUSEError(errno.EINVAL if isinstance(node, Stream) else errno.EISDIR)
@@ -315,7 +331,8 @@ class Operations(pyfuse3.Operations):
             tgid = self.host.tgid(ctx.pid)
             if tgid is None:
                 raise FUSEError(errno.ESRCH)
-            f = self.driver.open(node.device, tgid=tgid, tid=ctx.pid, euid=ctx.uid,
+            device = node.context if isinstance(node.context, Context) else node.device
+            f = self.driver.open(device, tgid=tgid, tid=ctx.pid, euid=ctx.uid,
                                  nonblock=bool(flags & os.O_NONBLOCK),
                                  secctx=self.host.security_context(ctx.pid))
             fh = self._new_fh(DeviceHandle(node, f, tgid))
@@ -341,6 +358,9 @@ class Operations(pyfuse3.Operations):
             fh = self._new_fh(StreamHandle(node, node.source, tgid, seq=node.source.start(),
                                            nonblock=bool(flags & os.O_NONBLOCK)))
             return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False, nonseekable=True)
+        if isinstance(node, Control) and isinstance(node.binderfs, Binderfs):
+            fh = self._new_fh(ControlHandle(node, ControlFile(node.binderfs)))
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
         raise FUSEError(errno.EINVAL)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -383,6 +403,8 @@ class Operations(pyfuse3.Operations):
             return h.content[off:off + size]
         if isinstance(h, StreamHandle):
             return await self._stream_read(h, size)
+        if isinstance(h, ControlHandle):
+            return h.file.read(off, size)
         raise FUSEError(errno.EBADF)
 
     async def _stream_read(self, h: StreamHandle, size: int) -> bytes:
@@ -427,11 +449,16 @@ class Operations(pyfuse3.Operations):
                 raise fuse_error(e, "write") from None
             finally:
                 self._notify_polls()
-        return await self._other_write(fh, buf)
+        return await self._other_write(fh, off, buf)
 
     @handler
-    async def _other_write(self, fh: int, buf: bytes) -> int:
+    async def _other_write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._handle(fh)
+        if isinstance(h, ControlHandle):
+            created = h.file.write(off, bytes(buf))
+            if created is not None and h.node.created is not None:
+                h.node.created(created)
+            return len(buf)
         if isinstance(h, GeneratedHandle) and h.node.write_as is not None:
             h.node.write_as(bytes(buf), h.tid, h.tgid)
             return len(buf)
@@ -512,7 +539,12 @@ class Operations(pyfuse3.Operations):
 
     @handler
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise FUSEError(errno.EPERM)
+        parent = self._node(parent_inode)
+        if not isinstance(parent, Dir) or parent.unlink is None:
+            raise FUSEError(errno.EPERM)
+        if name not in parent.children:
+            raise FUSEError(errno.ENOENT)
+        parent.unlink(name)
 
     @handler
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -526,7 +558,12 @@ class Operations(pyfuse3.Operations):
     @handler
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
-        raise FUSEError(errno.EPERM)
+        parent = self._node(parent_inode_old)
+        if parent_inode_new != parent_inode_old or not isinstance(parent, Dir) or parent.rename is None:
+            raise FUSEError(errno.EPERM)
+        if name_old not in parent.children:
+            raise FUSEError(errno.ENOENT)
+        parent.rename(name_old, name_new, flags)
 
     @handler
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,

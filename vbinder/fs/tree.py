@@ -43,6 +43,10 @@ class Dir(Inode):
     # builds the new directory, ``rmdir(name)`` takes it down; both raise BinderError to refuse.
     mkdir: Callable[[str], object] | None = None
     rmdir: Callable[[str], object] | None = None
+    # A directory whose entries users remove or rename (binderfs's root): ``unlink(name)`` and
+    # ``rename(old, new, flags)`` update the tree, or raise BinderError to refuse.
+    unlink: Callable[[bytes], object] | None = None
+    rename: Callable[[bytes, bytes, int], object] | None = None
     file_type = stat.S_IFDIR
 
 
@@ -51,6 +55,17 @@ class Device(Inode):
     """A binder device file (``dev/binder``): each open is one binder proc."""
 
     device: str = ""
+    context: object | None = None  # a binderfs device's driver Context (opened instead of ``device``)
+    file_type = stat.S_IFREG
+
+
+@dataclass(slots=True, eq=False)
+class Control(Inode):
+    """binderfs's ``binder-control``: each open is a :class:`vbinder.driver.binderfs.ControlFile`;
+    ``created(name)`` is called for each device its BINDER_CTL_ADD makes."""
+
+    binderfs: object | None = None  # the driver's Binderfs
+    created: Callable[[bytes], object] | None = None
     file_type = stat.S_IFREG
 
 
@@ -144,14 +159,23 @@ class Tree:
         parts = _split(path)
         if not parts:
             raise ValueError("empty path")
-        parent = self.mkdir("/".join(p.decode() for p in parts[:-1]))
-        if parts[-1] in parent.children:
-            raise ValueError(f"{path} exists")
-        node = self._new(cls, parts[-1], parent.inode, mode, **kw)
-        parent.children[parts[-1]] = node.inode
+        return self.add_child(self.mkdir("/".join(p.decode() for p in parts[:-1])), parts[-1], cls, mode, **kw)
+
+    def add_child(self, parent: Dir, name: bytes, cls: type[N], mode: int, **kw: object) -> N:
+        """A new entry ``name`` (any bytes but ``/``) in ``parent``."""
+        if name in parent.children:
+            raise ValueError(f"{name!r} exists")
+        node = self._new(cls, name, parent.inode, mode, **kw)
+        parent.children[name] = node.inode
         if isinstance(node, Dir):
             parent.subdirs += 1
         return node
+
+    def move_child(self, parent: Dir, old: bytes, new: bytes) -> None:
+        """Rename the entry ``old`` of ``parent`` to ``new`` (which must not exist)."""
+        ino = parent.children.pop(old)
+        parent.children[new] = ino
+        self.nodes[ino].name = new
 
     def add_device(self, path: str, device: str, mode: int = 0o666) -> Device:
         return self._add(path, Device, mode, device=device)
@@ -181,11 +205,15 @@ class Tree:
         node = self.resolve(path)
         if node is None or node.inode == ROOT_INODE:
             raise ValueError(f"{path}: no such entry")
-        if isinstance(node, Dir) and node.children:
-            if not recursive:
-                raise ValueError(f"{path}: directory not empty")
+        if recursive and isinstance(node, Dir):
             for name in list(node.children):
                 self.remove(f"{path}/{name.decode()}", recursive=True)
+        self.remove_node(node)
+
+    def remove_node(self, node: Inode) -> None:
+        """Unlink ``node`` from its directory (which ``remove`` describes)."""
+        if isinstance(node, Dir) and node.children:
+            raise ValueError(f"{node.name!r}: directory not empty")
         parent = self.nodes[node.parent]
         assert isinstance(parent, Dir)
         del parent.children[node.name]
