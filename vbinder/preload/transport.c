@@ -1,0 +1,146 @@
+/* A thread's exchanges with the daemon: one request frame, one reply frame (DESIGN.md, "Phases"
+ * and "One request per thread").
+ *
+ * Every thread writes its requests and reads its replies at the file offset tid << 40, with
+ * pwrite/pread (which neither move nor take the file position, so threads never block each
+ * other). A reply is read to its end before the next request. A read phase that waits is a pread
+ * the daemon answers when there is work; a signal for the thread makes the daemon answer EINTR
+ * while the read phase stays in flight: the caller returns EINTR, as the kernel's ioctl does,
+ * and the program's next request replaces it (nothing was taken off any queue).
+ */
+#include "vbpreload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define FIRST_READ 16384  /* one pread usually fetches the whole reply */
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static __thread struct vb_thread *current;
+
+static void thread_free(void *p)
+{
+    struct vb_thread *t = p;
+    if (current == t)
+        current = NULL;
+    vb_buf_free(&t->req);
+    vb_buf_free(&t->rep);
+    free(t);
+}
+
+static void thread_key_init(void)
+{
+    pthread_key_create(&thread_key, thread_free);
+}
+
+struct vb_thread *vb_thread(void)
+{
+    if (current)
+        return current;
+    pthread_once(&thread_once, thread_key_init);
+    struct vb_thread *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    current = t;
+    pthread_setspecific(thread_key, t);
+    return t;
+}
+
+void vb_thread_forget_fast_path(void)
+{
+    if (current)
+        current->fast_token = 0;
+}
+
+/* Keys are large file offsets: the soft RLIMIT_FSIZE must allow them (DESIGN.md, Identity). */
+static int fsize_checked;
+
+static int check_fsize(void)
+{
+    if (__atomic_load_n(&fsize_checked, __ATOMIC_ACQUIRE))
+        return 0;
+    struct rlimit r;
+    if (getrlimit(RLIMIT_FSIZE, &r) == 0 && r.rlim_cur != RLIM_INFINITY) {
+        if (r.rlim_max != RLIM_INFINITY) {
+            fprintf(stderr, "vbinder preload: binder calls need an unlimited RLIMIT_FSIZE (the device's file "
+                            "offsets carry thread ids), but the hard limit is %llu\n",
+                    (unsigned long long)r.rlim_max);
+            return -EFBIG;
+        }
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_FSIZE, &r);
+    }
+    __atomic_store_n(&fsize_checked, 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static off_t thread_key_offset(void)
+{
+    return (off_t)((uint64_t)gettid() << VB_KEY_SHIFT);
+}
+
+/* pread the whole reply at `key` into t->rep. */
+static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *reply)
+{
+    struct vb_buf *b = &t->rep;
+    b->len = 0;
+    if (vb_buf_reserve(b, FIRST_READ))
+        return -ENOMEM;
+    ssize_t n = pread(fd, b->data, FIRST_READ, key);
+    if (n < 0)
+        return -errno;
+    if (n < VB_HEADER_SIZE)
+        return -EPROTO;
+    uint64_t total = vb_reply_total(b->data);
+    if (total < (uint64_t)n)
+        return -EPROTO;
+    b->len = (size_t)n;
+    if (vb_buf_reserve(b, total - b->len))
+        return -ENOMEM;  /* the rest stays unread: the daemon drops it after 10 s... of nothing */
+    while (b->len < total) {
+        n = pread(fd, b->data + b->len, total - b->len, key + (off_t)b->len);
+        if (n <= 0)
+            return n < 0 ? -errno : -EPROTO;
+        b->len += (size_t)n;
+    }
+    return vb_reply_parse(reply, b->data, b->len);
+}
+
+int vb_exchange(int fd, struct vb_thread *t, struct vb_reply *reply)
+{
+    int err = check_fsize();
+    if (err)
+        return err;
+    off_t key = thread_key_offset();
+    ssize_t n = pwrite(fd, t->req.data, t->req.len, key);
+    if (n < 0)
+        return -errno;
+    if ((size_t)n != t->req.len)
+        return -EIO;  /* a chunk of a split request failed: the daemon dropped the frame */
+    return receive(fd, t, key, reply);
+}
+
+int vb_read_only(int fd, struct vb_thread *t, struct vb_reply *reply)
+{
+    int err = check_fsize();
+    if (err)
+        return err;
+    return receive(fd, t, thread_key_offset(), reply);
+}
+
+int vb_simple_ioctl(int fd, uint32_t cmd, const void *arg, uint32_t arg_len, struct vb_reply *reply)
+{
+    struct vb_thread *t = vb_thread();
+    struct vb_frame f;
+    if (!t || vb_frame_begin(&f, &t->req, cmd, arg, arg_len))
+        return -ENOMEM;
+    vb_frame_end(&f);
+    return vb_exchange(fd, t, reply);
+}
