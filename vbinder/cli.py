@@ -1,5 +1,5 @@
-"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``state``, ``log``, ``param``,
-``errors``, and Android's ``service``, ``dumpsys`` and ``ping`` (vbinder/cmds)."""
+"""The ``vbinder`` command: ``mount``, ``umount``, ``servicemanager``, ``aidl``, ``run``, ``state``, ``log``,
+``param``, ``errors``, and Android's ``service``, ``dumpsys`` and ``ping`` (vbinder/cmds)."""
 
 from __future__ import annotations
 
@@ -121,6 +121,17 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--output", "-o", default="binder-graph.svg", metavar="OUT.svg",
                    help="default binder-graph.svg (.dot writes the graph's source)")
 
+    run = sub.add_parser("run", help="run an unmodified binder program on a mount (the preload library)",
+                       description="Run PROGRAM (and every process it starts) with the preload library, which "
+                                   "makes the mount's device files behave as the kernel's /dev/binder: "
+                                   "/dev/binder, /dev/hwbinder, /dev/vndbinder and /dev/binderfs/NAME are the "
+                                   "mount's, and their ioctls and mmap are the kernel's.")
+    run.add_argument("--mount", "-m", metavar="MOUNTPOINT",
+                   help="the vbinder mount (default: $VBINDER_MOUNT, or the one in /proc/mounts)")
+    run.add_argument("--print-library", action="store_true",
+                   help="print the library's path (for LD_PRELOAD=... and VBINDER_MOUNT=... by hand) and exit")
+    run.add_argument("program", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS...]")
+
     for name, help_ in (("state", "print debugfs state (or another debugfs file with --file)"),
                         ("log", "print the driver's log (proc/kmsg)"),
                         ("param", "show or set module parameters")):
@@ -184,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(explain(args.numbers)))
             return 0
+        if args.command == "run":
+            from . import run
+
+            return run.main(args)
         if args.command in ("state", "log", "param"):
             from . import inspect
 

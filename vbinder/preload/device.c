@@ -292,7 +292,7 @@ int vb_mount_has_device(const char *name)
 static unsigned fake_minor(unsigned major, unsigned minor, uint64_t ino)
 {
     pthread_mutex_lock(&lock);
-    struct mount *m = find_mount(major, minor, 0);
+    struct mount *m = find_mount(major, minor, 1);
     int i = m ? device_index(m, ino) : 0;
     pthread_mutex_unlock(&lock);
     return 124u - (unsigned)(i < 0 ? 0 : i);

@@ -1,5 +1,6 @@
 /* Paths: /dev/binder, /dev/hwbinder, /dev/vndbinder and /dev/binderfs/<name> are the vbinder
- * mount's device files (M/dev/<name>), for open, stat and access in every form a program may call
+ * mount's device files (M/dev/<name>), for open, stat, access (and the extended attributes that
+ * `ls -l` asks for) in every form a program may call
  * (glibc 2.36 exports each under several names: stat and stat64, __xstat for old binaries, the
  * fortified __open_2, ...). Nothing else is touched, except that a vbinder device file, however
  * it is reached (the /dev path, the mount's own path, an fd), stats as the kernel's character
@@ -8,6 +9,7 @@
  */
 #include "vbpreload.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -375,4 +377,45 @@ VB_API int euidaccess(const char *path, int mode)
 VB_API int eaccess(const char *path, int mode)
 {
     return euidaccess(path, mode);
+}
+
+/* -- extended attributes (ls -l asks for ACLs) ---------------------------------------------------- */
+
+typedef ssize_t (*getxattr_fn)(const char *, const char *, void *, size_t);
+typedef ssize_t (*listxattr_fn)(const char *, char *, size_t);
+
+static ssize_t get_xattr(const char *which, const char *path, const char *name, void *value, size_t size)
+{
+    getxattr_fn next = (getxattr_fn)dlsym(RTLD_NEXT, which);
+    char buf[PATH_MAX];
+    const char *to = redirect(AT_FDCWD, path, buf, sizeof buf);
+    return next(to ? to : path, name, value, size);
+}
+
+static ssize_t list_xattr(const char *which, const char *path, char *list, size_t size)
+{
+    listxattr_fn next = (listxattr_fn)dlsym(RTLD_NEXT, which);
+    char buf[PATH_MAX];
+    const char *to = redirect(AT_FDCWD, path, buf, sizeof buf);
+    return next(to ? to : path, list, size);
+}
+
+VB_API ssize_t getxattr(const char *path, const char *name, void *value, size_t size)
+{
+    return get_xattr("getxattr", path, name, value, size);
+}
+
+VB_API ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)
+{
+    return get_xattr("lgetxattr", path, name, value, size);
+}
+
+VB_API ssize_t listxattr(const char *path, char *list, size_t size)
+{
+    return list_xattr("listxattr", path, list, size);
+}
+
+VB_API ssize_t llistxattr(const char *path, char *list, size_t size)
+{
+    return list_xattr("llistxattr", path, list, size);
 }
