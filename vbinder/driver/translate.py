@@ -161,8 +161,10 @@ def copy_buffer(s: Sending, t: Transaction, tr: tuple[int, ...], extra_buffers_s
         user_offset = _copy_objects(s, t, sg, offsets, off_start, data_ptr, data_size, mem)
     _copy_data(s, buf, mem, data_ptr, user_offset, data_size, data_size)
     if sg is not None and not _do_deferred_txn_copies(target_proc, buf, sg, mem):
+        # binder_do_deferred_txn_copies turns a failed copy_from_user into -EINVAL (oracle: a
+        # scatter-gather buffer in unmapped memory, tests/preload bad_input)
         log.user_error("%d:%d got transaction with invalid offsets ptr", proc.pid, thread.pid)
-        raise TransactionError(BR_FAILED_REPLY, -errno.EFAULT)
+        raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
 
 
 def _copy_objects(s: Sending, t: Transaction, sg: _Scatter, offsets: bytes, off_start: int, data_ptr: int,
