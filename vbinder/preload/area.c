@@ -18,6 +18,7 @@
 #include "vbpreload.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -237,6 +238,23 @@ int vb_area_put(uint64_t token, uint64_t addr, const uint8_t *data, uint64_t len
         return 1;
     }
     return 0;
+}
+
+int vb_area_describe(char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = 0;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nareas; i++) {
+        int n = snprintf(out + used, size - used, "%s%llx:%llx:%llx", used ? "," : "",
+                         (unsigned long long)areas[i].token, (unsigned long long)areas[i].addr,
+                         (unsigned long long)areas[i].len);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+    pthread_mutex_unlock(&lock);
+    return used > 0;
 }
 
 void vb_area_after_fork(void)

@@ -123,6 +123,8 @@ void vb_area_lock(void);
 void vb_area_unlock(void);
 int vb_area_put(uint64_t token, uint64_t addr, const uint8_t *data, uint64_t len);
 void vb_area_after_fork(void);
+/* The live areas as "token:addr:size,..." (hex) for an exec: 0 if there are none. */
+int vb_area_describe(char *out, size_t size);
 
 /* -- BINDER_WRITE_READ (write_read.c) and the other ioctls (ioctl.c) ---------------------------- */
 
