@@ -6,6 +6,8 @@
 #   python:  .venv with `pip install -e '.[test]'`, redone when pyproject.toml changes.
 #   native:  the per-call modules compiled with mypyc into build/native/ (scripts/build_native.py),
 #            redone when their sources change; without it vbinder runs in pure Python.
+#   preload: the preload library of `vbinder run` (vbinder/preload/*.c, gcc + linux-libc-dev's
+#            <linux/android/binder.h>) into build/preload/, redone when its sources change.
 #   --test:  also what the tests' oracle VM needs (tests/kernel/vm.py: qemu, busybox-static, cpio,
 #            kmod, linux-libc-dev, bc) and aidl (Android's AIDL compiler, which the tests compare
 #            vbinder's with), and what the traffic tools' tests drive (graphviz's dot for vbinder
@@ -52,6 +54,8 @@ missing_packages() {  # the apt packages whose files are missing, one per line
     command -v pkg-config >/dev/null || echo pkg-config
     if command -v pkg-config >/dev/null && ! pkg-config --exists fuse3; then echo libfuse3-dev; fi
     command -v gcc >/dev/null || echo gcc
+    [[ -f /usr/include/stdio.h ]] || echo libc6-dev
+    [[ -f /usr/include/linux/android/binder.h ]] || echo linux-libc-dev  # the preload library's
     if [[ -z $py ]]; then
         echo python3 python3-venv python3-dev
         return
@@ -168,8 +172,17 @@ build_native() {
     fi
 }
 
+build_preload() {
+    if ! "$VENV/bin/python" -m vbinder.preload --check; then
+        say "building the preload library (vbinder run)"
+        "$VENV/bin/python" -m vbinder.preload >/dev/null \
+            || say "the preload library did not build: vbinder run cannot work"
+    fi
+}
+
 if venv_ready; then
     build_native
+    build_preload
     exit 0
 fi
 if [[ -e $VENV ]] && ! "$VENV/bin/python" -c '' 2>/dev/null; then
@@ -184,4 +197,5 @@ say "installing vbinder and its test dependencies into $VENV"
 "$VENV/bin/python" -m pip install -q -e '.[test]' >&2
 stamp_value >"$STAMP"
 build_native
+build_preload
 say "ready: $VENV"

@@ -17,8 +17,9 @@ import stat
 import struct
 import sys
 
+from . import inspect
+from .fs import mounts
 from .fs.mounts import MountError
-from .inspect import find_mount
 from .preload import PreloadError, library
 
 PT_INTERP = 3
@@ -78,13 +79,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"vbinder run: {program} {problem}.\nvbinder run serves {SERVED}.", file=sys.stderr)
         return 1
     try:
-        mount = os.path.abspath(find_mount(args.mount or os.environ.get("VBINDER_MOUNT")))
+        mount = os.path.abspath(inspect.find_mount(args.mount or os.environ.get("VBINDER_MOUNT")))
     except MountError as e:
         print(f"vbinder run: {e}", file=sys.stderr)
         return 1
-    if not os.path.isdir(os.path.join(mount, "dev")):
-        print(f"vbinder run: {mount} is not a vbinder mount (it has no dev/)", file=sys.stderr)
+    found = mounts.find_mount(mount)
+    if found is None or not mounts.is_vbinder(found):
+        print(f"vbinder run: {mount} is not a vbinder mount (see /proc/mounts; `vbinder mount {mount}` makes one)",
+              file=sys.stderr)
         return 1
+    mount = mounts.canonical(mount)
     try:
         lib = str(library())
     except PreloadError as e:

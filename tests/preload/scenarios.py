@@ -1,6 +1,7 @@
 """The C test programs (tests/preload/programs) in scenarios, with their transcripts.
 
     python tests/preload/scenarios.py --bin DIR [--device DEV] [SCENARIO ...]
+    python tests/preload/scenarios.py --build DIR        (compile the programs into DIR)
 
 Runs each scenario's programs (built into DIR) on DEV (default /dev/binder) and prints one line
 per scenario: ``TRANSCRIPT <name> <json>``. The same script runs on the real 6.1 driver in the
@@ -25,6 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROGRAMS = os.path.join(HERE, "programs")
+C_PROGRAMS = ("servicemanager", "server", "client", "badinput")
 WAIT = 60.0  # the VM is slow (TCG); a program that needs longer than this is stuck
 MARK = "TRANSCRIPT"
 
@@ -129,7 +133,7 @@ def services(bin_dir: str, dev: str) -> list[dict[str, Any]]:
         client.wait()
         server.wait()
         sm.wait_for("-> null")  # the client's last getService, after the server died
-        sm.signal(signal.SIGTERM)
+        sm.signal(signal.SIGINT)  # Ctrl-C, while it waits in its read
 
     return run(programs, body)
 
@@ -154,15 +158,50 @@ def bad_input(bin_dir: str, dev: str) -> list[dict[str, Any]]:
     return run(programs, body)
 
 
-SCENARIOS: dict[str, Callable[[str, str], list[dict[str, Any]]]] = {"services": services, "bad_input": bad_input}
+def python_client(bin_dir: str, dev: str) -> list[dict[str, Any]]:
+    """A Python program on fcntl.ioctl and ctypes' mmap, with the C service manager."""
+    sm = Program("servicemanager", [os.path.join(bin_dir, "servicemanager"), dev])
+    programs = [sm]
+
+    def body() -> None:
+        sm.wait_for("ready")
+        py = Program("python", [sys.executable, os.path.join(PROGRAMS, "py_client.py"), dev])
+        programs.append(py)
+        py.wait()
+        sm.wait_for("died")  # its process is gone: the service manager forgets it
+        sm.signal(signal.SIGTERM)
+
+    return run(programs, body)
+
+
+SCENARIOS: dict[str, Callable[[str, str], list[dict[str, Any]]]] = {
+    "services": services, "bad_input": bad_input, "python_client": python_client}
+
+
+def build(out: str) -> None:
+    """Compile the C programs into ``out`` (gcc, against <linux/android/binder.h>)."""
+    os.makedirs(out, exist_ok=True)
+    for name in C_PROGRAMS:
+        cmd = ["gcc", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-o", os.path.join(out, name),
+               os.path.join(PROGRAMS, f"{name}.c"), os.path.join(PROGRAMS, "tbinder.c"), "-lpthread"]
+        subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="where the test programs are built")
+    ap.add_argument("--bin", help="where the test programs are built")
+    ap.add_argument("--build", metavar="DIR", help="compile the programs into DIR and exit")
     ap.add_argument("--device", default="/dev/binder")
-    ap.add_argument("names", nargs="*")
+    ap.add_argument("names", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS) + " (default: all)")
     args = ap.parse_args(argv)
+    if args.build:
+        build(args.build)
+        return 0
+    if not args.bin:
+        ap.error("--bin or --build")
+    unknown = [n for n in args.names if n not in SCENARIOS]
+    if unknown:
+        ap.error(f"unknown scenario(s): {', '.join(unknown)}")
     for name in args.names or list(SCENARIOS):
         transcript = SCENARIOS[name](args.bin, args.device)
         print(MARK, name, json.dumps(transcript, sort_keys=True), flush=True)

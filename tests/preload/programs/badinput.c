@@ -251,6 +251,48 @@ static void thread_killed_mid_call(void)
     say("a thread ended by a signal in the middle of its read: joined");
 }
 
+static void on_usr2(int sig)
+{
+    (void)sig;
+}
+
+static volatile int interrupted;
+
+static void *interrupted_reader(void *arg)
+{
+    (void)arg;
+    uint8_t rbuf[256];
+    uint32_t enter = BC_ENTER_LOOPER;
+    struct binder_write_read bwr = {.write_size = 4, .write_buffer = (binder_uintptr_t)&enter,
+                                    .read_size = sizeof rbuf, .read_buffer = (binder_uintptr_t)rbuf};
+    ioctl(b.fd, BINDER_WRITE_READ, &bwr);  /* a new thread's first read returns at once */
+    uint32_t refs[4] = {BC_INCREFS, 0, BC_DECREFS, 0};
+    int r;
+    do {
+        bwr = (struct binder_write_read){.write_size = sizeof refs, .write_buffer = (binder_uintptr_t)refs,
+                                         .read_size = sizeof rbuf, .read_buffer = (binder_uintptr_t)rbuf};
+        r = ioctl(b.fd, BINDER_WRITE_READ, &bwr);  /* waits: nothing comes but the signal */
+    } while (r == 0);
+    say("a read interrupted by a signal (SA_RESTART): %s, write_consumed %llu, read_consumed %llu", err(r),
+        bwr.write_consumed, bwr.read_consumed);
+    interrupted = 1;
+    return NULL;
+}
+
+/* EINTR, as libbinder and libgbinder expect it: the struct says what the ioctl did. */
+static void signal_during_read(void)
+{
+    struct sigaction sa = {.sa_handler = on_usr2, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR2, &sa, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, interrupted_reader, NULL);
+    while (!interrupted) {
+        usleep(100000);
+        pthread_kill(t, SIGUSR2);  /* again until one lands while it waits */
+    }
+    pthread_join(t, NULL);
+}
+
 static void good_call(void)
 {
     struct parcel data;
@@ -321,6 +363,7 @@ int main(int argc, char **argv)
     mappings();
     forked_child();
     thread_killed_mid_call();
+    signal_during_read();
     good_call();
     exec_with_open_fd();
     return 1;
