@@ -218,13 +218,15 @@ def render(r: Results) -> str:
               "acknowledgement after its reply, as binder's BR_TRANSACTION_COMPLETE); *Unix socket*: the "
               "same ping-pong over a Unix stream socket; *D-Bus*: a method call with an `ay` argument "
               "through a private dbus-daemon, jeepney on both ends; *vbinder*: an AIDL-style call with a "
-              "byte array through `vbinder_client`. The transports take turns: each repetition of each payload "
+              "byte array through `vbinder_client`; *vbinder, C*: the same call between a C client and a "
+              "C server on the kernel's ABI (`bench/cecho.c`), through the preload library (`vbinder run`). "
+              "The transports take turns: each repetition of each payload "
               "runs them one after the other, in a rotated order, so that the machine's load changes hit them "
               "alike.", ""]
     cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("unix", "Unix socket"),
             ("dbus", "D-Bus (jeepney)"),
-            ("vbinder", "vbinder, mask 0"), ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}"),
-            ("vbinder_traced", "vbinder, traced")]
+            ("vbinder", "vbinder, mask 0"), ("vbinder_c", "vbinder, C"),
+            ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}"), ("vbinder_traced", "vbinder, traced")]
     rows = []
     for size in SIZES:
         row = [_size(size)]
@@ -247,15 +249,15 @@ def render(r: Results) -> str:
     rows = []
     for size in SIZES:
         row = [_size(size)]
-        for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_verbose"):
+        for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_c", "vbinder_verbose"):
             st = r.rtt.get(key, {}).get(size, {})
             row.append(num(st.get("cps")))
-        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_verbose", "vbinder_traced"):
+        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_c", "vbinder_verbose", "vbinder_traced"):
             row.append(us(r.rtt.get(key, {}).get(size, {}).get("cpu_us")))
         rows.append(row)
-    lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "verbose /s",
-                    "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs", "vbinder CPU µs",
-                    "verbose CPU µs", "traced CPU µs"], rows)
+    lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "vbinder C /s",
+                    "verbose /s", "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs", "vbinder CPU µs",
+                    "vbinder C CPU µs", "verbose CPU µs", "traced CPU µs"], rows)
     lines.append("")
 
     lines += ["## Oneway calls (0 B)", "",

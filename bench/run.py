@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from bench.harness import (
@@ -158,7 +159,7 @@ class Transport:
     """One way of making the echo call: its client, the process whose CPU it costs, and what to do
     around each of its repetitions (the verbose mask is switched on and off there)."""
 
-    key: str  # floor, floor5, unix, dbus, vbinder, vbinder_verbose
+    key: str  # floor, floor5, unix, dbus, vbinder, vbinder_c, vbinder_verbose
     client: Worker
     cpu_pid: int | None = None
     enter: Callable[[], None] = lambda: None
@@ -260,6 +261,8 @@ class Run:
         if c & VBINDER_SECTIONS:
             def start() -> None:
                 procs.update(self.start_vbinder(0, self.cfg.servers))
+                if "vbinder" in c:
+                    procs.update(self.start_cecho())
                 assert self.daemon is not None
                 self.results.resources["rss_running_kib"] = rss_kib(self.daemon.pid)
                 self.results.state_available = (self.mount / STATE).exists()
@@ -271,6 +274,8 @@ class Run:
                 assert self.daemon is not None
                 if "vbinder" in c:
                     vb.append(Transport("vbinder", procs["client0"], self.daemon.pid))
+                    if "cclient" in procs:
+                        vb.append(Transport("vbinder_c", procs["cclient"], self.daemon.pid))
                 if "verbose" in c and (self.mount / DEBUG_MASK_FILE).exists():
                     vb.append(self.verbose_in_place(procs["client0"]))
                 if "traced" in c and (self.mount / TRACING).exists():
@@ -281,7 +286,7 @@ class Run:
                 stop()
             self._others = []
             if vb:
-                self.step("vbinder: oneway calls", partial(self.oneway, vb))
+                self.step("vbinder: oneway calls", partial(self.oneway, [t for t in vb if t.key != "vbinder_c"]))
             if procs and "aggregate" in c:
                 self.aggregate(procs)
             if procs and "growth" in c:
@@ -450,8 +455,21 @@ class Run:
                                                         "targets": [*targets, "aux"]})
         return {"sm": sm, "echo": echo, "aux": aux, "client0": client0, "targets": targets}
 
+    def start_cecho(self) -> dict[str, Worker]:
+        """The C client and server of bench/cecho.c, through the preload library (vbinder run)."""
+        exe = self.work / "cecho"
+        src = Path(__file__).resolve().parent / "cecho.c"
+        r = subprocess.run(["gcc", "-O2", "-o", str(exe), str(src), "-lpthread"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise BenchError(f"compiling bench/cecho.c failed:\n{r.stderr}")
+        args = {"exe": str(exe), "mount": str(self.mount)}
+        server = self.sup.worker("cserver", "cserver", {**args, "name": "cecho"})
+        client = self.sup.worker("cclient", "client", {"kind": "cecho", **args, "target": "cecho"})
+        return {"cserver": server, "cclient": client}
+
     def stop_vbinder(self, procs: dict[str, Any]) -> None:
-        ws = [procs["client0"], procs["aux"], *procs["echo"], procs["sm"]]
+        ws = [*(procs[k] for k in ("cclient", "cserver") if k in procs),
+              procs["client0"], procs["aux"], *procs["echo"], procs["sm"]]
         self.sup.kill(*ws)
         if self.daemon is not None:
             self.sup.unmount(self.daemon)

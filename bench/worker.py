@@ -26,6 +26,7 @@ import resource
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -394,10 +395,63 @@ class DbusClient(Caller):
         super().__init__(call)
 
 
+# -- C programs through the preload library (bench/cecho.c) -------------------------------------------
+
+
+def start_cecho(exe: str, mount: str, mode: str, name: str) -> Any:
+    """``cecho MODE NAME`` under the preload library, once it printed "ready"."""
+    from vbinder.preload import library
+
+    env = {**os.environ, "LD_PRELOAD": str(library()), "VBINDER_MOUNT": mount}
+    p = subprocess.Popen([exe, mode, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"cecho {mode} did not start (exit {p.poll()})")
+    return p
+
+
+class CechoClient(Caller):
+    """The C client (bench/cecho.c) times its own calls: this only passes the commands on."""
+
+    def __init__(self, exe: str, mount: str, target: str) -> None:
+        self.proc = start_cecho(exe, mount, "client", target)
+        super().__init__(lambda payload: payload)
+
+    def _ask(self, line: str) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"cecho client exited ({self.proc.wait()})")
+        return answer
+
+    def warmup(self, size: int, n: int, **_: Any) -> int:
+        self._ask(f"warmup {size} {n}")
+        return n
+
+    def sync(self, size: int, n: int, reps: int, **_: Any) -> dict[str, list[int]]:
+        words = self._ask(f"sync {size} {n} {reps}").split()
+        at = words.index("walls")
+        return {"samples": [int(w) for w in words[1:at]], "walls": [int(w) for w in words[at + 1:]]}
+
+
+def role_cserver(exe: str, mount: str, name: str) -> None:
+    """The C echo server through the preload library: serves until this worker ends."""
+    p = start_cecho(exe, mount, "server", name)
+    emit({"ready": os.getpid()})
+    try:
+        serve_commands({})
+    finally:
+        p.kill()
+
+
 def role_client(kind: str, **args: Any) -> None:
     client: Caller
     if kind == "vbinder":
         client = VbinderClient(args["device"], args["targets"])
+    elif kind == "cecho":
+        client = CechoClient(args["exe"], args["mount"], args["target"])
     elif kind in FLOOR_CHANNELS:
         client = FloorClient(args["path"], FLOOR_CHANNELS[kind])
     elif kind == "unix":
@@ -530,7 +584,7 @@ def role_floorfs(mount: str) -> None:
 
 ROLES: dict[str, Callable[..., None]] = {
     "daemon": role_daemon, "floorfs": role_floorfs, "sm": role_sm, "server": role_server,
-    "client": role_client, "pong": role_pong, "opener": role_opener, "threads": role_threads,
+    "client": role_client, "pong": role_pong, "cserver": role_cserver, "opener": role_opener, "threads": role_threads,
 }
 
 

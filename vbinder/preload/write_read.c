@@ -381,7 +381,8 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
         if (ret != -ENOMSG)
             return ret;
     }
-    t->fast_token = 0;
+    if (j.bwr.read_size)
+        t->fast_token = 0;  /* this request's read phase replaces the daemon's record (or fails) */
     ret = run(&j, t);
     free(j.snapshot);
     free(j.cmds);
