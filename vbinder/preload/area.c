@@ -107,6 +107,15 @@ static int add_area(struct area a)
     return 0;
 }
 
+/* The duplicate fd still names the open file (the token in its file position). */
+static int anchor_ok(const struct area *a)
+{
+    int saved = errno;
+    long long pos = a->anchor >= 0 ? syscall(SYS_lseek, a->anchor, 0, SEEK_CUR) : -1;
+    errno = saved;
+    return pos > 0 && (uint64_t)pos == a->token;
+}
+
 static void free_area(struct area *a)
 {
     sys_munmap(a->rw, a->used);
@@ -204,8 +213,11 @@ void vb_munmap_done(uint64_t addr, size_t len)
             /* Any part unmapped closes the kernel's vma: the area ends (binder_vma_close). */
             struct vb_munmap_arg un = {a->addr, a->len};
             struct vb_reply reply;
-            if (a->anchor >= 0)
+            if (!anchor_ok(a)) {
+                a->anchor = -1;  /* the program closed it (closefrom, say): its number is not ours */
+            } else {
                 vb_simple_ioctl(a->anchor, VB_IOC_MUNMAP, &un, sizeof un, &reply);
+            }
             vb_debug("munmap: area %p ended", (void *)(uintptr_t)a->addr);
             free_area(a);
             areas[i] = areas[--nareas];

@@ -88,6 +88,11 @@ static size_t copy(int write, uint64_t addr, void *local, size_t len)
     return n;
 }
 
+void vb_memory_after_fork(void)
+{
+    pthread_mutex_init(&pipe_lock, NULL);
+}
+
 size_t vb_mem_read(void *dst, uint64_t addr, size_t len)
 {
     return copy(0, addr, dst, len);

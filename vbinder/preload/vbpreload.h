@@ -95,6 +95,7 @@ int vb_simple_ioctl(int fd, uint32_t cmd, const void *arg, uint32_t arg_len, str
 size_t vb_mem_read(void *dst, uint64_t addr, size_t len);         /* the readable prefix, copied */
 size_t vb_mem_write(uint64_t addr, const void *src, size_t len);  /* the writable prefix, written */
 size_t vb_mem_writable(uint64_t addr, size_t len);                /* how much of it is writable */
+void vb_memory_after_fork(void);
 
 /* -- which fds and paths are vbinder devices (device.c) ---------------------------------------- */
 
