@@ -169,6 +169,7 @@ def python_client(bin_dir: str, dev: str) -> list[dict[str, Any]]:
         programs.append(py)
         py.wait()
         sm.wait_for("died")  # its process is gone: the service manager forgets it
+        sm.wait_for("death notification cleared")
         sm.signal(signal.SIGTERM)
 
     return run(programs, body)
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="/dev/binder")
     ap.add_argument("names", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS) + " (default: all)")
     args = ap.parse_args(argv)
+    # The programs get SIGINT's default action (Ctrl-C ends them), also where this script was
+    # started with it ignored (a background job of a shell script).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if args.build:
         build(args.build)
         return 0

@@ -11,6 +11,8 @@ bad input, crash or kill harmed no one else.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pytest
 from tests.conformance.test_conformance import diff
 from tests.preload import scenarios
 from tests.preload.conftest import HERE, daemon_problems, transcripts, vbinder_run
-from tests.support import Daemon
+from tests.support import REPO, Daemon
 
 EXPECTED = HERE / "expected"
 
@@ -35,3 +37,32 @@ def test_program_transcript_matches_kernel(name: str, programs: Path, library: P
     assert got == expected, f"{name}: vbinder differs from the kernel\n{diff(expected, got)}\n\nstderr:\n{r.stderr}"
     assert vbinder_daemon.proc.poll() is None, "the daemon died"
     assert not daemon_problems(vbinder_daemon.log_text()), vbinder_daemon.log_text()
+
+
+def test_the_benchmarks_c_programs_echo_through_the_library(tmp_path: Path, programs: Path, library: Path,
+                                                           vbinder_mount: Path) -> None:
+    """bench/cecho.c, which `make bench` measures: registers, is found, echoes every size back."""
+    exe = tmp_path / "cecho"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(exe), str(REPO / "bench" / "cecho.c"), "-lpthread"],
+                   check=True)
+    env = {**os.environ, "LD_PRELOAD": str(library), "VBINDER_MOUNT": str(vbinder_mount)}
+    started = []
+    try:
+        for argv in ([str(programs / "servicemanager")], [str(exe), "server", "bench"]):
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env)
+            started.append(p)
+            assert p.stdout is not None and "ready" in p.stdout.readline()
+        r = subprocess.run([str(exe), "client", "bench"], input="warmup 0 5\nsync 0 20 2\nsync 65536 3 1\n",
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        ready, ok, sync0, sync64k = r.stdout.splitlines()
+        assert (ready, ok) == ("ready", "ok")
+        for line, calls, reps in ((sync0, 20, 2), (sync64k, 3, 1)):
+            words = line.split()
+            at = words.index("walls")
+            assert words[0] == "samples" and at == 1 + calls * reps and len(words) == at + 1 + reps
+            assert all(int(w) > 0 for w in words[1:at])
+    finally:
+        for p in started:
+            p.kill()
+            p.wait()

@@ -293,6 +293,19 @@ static void signal_during_read(void)
     pthread_join(t, NULL);
 }
 
+/* O_NONBLOCK at open: a read with nothing to do is EAGAIN (the struct says nothing was read). */
+static void nonblocking(void)
+{
+    int fd = open(dev, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    uint8_t rbuf[64];
+    struct binder_write_read bwr = {.read_size = sizeof rbuf, .read_buffer = (binder_uintptr_t)rbuf};
+    ioctl(fd, BINDER_WRITE_READ, &bwr);  /* a new thread's first read returns at once */
+    bwr = (struct binder_write_read){.read_size = sizeof rbuf, .read_buffer = (binder_uintptr_t)rbuf};
+    int r = ioctl(fd, BINDER_WRITE_READ, &bwr);
+    say("O_NONBLOCK, nothing to read: %s, read_consumed %llu", err(r), bwr.read_consumed);
+    close(fd);
+}
+
 static void good_call(void)
 {
     struct parcel data;
@@ -364,6 +377,7 @@ int main(int argc, char **argv)
     forked_child();
     thread_killed_mid_call();
     signal_during_read();
+    nonblocking();
     good_call();
     exec_with_open_fd();
     return 1;
