@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <linux/android/binder.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,11 +106,8 @@ VB_API int ioctl(int fd, unsigned long request, ...)
             return vb_real.ioctl(fd, request, arg);
         return (int)syscall(SYS_ioctl, fd, request, arg);
     }
-    int saved = errno, cancel;
-    /* binder's ioctl is no cancellation point; the preads inside are: keep them from being one */
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+    int saved = errno;
     int ret = device_ioctl(fd, token, (uint32_t)request, (uint64_t)(uintptr_t)arg);
-    pthread_setcancelstate(cancel, NULL);
     if (ret < 0) {
         errno = -ret;
         return -1;

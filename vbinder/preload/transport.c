@@ -3,8 +3,9 @@
  *
  * Every thread writes its requests and reads its replies at the file offset tid << 40, with
  * pwrite/pread (which neither move nor take the file position, so threads never block each
- * other). A reply is read to its end before the next request. A read phase that waits is a pread
- * the daemon answers when there is work; a signal for the thread makes the daemon answer EINTR
+ * other), made as system calls: libc's are cancellation points, and binder's ioctl is none.
+ * A reply is read to its end before the next request. A read phase that waits is a pread the
+ * daemon answers when there is work; a signal for the thread makes the daemon answer EINTR
  * while the read phase stays in flight: the caller returns EINTR, as the kernel's ioctl does,
  * and the program's next request replaces it (nothing was taken off any queue).
  */
@@ -86,6 +87,11 @@ static off_t thread_key_offset(void)
     return (off_t)((uint64_t)gettid() << VB_KEY_SHIFT);
 }
 
+static ssize_t sys_pread(int fd, void *buf, size_t n, off_t at)
+{
+    return syscall(SYS_pread64, fd, buf, n, at);
+}
+
 /* pread the whole reply at `key` into t->rep. */
 static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *reply)
 {
@@ -93,7 +99,7 @@ static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *repl
     b->len = 0;
     if (vb_buf_reserve(b, FIRST_READ))
         return -ENOMEM;
-    ssize_t n = pread(fd, b->data, FIRST_READ, key);
+    ssize_t n = sys_pread(fd, b->data, FIRST_READ, key);
     if (n < 0)
         return -errno;
     if (n < VB_HEADER_SIZE)
@@ -103,9 +109,9 @@ static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *repl
         return -EPROTO;
     b->len = (size_t)n;
     if (vb_buf_reserve(b, total - b->len))
-        return -ENOMEM;  /* the rest stays unread: the daemon drops it after 10 s... of nothing */
+        return -ENOMEM;
     while (b->len < total) {
-        n = pread(fd, b->data + b->len, total - b->len, key + (off_t)b->len);
+        n = sys_pread(fd, b->data + b->len, total - b->len, key + (off_t)b->len);
         if (n <= 0)
             return n < 0 ? -errno : -EPROTO;
         b->len += (size_t)n;
@@ -119,7 +125,7 @@ int vb_exchange(int fd, struct vb_thread *t, struct vb_reply *reply)
     if (err)
         return err;
     off_t key = thread_key_offset();
-    ssize_t n = pwrite(fd, t->req.data, t->req.len, key);
+    ssize_t n = syscall(SYS_pwrite64, fd, t->req.data, t->req.len, key);
     if (n < 0)
         return -errno;
     if ((size_t)n != t->req.len)
