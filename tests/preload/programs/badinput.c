@@ -306,6 +306,28 @@ static void nonblocking(void)
     close(fd);
 }
 
+/* A call through a dup of the fd: the same binder proc, its reply in the same mapped area. */
+static void through_a_dup(void)
+{
+    int fd = b.fd;
+    b.fd = dup(fd);
+    struct parcel data;
+    p_init(&data);
+    p_token(&data, SM_DESCRIPTOR);
+    p_i32(&data, 0xf);
+    struct result res;
+    tb_call(&b, 0, SM_LIST_SERVICES, &data, 0, NULL, &res);
+    struct rparcel rr;
+    r_init(&rr, res.data, res.len);
+    int32_t status = r_i32(&rr);
+    say("a call through a dup of the fd: %s, status %d", br_name(res.br), status);
+    tb_release(&res);
+    tb_flush(&b);
+    p_free(&data);
+    close(b.fd);
+    b.fd = fd;
+}
+
 static void good_call(void)
 {
     struct parcel data;
@@ -378,6 +400,7 @@ int main(int argc, char **argv)
     thread_killed_mid_call();
     signal_during_read();
     nonblocking();
+    through_a_dup();
     good_call();
     exec_with_open_fd();
     return 1;
