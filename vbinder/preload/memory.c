@@ -20,6 +20,7 @@
 #define USER_TOP 0x800000000000ull  /* above the x86-64 user address space everything faults */
 
 static int use_pipe;  /* process_vm_* refused here: the pipe fallback */
+static pid_t self;    /* this process (a forked child sets it again) */
 static int pipe_fds[2] = {-1, -1};
 static pthread_mutex_t pipe_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -33,7 +34,9 @@ static size_t clamp(uint64_t addr, size_t len)
 static ssize_t vm_rw(int write, uint64_t addr, void *local, size_t len)
 {
     struct iovec l = {local, len}, r = {(void *)(uintptr_t)addr, len};
-    long n = syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, getpid(), &l, 1ul, &r, 1ul, 0ul);
+    if (!self)
+        self = getpid();
+    long n = syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, self, &l, 1ul, &r, 1ul, 0ul);
     if (n < 0 && (errno == ENOSYS || errno == EPERM))
         return -2;
     return n < 0 ? 0 : n;
@@ -91,6 +94,7 @@ static size_t copy(int write, uint64_t addr, void *local, size_t len)
 void vb_memory_after_fork(void)
 {
     pthread_mutex_init(&pipe_lock, NULL);
+    self = getpid();
 }
 
 size_t vb_mem_read(void *dst, uint64_t addr, size_t len)
