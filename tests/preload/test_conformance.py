@@ -25,7 +25,7 @@ RUNNER = Path(__file__).resolve().parents[1] / "conformance" / "runner.py"
 
 
 def test_the_client_picks_its_kernel_transport(library: Path, vbinder_mount: Path) -> None:
-    code = ("from vbinder_client.transport import open_transport; t = open_transport('/dev/binder'); "
+    code = ("from vbinder_client.device import open_transport; t = open_transport('/dev/binder'); "
             "print(type(t).__name__, t.map_addr > 0)")
     r = vbinder_run(vbinder_mount, [sys.executable, "-c", code])
     assert r.returncode == 0, r.stderr
