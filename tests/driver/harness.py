@@ -2,27 +2,83 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 from dataclasses import dataclass
+from typing import Any
 
-from vbinder import abi, uapi
+from vbinder import abi, fdabi, uapi
 from vbinder.driver import DeviceFile, Driver, WouldBlock
 
 TR = uapi.TRANSACTION_DATA
 
 
 class FakeHost:
-    """tid -> tgid, as /proc would say."""
+    """tid -> tgid, as /proc would say; files as names (what an fd channel would carry).
+
+    A test stages a thread's fds with :meth:`stage` (fd number -> a name for its file); the core
+    takes them, closes them and delivers them through the Host methods; ``open_files`` is every
+    file the core holds (a leak shows there), ``delivered`` every delivery by tag.
+    """
 
     def __init__(self) -> None:
         self.tgids: dict[int, int] = {}
         self.start_times: dict[int, int] = {}
+        self.fds = True  # the fd channel feature
+        self.staged: dict[tuple[int, int], tuple[int, dict[int, str]]] = {}  # (pid, tid) -> (seq, fds)
+        self.active: dict[tuple[int, int], dict[int, str]] = {}
+        self.open_files: dict[int, str] = {}
+        self.delivered: dict[int, tuple[int, list[str]]] = {}  # tag -> (pid, names)
+        self.refuse_delivery: dict[int, int] = {}  # pid -> -errno for its deliveries
+        self.channel_less: set[int] = set()  # pids without an fd channel
+        self._next_file = 100
+        self._next_tag = 1
 
     def tgid(self, tid: int) -> int | None:
         return self.tgids.get(tid, tid)
 
     def start_time(self, tid: int) -> int | None:
         return self.start_times.get(tid, 1)
+
+    def stage(self, pid: int, tid: int, seq: int, fds: dict[int, str]) -> None:
+        self.staged[(pid, tid)] = (seq, fds)
+
+    def features(self) -> int:
+        return fdabi.FEATURE_FDS if self.fds else 0
+
+    def fd_channel(self, proc: Any) -> bytes | int:
+        return fdabi.CHANNEL.pack(b"t" * fdabi.TOKEN_SIZE, b"fake")
+
+    def begin_fds(self, proc: Any, tid: int, seq: int) -> None:
+        got = self.staged.pop((proc.pid, tid), None)
+        if got is not None and got[0] == seq:
+            self.active[(proc.pid, tid)] = got[1]
+
+    def end_fds(self, proc: Any, tid: int) -> None:
+        self.active.pop((proc.pid, tid), None)
+
+    def take_file(self, proc: Any, tid: int, fd: int) -> int:
+        if proc.pid in self.channel_less:
+            return -errno.EOPNOTSUPP
+        name = self.active.get((proc.pid, tid), {}).get(fd)
+        if name is None:
+            return -errno.EBADF
+        file = self._next_file
+        self._next_file += 1
+        self.open_files[file] = name
+        return file
+
+    def close_file(self, file: int) -> None:
+        del self.open_files[file]
+
+    def deliver_files(self, proc: Any, tid: int, files: list[int], debug_id: int) -> int:
+        err = self.refuse_delivery.get(proc.pid)
+        if err:
+            return err
+        tag = self._next_tag
+        self._next_tag += 1
+        self.delivered[tag] = (proc.pid, [self.open_files.pop(f) for f in files])
+        return tag
 
 
 def make_driver(**kw: object) -> Driver:
@@ -102,6 +158,7 @@ class Client:
         self.heap = 0x1000_0000 + pid * 0x100_0000
         self.pending: list[tuple[int, bytes]] = []
         self.map_addr = 0
+        self.fd_seq = 0
         # As libbinder's open_driver: BINDER_VERSION first (it also creates the main thread).
         assert self.ioctl(uapi.BINDER_VERSION, uapi.VERSION.pack(0)).code == 0
 
@@ -156,21 +213,39 @@ class Client:
         return self.map_addr
 
     def write_read(self, write: bytes = b"", read_size: int = 256, tid: int | None = None,
-                   read_consumed: int = 0) -> WriteRead:
-        """A BINDER_WRITE_READ; raises WouldBlock when the read phase waits (then call finish)."""
+                   read_consumed: int = 0, fds: dict[int, str] | None = None) -> WriteRead:
+        """A BINDER_WRITE_READ; raises WouldBlock when the read phase waits (then call finish).
+
+        With ``fds`` (fd number -> a name for its file), the thread stages them on the fake host's
+        fd channel and the request is VBINDER_WRITE_READ_FDS (docs/abi-fds.md).
+        """
         tid = self.pid if tid is None else tid
         waddr = self.put(write) if write else 0
         raddr = 0x0F00_0000 + tid * 0x1000
         arg = uapi.WRITE_READ.pack(len(write), 0, waddr, read_size, read_consumed, raddr)
-        self.request(uapi.BINDER_WRITE_READ, arg, tid)
+        if fds is None:
+            self.request(uapi.BINDER_WRITE_READ, arg, tid)
+        else:
+            self.fd_seq += 1
+            host = self.driver.host if self.driver is not None else None
+            assert isinstance(host, FakeHost)
+            host.stage(self.pid, tid, self.fd_seq, fds)
+            self.request(fdabi.VBINDER_WRITE_READ_FDS, arg + struct.pack("<II", self.fd_seq, 0), tid)
         return self._wr(self.reply(tid), raddr, read_consumed)
+
+    def fixups(self, f: abi.Frame) -> tuple[int, list[tuple[int, int]]] | None:
+        """The (tag, [(address, kind)]) of a reply's fixup segment, if it has one."""
+        for addr, data in f.segments:
+            if addr == fdabi.FIXUPS_ADDR:
+                return fdabi.decode_fixups(data)
+        return None
 
     def finish(self, wb: WouldBlock, tid: int | None = None) -> WriteRead:
         tid = self.pid if tid is None else tid
         return self._wr(self.resume(wb, tid), 0x0F00_0000 + tid * 0x1000, 0)
 
     def _wr(self, f: abi.Frame, raddr: int, start: int) -> WriteRead:
-        bwr = uapi.WRITE_READ.unpack(f.arg)
+        bwr = uapi.WRITE_READ.unpack_from(f.arg)
         data = b""
         if bwr[4] > start:
             data = self.read_mem(raddr + start, bwr[4] - start)

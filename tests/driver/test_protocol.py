@@ -1,4 +1,5 @@
-"""Freeze, scatter-gather buffers, security contexts, TF_UPDATE_TXN and refused fds (6.1 binder.c)."""
+"""Freeze, scatter-gather buffers, security contexts, TF_UPDATE_TXN and refused fds (6.1 binder.c;
+fds that go through: test_fds.py)."""
 
 from __future__ import annotations
 
@@ -152,23 +153,6 @@ def test_update_txn_supersedes_a_queued_oneway_to_a_frozen_target() -> None:
     r = server.write_read(b"", 256)
     assert server.payload(r.brs[1]) == b"three"
     assert any("supersedes" in line for _s, line in d.log.ring) is False  # TRANSACTION mask is off
-
-
-def test_fd_objects_are_refused_with_eopnotsupp() -> None:
-    # Until fds can be carried: to a node that accepts fds, BR_FAILED_REPLY with -EOPNOTSUPP.
-    d = make_driver()
-    server = Client(d, 100)
-    server.mmap()
-    fbo = uapi.FLAT_BINDER_OBJECT.pack(uapi.BINDER_TYPE_BINDER, uapi.FLAT_BINDER_FLAG_ACCEPTS_FDS, 0, 0)
-    assert server.ioctl(uapi.BINDER_SET_CONTEXT_MGR_EXT, fbo).code == 0
-    client = Client(d, 200)
-    client.mmap()
-    obj = uapi.FD_OBJECT.pack(uapi.BINDER_TYPE_FD, 0, 0, 0)
-    r = client.write_read(client.bc_transaction(0, 1, obj, objects=(0,)), 256)
-    assert r.names == ["BR_NOOP", "BR_FAILED_REPLY"]
-    f = client.ioctl(uapi.BINDER_GET_EXTENDED_ERROR, b"\0" * 12)
-    assert uapi.EXTENDED_ERROR.unpack(f.arg)[1:] == (uapi.BR_FAILED_REPLY, -errno.EOPNOTSUPP)
-    assert any("unsupported object BINDER_TYPE_FD" in line for _s, line in d.log.ring)
 
 
 def test_fd_to_a_node_that_takes_none_is_eperm() -> None:

@@ -24,11 +24,49 @@ DEFAULT_DEVICES = ("binder", "hwbinder", "vndbinder")
 
 
 class Host(Protocol):
-    """What the driver may ask about the host's tasks (the I/O layer reads /proc)."""
+    """What the driver asks of the host: about its tasks (the I/O layer reads /proc), and the open
+    files that transactions carry (BINDER_TYPE_FD/FDA), which only the I/O layer can touch.
+
+    The core holds files as opaque numbers (``file`` >= 0) that the host gave it; it asks the
+    host to take them from a sender, to hand them to a receiver and to close them, and never
+    does anything else with them (docs/abi-fds.md).
+    """
 
     def tgid(self, tid: int) -> int | None: ...
 
     def start_time(self, tid: int) -> int | None: ...
+
+    def features(self) -> int:
+        """The device ABI extensions the host provides (VBINDER_FEATURES bits: FEATURE_FDS)."""
+        ...
+
+    def fd_channel(self, proc: Proc) -> bytes | int:
+        """VBINDER_FD_CHANNEL's answer for the open file of ``proc``, or -errno."""
+        ...
+
+    def begin_fds(self, proc: Proc, tid: int, seq: int) -> None:
+        """Thread ``tid``'s request number ``seq`` with staged fds starts: its files become
+        takeable."""
+        ...
+
+    def end_fds(self, proc: Proc, tid: int) -> None:
+        """That request's write phase is over: what it did not take is closed."""
+        ...
+
+    def take_file(self, proc: Proc, tid: int, fd: int) -> int:
+        """fget(fd) for thread ``tid``'s transaction: a file, or -errno (-EBADF: not an fd the
+        thread staged; -EOPNOTSUPP: the open file has no fd channel; -EMFILE: too many held)."""
+        ...
+
+    def close_file(self, file: int) -> None:
+        """fput: the core is done with ``file``."""
+        ...
+
+    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int) -> int:
+        """Hand ``files`` to the process of ``proc`` (its thread ``tid`` reads the transaction
+        ``debug_id``): the delivery's tag (> 0), after which the files are the host's, or -errno
+        when the process cannot take them (the files are still the core's)."""
+        ...
 
 
 class Driver:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 from typing import Final
 
-from .. import abi, uapi
+from .. import abi, fdabi, uapi
 from ..abi import UserMemory
 from ..uapi import BR_OK
 from .errors import BinderError, Waiter, WouldBlock
@@ -95,12 +95,13 @@ class Done:
 class Pending:
     """The read phase of a BINDER_WRITE_READ, still to run."""
 
-    __slots__ = ("thread", "bwr", "interrupted")
+    __slots__ = ("thread", "bwr", "interrupted", "tail")
 
-    def __init__(self, thread: Thread, bwr: list[int]) -> None:
+    def __init__(self, thread: Thread, bwr: list[int], tail: bytes = b"") -> None:
         self.thread = thread
         self.bwr = bwr  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
         self.interrupted = False  # a signal ended its wait: for traces, the kernel's ioctl returned -EINTR
+        self.tail = tail  # what VBINDER_WRITE_READ_FDS copies back after the struct
 
 
 class FreezePending:
@@ -168,6 +169,15 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
     thread = proc.get_thread(tid)
     if cmd == uapi.BINDER_WRITE_READ:
         return _write_read(proc, thread, arg, mem)
+    host = proc.driver.host
+    if host is not None and host.features() & fdabi.FEATURE_FDS:
+        if cmd == fdabi.VBINDER_WRITE_READ_FDS:
+            return _write_read_fds(proc, thread, arg, mem)
+        if cmd == fdabi.VBINDER_FEATURES:
+            return Done(0, fdabi.FEATURES.pack(host.features()))
+        if cmd == fdabi.VBINDER_FD_CHANNEL:
+            answer = host.fd_channel(proc)
+            return Done(answer) if isinstance(answer, int) else Done(0, answer)
     if cmd == uapi.BINDER_THREAD_EXIT:
         proc.log.debug(Debug.THREADS, "%d:%d exit", proc.pid, thread.pid)
         proc.thread_release(thread)
@@ -249,11 +259,32 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
     return _write_read_done(proc, thread, bwr, [])
 
 
-def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[tuple[int, bytes]]) -> Done:
+def _write_read_fds(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done | Pending:
+    """VBINDER_WRITE_READ_FDS (docs/abi-fds.md): a BINDER_WRITE_READ whose transactions take the
+    fds the thread staged for request ``seq``; what they did not take goes at the end of the write
+    phase. It prints and counts as the BINDER_WRITE_READ it stands for."""
+    host = proc.driver.host
+    assert host is not None
+    tail = arg[WR.size:]
+    seq = uapi.U32.unpack_from(tail)[0]
+    host.begin_fds(proc, thread.pid, seq)
+    try:
+        outcome = _write_read(proc, thread, arg[:WR.size], mem)
+    finally:
+        host.end_fds(proc, thread.pid)
+    if isinstance(outcome, Pending):
+        outcome.tail = tail
+    else:
+        outcome.arg += tail
+    return outcome
+
+
+def _write_read_done(proc: Proc, thread: Thread, bwr: list[int], segments: list[tuple[int, bytes]],
+                     tail: bytes = b"") -> Done:
     if proc.log.debug_mask & Debug.READ_WRITE:
         proc.log.debug(Debug.READ_WRITE, "%d:%d wrote %d of %d, read return %d of %d", proc.pid, thread.pid,
                        bwr[1], bwr[0], bwr[4], bwr[3])
-    return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, 0, WR.pack(*bwr), segments)
+    return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, 0, WR.pack(*bwr) + tail, segments)
 
 
 def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done | WouldBlock:
@@ -284,8 +315,9 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
     if proc.todo:
         proc.wakeup_proc()
     if ret < 0:
-        return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, ret, WR.pack(*bwr), segments)
-    return _write_read_done(proc, thread, bwr, segments)
+        return _finish(proc, thread, thread.pid, uapi.BINDER_WRITE_READ, ret, WR.pack(*bwr) + pending.tail,
+                       segments)
+    return _write_read_done(proc, thread, bwr, segments, pending.tail)
 
 
 def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:

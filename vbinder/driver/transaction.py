@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Final
 
-from .. import uapi
+from .. import fdabi, uapi
 from ..abi import UserMemory
 from ..uapi import (
     BR_DEAD_REPLY,
@@ -30,6 +30,7 @@ from ..uapi import (
 )
 from .alloc import Buffer
 from .errors import BinderError, TransactionError, failed_line
+from .fds import FdFixup, apply_fd_fixups, free_txn_fixups
 from .fmt import pk, pk_obj, u32, zd
 from .log import Debug
 from .node import dec_node, dec_node_tmpref, get_ref, inc_node
@@ -53,7 +54,7 @@ from .trace import (
     end_named_call,
 )
 from .transaction_log import LogEntry
-from .translate import align8, copy_buffer, release_entire_buffer, trace_buffer, transaction_buffer_release
+from .translate import align8, copy_buffer, free_buf, release_entire_buffer, trace_buffer, transaction_buffer_release
 from .work import TransactionComplete, Work, WorkType, dequeue
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class Transaction(Work):
 
     __slots__ = ("driver", "debug_id", "from_", "from_parent", "to_proc", "to_thread",
                  "to_parent", "need_reply", "buffer", "code", "flags", "priority",
-                 "sender_euid", "start_time", "security_ctx", "name")
+                 "sender_euid", "start_time", "security_ctx", "name", "fd_fixups")
 
     def __init__(self, driver: Driver, debug_id: int) -> None:
         super().__init__(WorkType.TRANSACTION)
@@ -92,10 +93,11 @@ class Transaction(Work):
         self.start_time = 0.0
         self.security_ctx = 0
         self.name: str | None = None  # "IFoo::method" when the caller named the call (tracing)
+        self.fd_fixups: list[FdFixup] = []  # the files it carries (binder_txn_fd_fixup)
 
     def deliver(self, thread: Thread, out: bytearray, segments: list[tuple[int, bytes]]) -> bool:
         """The BINDER_WORK_TRANSACTION case: BR_TRANSACTION (or _SEC_CTX) or BR_REPLY, and the
-        buffer's bytes at its address in the reader's mapped area."""
+        buffer's bytes at its address in the reader's mapped area (and its files' fixup segment)."""
         proc = thread.proc
         buf = self.buffer
         assert buf is not None
@@ -104,6 +106,11 @@ class Transaction(Work):
             target_ptr, cookie, cmd = node.ptr, node.cookie, BR_TRANSACTION
         else:
             target_ptr, cookie, cmd = 0, 0, BR_REPLY
+        fixups = b""
+        if self.fd_fixups:
+            ret, fixups = apply_fd_fixups(proc, thread, self)
+            if ret:
+                return self._fd_fixups_failed(thread, cmd, ret, out)
         t_from = self.from_
         sender_pid = t_from.proc.pid if t_from is not None else 0
         data_ptr = buf.user_data
@@ -133,12 +140,37 @@ class Transaction(Work):
                       buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
         buf.allow_user_free = True
         segments.append((buf.user_data, bytes(buf.data)))
+        if fixups:
+            segments.append((fdabi.FIXUPS_ADDR, fixups))
         if cmd != BR_REPLY and not (self.flags & TF_ONE_WAY):
             self.to_parent = thread.transaction_stack
             self.to_thread = thread
             thread.transaction_stack = self
         else:
             free_transaction(self)
+        return True
+
+    def _fd_fixups_failed(self, thread: Thread, cmd: int, ret: int, out: bytearray) -> bool:
+        """The receiver's process could not take the files (binder_thread_read after a failed
+        binder_apply_fd_fixups): the transaction fails to its sender; a reply's reader gets
+        BR_FAILED_REPLY and its read ends, a call's reader goes on to its next work."""
+        proc = thread.proc
+        buf = self.buffer
+        assert buf is not None
+        buf.transaction = None
+        cleanup_transaction(self, "fd fixups failed", BR_FAILED_REPLY)
+        free_buf(proc, buf, thread, True)
+        try:
+            raise TransactionError(BR_FAILED_REPLY, ret)  # (its line is what 6.1 prints as __LINE__)
+        except TransactionError as err:
+            proc.log.debug(Debug.FAILED_TRANSACTION, "%d:%d %stransaction %d fd fixups failed %d/%d, line %d",
+                           proc.pid, thread.pid,
+                           "async " if self.flags & TF_ONE_WAY else ("reply " if cmd == BR_REPLY else ""),
+                           self.debug_id, err.reply, err.param, failed_line(err))
+        if cmd != BR_REPLY:
+            return False
+        out += U32.pack(BR_FAILED_REPLY)
+        proc.stat_br(thread, BR_FAILED_REPLY)
         return True
 
     def cancel(self, proc: Proc) -> None:
@@ -535,8 +567,9 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
             old.transaction = None
             if proc.trace.mask & M_BUFFER_RELEASE:
                 trace_buffer(proc.trace, TP_UPDATE_BUFFER_RELEASE, old)
-            release_entire_buffer(proc, old)
+            release_entire_buffer(proc, old, True)
             proc.alloc.free_buf(old)
+            free_txn_fixups(outdated)
             t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
     if not pending_async:
         proc.wakeup_thread(thread)
@@ -613,6 +646,7 @@ def _undo(s: Sending) -> None:
     d = s.proc.driver
     t, target_proc, target_node = s.t, s.target_proc, s.target_node
     if t is not None:
+        free_txn_fixups(t)  # the files its fd objects took
         buf = t.buffer
         if buf is not None:
             assert target_proc is not None and s.tcomplete is not None
@@ -620,7 +654,7 @@ def _undo(s: Sending) -> None:
             tp = target_proc.trace
             if tp.mask & M_FAILED_BUFFER_RELEASE:
                 trace_buffer(tp, TP_FAILED_BUFFER_RELEASE, buf)
-            transaction_buffer_release(target_proc, buf, s.offsets_done)
+            transaction_buffer_release(target_proc, buf, s.offsets_done, True)
             if target_node is not None:
                 dec_node_tmpref(target_node)
             target_node = None  # the buffer's release dropped its strong ref
@@ -664,6 +698,7 @@ def free_transaction(t: Transaction) -> None:
             t.buffer.transaction = None
     if t.driver.trace.mask & M_TXN_LATENCY_FREE:
         trace_latency_free(t)
+    free_txn_fixups(t)
     t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
 
 

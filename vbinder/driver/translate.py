@@ -28,6 +28,7 @@ from ..uapi import (
     BR_FAILED_REPLY,
 )
 from .errors import TransactionError
+from .fds import KIND_FD, release_fd_array, translate_fd, translate_fd_array
 from .log import Debug
 from .node import (
     dec_node,
@@ -59,12 +60,13 @@ if TYPE_CHECKING:
 
 FBO: Final = uapi.FLAT_BINDER_OBJECT
 BUFFER_OBJECT: Final = uapi.BUFFER_OBJECT
+FD_OBJECT: Final = uapi.FD_OBJECT
+FD_ARRAY_OBJECT: Final = uapi.FD_ARRAY_OBJECT
 _OBJECT_SIZES: Final = {
     BINDER_TYPE_BINDER: 24, BINDER_TYPE_WEAK_BINDER: 24,
     BINDER_TYPE_HANDLE: 24, BINDER_TYPE_WEAK_HANDLE: 24,
     BINDER_TYPE_FD: 24, BINDER_TYPE_PTR: 40, BINDER_TYPE_FDA: 32,
 }
-_OBJECT_NAMES: Final = {v: k for k, v in uapi.OBJECT_TYPES.items()}
 
 
 def align8(n: int) -> int:
@@ -185,7 +187,7 @@ def _copy_objects(s: Sending, t: Transaction, sg: _Scatter, offsets: bytes, off_
                                   s.proc.pid, s.thread.pid, object_offset, off_min, data_size)
             raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
         user_offset = off_min = object_offset + len(raw)
-        _translate_object(s, t, sg, object_offset, raw, index, off_start)
+        _translate_object(s, t, sg, object_offset, raw, index, off_start, mem, data_ptr, data_size)
         s.offsets_done = off_start + 8 * index + 8
     return user_offset
 
@@ -203,7 +205,7 @@ def _copy_data(s: Sending, buf: Buffer, mem: UserMemory, data_ptr: int, start: i
 
 
 def _translate_object(s: Sending, t: Transaction, sg: _Scatter, offset: int, raw: bytes, index: int,
-                      off_start: int) -> None:
+                      off_start: int, mem: UserMemory, data_ptr: int, data_size: int) -> None:
     """The object ``raw`` at ``offset`` of the data (``index`` in the offsets array), by its type."""
     otype = int.from_bytes(raw[:4], "little")
     if otype == BINDER_TYPE_BINDER or otype == BINDER_TYPE_WEAK_BINDER:
@@ -212,8 +214,10 @@ def _translate_object(s: Sending, t: Transaction, sg: _Scatter, offset: int, raw
         _handle_object(s, t, offset, raw)
     elif otype == BINDER_TYPE_PTR:
         _ptr_object(s, t, sg, offset, raw, index, off_start)
-    elif otype == BINDER_TYPE_FD or otype == BINDER_TYPE_FDA:
+    elif otype == BINDER_TYPE_FD:
         _fd_object(s, t, offset, raw)
+    elif otype == BINDER_TYPE_FDA:
+        _fda_object(s, t, sg, offset, raw, index, off_start, mem, data_ptr, data_size)
     else:
         s.proc.log.user_error("%d:%d got transaction with invalid object type, %x", s.proc.pid, s.thread.pid, otype)
         raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
@@ -268,27 +272,48 @@ def _ptr_object(s: Sending, t: Transaction, sg: _Scatter, offset: int, raw: byte
 
 
 def _fd_object(s: Sending, t: Transaction, offset: int, raw: bytes) -> None:
-    """BINDER_TYPE_FD, _FDA: the target must accept fds (binder_translate_fd's first check, with
-    6.1's -EPERM); then refused, naming the object: file descriptors are not carried yet (they
-    need a way to move real fds between processes)."""
+    """BINDER_TYPE_FD: the sender's fd becomes a file the transaction carries (binder_translate_fd);
+    the object keeps its flags and cookie, and 0 where the receiver's fd number goes at delivery."""
+    fp = list(FD_OBJECT.unpack(raw))  # type, pad_flags, pad_binder (the fd), cookie
+    ret = translate_fd(fp[2] & 0xFFFFFFFF, offset + 8, t, s.thread, s.in_reply_to, KIND_FD)
+    fp[2] = 0  # fp->pad_binder = 0
+    if ret < 0:
+        raise _translate_failed(s, "fd", ret)
+    _put(t, offset, FD_OBJECT.pack(*fp))
+
+
+def _fda_object(s: Sending, t: Transaction, sg: _Scatter, offset: int, raw: bytes, index: int, off_start: int,
+                mem: UserMemory, data_ptr: int, data_size: int) -> None:
+    """BINDER_TYPE_FDA: an array of fds in a scatter-gather buffer before it (its parent); each
+    becomes a file the transaction carries (binder_translate_fd_array), and the array's place in
+    the target's copy is left for the receiver's fd numbers."""
     proc, thread = s.proc, s.thread
     log = proc.log
-    otype = int.from_bytes(raw[:4], "little")
-    in_reply_to = s.in_reply_to
-    target_node = s.target_node
-    if in_reply_to is not None:
-        allows = bool(in_reply_to.flags & uapi.TF_ACCEPT_FDS)
-    else:
-        allows = target_node is not None and target_node.accept_fds
-    if not allows:
-        fd = uapi.FD_OBJECT.unpack(raw[:24])[2] & 0xFFFFFFFF if otype == BINDER_TYPE_FD else 0
-        log.user_error("%d:%d got %s with fd, %d, but target does not allow fds", proc.pid, thread.pid,
-                       "reply" if in_reply_to is not None else "transaction", fd)
-        log.debug(Debug.FAILED_TRANSACTION, "%d:%d translate fd failed", thread.pid, proc.pid)
-        raise TransactionError(BR_FAILED_REPLY, -errno.EPERM)
-    log.user_error("%d:%d got transaction with unsupported object %s at offset %d",
-                   proc.pid, thread.pid, _OBJECT_NAMES[otype], offset)
-    raise TransactionError(BR_FAILED_REPLY, -errno.EOPNOTSUPP)
+    buf, target_proc = t.buffer, t.to_proc
+    assert buf is not None and target_proc is not None
+    fda = FD_ARRAY_OBJECT.unpack(raw)  # type, pad, num_fds, parent, parent_offset
+    found = _validate_ptr(target_proc, buf, fda[3], off_start, index)
+    if found is None:
+        log.user_error("%d:%d got transaction with invalid parent offset or type", proc.pid, thread.pid)
+        raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
+    parent, parent_offset = found
+    if not _validate_fixup(target_proc, buf, off_start, parent_offset, fda[4], sg.last_obj_offset,
+                           sg.last_min_offset):
+        log.user_error("%d:%d got transaction with out-of-order buffer fixup", proc.pid, thread.pid)
+        raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
+    # the sender's own copy of the parent object: its buffer pointer is where the fds are
+    user_parent = _user_object(mem, data_ptr, parent_offset, data_size)
+    if len(user_parent) != BUFFER_OBJECT.size:
+        log.user_error("%d:%d invalid ptr object size: %d vs %d", proc.pid, thread.pid, len(user_parent),
+                       BUFFER_OBJECT.size)
+        raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
+    ret = translate_fd_array(sg.fixups, fda, BUFFER_OBJECT.unpack(user_parent), parent, t, thread, s.in_reply_to,
+                             mem)
+    if ret:
+        raise _translate_failed(s, "fd array", ret)
+    _put(t, offset, raw)
+    sg.last_obj_offset = parent_offset
+    sg.last_min_offset = fda[4] + 4 * fda[2]
 
 
 def _put(t: Transaction, offset: int, obj: bytes) -> None:
@@ -468,9 +493,11 @@ def _do_deferred_txn_copies(proc: Proc, buf: Buffer, sg: _Scatter, mem: UserMemo
 # -- release ----------------------------------------------------------------------------------------
 
 
-def transaction_buffer_release(proc: Proc, buffer: Buffer, off_end_offset: int) -> None:
+def transaction_buffer_release(proc: Proc, buffer: Buffer, off_end_offset: int, is_failure: bool,
+                               thread: Thread | None = None) -> None:
     """binder_transaction_buffer_release: drop what the buffer's objects hold, up to the offsets
-    array's ``off_end_offset``."""
+    array's ``off_end_offset`` (``is_failure``: of a transaction never delivered; ``thread``: the
+    one freeing it)."""
     log = proc.log
     if log.debug_mask & Debug.TRANSACTION:
         log.debug(Debug.TRANSACTION, "%d buffer release %d, size %d-%d, failed at %x",
@@ -489,10 +516,20 @@ def transaction_buffer_release(proc: Proc, buffer: Buffer, off_end_offset: int) 
             _release_binder(proc, buffer, otype, value)
         elif otype == BINDER_TYPE_HANDLE or otype == BINDER_TYPE_WEAK_HANDLE:
             _release_handle(proc, buffer, otype, value & 0xFFFFFFFF)
-        elif otype == BINDER_TYPE_FD or otype == BINDER_TYPE_PTR or otype == BINDER_TYPE_FDA:
-            pass  # fds are not carried yet; PTR holds nothing
+        elif otype == BINDER_TYPE_FDA:
+            if not is_failure:  # (a failed one was never delivered: no fd of the receiver's to close)
+                _release_fd_array(proc, buffer, obj, (boff - align8(buffer.data_size)) // 8, thread)
+        elif otype == BINDER_TYPE_FD or otype == BINDER_TYPE_PTR:
+            pass  # the receiver owns its fds (an undelivered one's went with its transaction); PTR holds nothing
         else:
             log.err("transaction release %d bad object type %x", buffer.debug_id, otype)
+
+
+def _release_fd_array(proc: Proc, buffer: Buffer, obj: bytes, num_valid: int, thread: Thread | None) -> None:
+    """The fds of a delivered array: closed by its receiver (:func:`.fds.release_fd_array`)."""
+    fda = FD_ARRAY_OBJECT.unpack(obj)
+    found = _validate_ptr(proc, buffer, fda[3], align8(buffer.data_size), num_valid)
+    release_fd_array(proc, buffer, fda, thread, found[0] if found is not None else None)
 
 
 def _release_binder(proc: Proc, buffer: Buffer, otype: int, ptr: int) -> None:
@@ -515,13 +552,14 @@ def _release_handle(proc: Proc, buffer: Buffer, otype: int, handle: int) -> None
     proc.log.debug(Debug.TRANSACTION, "        ref %d desc %d", ref.debug_id, ref.desc)
 
 
-def release_entire_buffer(proc: Proc, buffer: Buffer) -> None:
+def release_entire_buffer(proc: Proc, buffer: Buffer, is_failure: bool, thread: Thread | None = None) -> None:
     """binder_release_entire_buffer."""
-    transaction_buffer_release(proc, buffer, align8(buffer.data_size) + buffer.offsets_size)
+    transaction_buffer_release(proc, buffer, align8(buffer.data_size) + buffer.offsets_size, is_failure, thread)
 
 
-def free_buf(proc: Proc, buffer: Buffer) -> None:
-    """binder_free_buf: release the buffer; a freed one-way buffer lets the node's next one run."""
+def free_buf(proc: Proc, buffer: Buffer, thread: Thread | None = None, is_failure: bool = False) -> None:
+    """binder_free_buf: release the buffer; a freed one-way buffer lets the node's next one run
+    (``thread``: the one freeing it; ``is_failure``: of a transaction that was not delivered)."""
     if buffer.transaction is not None:
         buffer.transaction.buffer = None
         buffer.transaction = None
@@ -536,7 +574,7 @@ def free_buf(proc: Proc, buffer: Buffer) -> None:
             proc.wakeup_proc()
     if proc.trace.mask & M_BUFFER_RELEASE:
         trace_buffer(proc.trace, TP_BUFFER_RELEASE, buffer)
-    release_entire_buffer(proc, buffer)
+    release_entire_buffer(proc, buffer, is_failure, thread)
     proc.alloc.free_buf(buffer)
 
 

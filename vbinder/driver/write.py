@@ -173,7 +173,7 @@ def free_buffer(proc: Proc, thread: Thread, data_ptr: int) -> None:
                   "active" if buf.transaction is not None else "finished")
     if thread.marks and buf.async_transaction and proc.trace.mask & M_NAMES:
         end_named_call(proc.trace, proc.pid, thread.marks, buf.debug_id)  # a named one-way call ends
-    free_buf(proc, buf)
+    free_buf(proc, buf, thread)
 
 
 def refcount(proc: Proc, thread: Thread, cmd: int, target: int) -> int:
