@@ -6,26 +6,28 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from vbinder import uapi
 
-from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
+from .errors import DeadObjectError, FailedTransactionError, StatusError, UnknownTransactionError
 from .parcel import Parcel
+from .parcel_file_descriptor import HasFileno
 
 if TYPE_CHECKING:
     from .process_state import ProcessState
 
 __all__ = [
-    "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "INTERFACE_TRANSACTION", "LAST_CALL_TRANSACTION", "PING_TRANSACTION",
-    "BBinder", "BpBinder", "DeadObjectError", "DeathRecipient", "FailedTransactionError", "IBinder",
-    "UnknownTransactionError",
+    "DUMP_TRANSACTION", "FIRST_CALL_TRANSACTION", "FLAG_ONEWAY", "INTERFACE_TRANSACTION", "LAST_CALL_TRANSACTION",
+    "PING_TRANSACTION", "BBinder", "BpBinder", "DeadObjectError", "DeathRecipient", "FailedTransactionError",
+    "IBinder", "StatusError", "UnknownTransactionError",
 ]  # the errors are errors.py's, here too for the binder classes' users
 
 FIRST_CALL_TRANSACTION = 0x00000001
 LAST_CALL_TRANSACTION = 0x00FFFFFF
 PING_TRANSACTION = 0x5F504E47  # '_PNG'
+DUMP_TRANSACTION = 0x5F444D50  # '_DMP'
 INTERFACE_TRANSACTION = 0x5F4E5446  # '_NTF'
 DEBUG_PID_TRANSACTION = 0x5F504944  # '_PID': the object's process id (what dumpsys --pid asks)
 FLAG_ONEWAY = uapi.TF_ONE_WAY
@@ -60,6 +62,16 @@ class IBinder:
         reply = self.transact(DEBUG_PID_TRANSACTION, Parcel())
         assert reply is not None
         return reply.read_int32()
+    def dump(self, fd: int | HasFileno, args: Sequence[str] = ()) -> int:
+        """``IBinder::dump``: ask the object to write its state to ``fd`` (what ``dumpsys`` does):
+        DUMP_TRANSACTION with the fd and the arguments. The object's status (0: fine)."""
+        data = Parcel()
+        data.write_file_descriptor(fd)
+        data.write_int32(len(args))
+        for arg in args:
+            data.write_string16(arg)
+        self.transact(DUMP_TRANSACTION, data)
+        return 0
 
 
 class BBinder(IBinder):
@@ -97,7 +109,25 @@ class BBinder(IBinder):
         if code == DEBUG_PID_TRANSACTION:
             reply.write_int32(os.getpid())
             return
+        if code == DUMP_TRANSACTION:
+            # BBinder::onTransact: the fd, an int32 count and that many String16s (while data lasts)
+            fd = data.read_file_descriptor()
+            args: list[str] = []
+            for _ in range(data.read_int32()):
+                if data.data_avail() <= 0:
+                    break
+                args.append(data.read_string16() or "")
+            status = self.dump(fd, args)
+            if status:
+                raise StatusError(status)
+            return
         self.on_transact(code, data, reply, flags)
+
+    def dump(self, fd: int | HasFileno, args: Sequence[str] = ()) -> int | None:  # type: ignore[override]
+        """Write this object's state to ``fd`` (DUMP_TRANSACTION, as ``dumpsys`` asks for it):
+        override it. ``fd`` is the caller's file, lent for the call (dup it to keep it); return
+        a status (0, or a negative errno) or None."""
+        return 0
 
     def on_transact(self, code: int, data: Parcel, reply: Parcel, flags: int) -> None:
         """Handle one call; raise to fail it (the caller sees an exception status)."""

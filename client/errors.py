@@ -50,6 +50,15 @@ class UnknownTransactionError(ClientError):
     """A code the object does not handle (UNKNOWN_TRANSACTION)."""
 
 
+class StatusError(ClientError):
+    """A local object answers a call with a status (a negative errno, libbinder's ``status_t``)
+    instead of a reply: raised by its code, sent as a TF_STATUS_CODE reply."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"status {status}")
+        self.status = status
+
+
 class ParcelError(ClientError):
     """The parcel's data is short, malformed, or not what the reader asked for."""
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Final
 
 from vbinder import uapi
 
-from .errors import DeadObjectError, FailedTransactionError, UnknownTransactionError
+from .errors import DeadObjectError, FailedTransactionError, StatusError, UnknownTransactionError
 from .extended_error import failure_text
 from .parcel import Parcel
 from .signals import signal_guard
@@ -290,6 +290,7 @@ class IPCThreadState:
             off_start = (data_size + 7) & ~7
             parcel = Parcel.from_buffer(raw[:data_size], raw[off_start:off_start + offsets_size])
             if offsets_size:
+                parcel.adopt_file_descriptors()  # the parcel closes them, unless the program dups them
                 self.process.adopt(parcel, self.out)  # new proxies' refs first, then the free
             self.out += _U32.pack(uapi.BC_FREE_BUFFER) + uapi.U64.pack(data_ptr)
         return parcel
@@ -353,6 +354,7 @@ class IPCThreadState:
         oneway = bool(flags & uapi.TF_ONE_WAY)
         reply = Parcel()
         status = 0
+        data: Parcel | None = None
         prev = (self.calling_pid, self.calling_uid)
         try:
             self._unanswered = None  # from here on, this method answers the call
@@ -366,6 +368,8 @@ class IPCThreadState:
                     binder.dispatch(code, data, reply, flags)
         except UnknownTransactionError:
             status = UNKNOWN_TRANSACTION
+        except StatusError as e:
+            status = e.status
         except Exception:
             log.exception("binder: transaction %d failed", code)
             status = FAILED_TRANSACTION
@@ -379,12 +383,17 @@ class IPCThreadState:
             raise
         finally:
             self.calling_pid, self.calling_uid = prev
-        if oneway:
-            return
-        if status:
-            self.send_status(status)
-        else:
-            self.send_reply(reply, 0)
+            if data is not None:
+                data.close_file_descriptors()  # the call's parcel goes with the call, as libbinder's
+        try:
+            if oneway:
+                return
+            if status:
+                self.send_status(status)
+            else:
+                self.send_reply(reply, 0)
+        finally:
+            reply.close_file_descriptors()
 
     # -- death notifications -------------------------------------------------------------------
 

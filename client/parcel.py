@@ -18,11 +18,12 @@ classes: :meth:`Parcel.write_strong_binder` flattens an object with
 from __future__ import annotations
 
 import bisect
+import os
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, NamedTuple, Protocol
 
-from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT, S32, U32, U64
+from vbinder.uapi import BINDER_TYPE_BINDER, BINDER_TYPE_FD, BINDER_TYPE_HANDLE, FLAT_BINDER_OBJECT, S32, U32, U64
 
 from .errors import (  # status codes and errors live in a pure module (mypyc cannot compile them)
     EX_BAD_PARCELABLE,
@@ -43,6 +44,7 @@ from .errors import (  # status codes and errors live in a pure module (mypyc ca
     RemoteException,
     exception_for,
 )
+from .parcel_file_descriptor import HasFileno, OwnedFds, ParcelFileDescriptor, dup_cloexec, fileno
 from .stability import Stability
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "FlattenableBinder",
     "InterfaceToken",
     "Parcel",
+    "ParcelFileDescriptor",
     "ParcelError",
     "RemoteException",
     "Stability",
@@ -238,6 +241,7 @@ class Parcel:
         """Called by :meth:`read_strong_binder` with each non-null object and its stability."""
         self.keepalive: list[Any] = []
         """The objects a received parcel carries, resolved on arrival (held while the parcel lives)."""
+        self._owned: OwnedFds | None = None  # the fds this parcel closes (close_file_descriptors)
 
     @classmethod
     def from_buffer(cls, data: bytes, offsets: bytes) -> Parcel:
@@ -579,6 +583,91 @@ class Parcel:
         if stability not in _DECLARED_LEVELS:
             raise ParcelError(f"binder at {pos} carries unknown stability {stability}")
         return self.binder_resolver(obj, stability)
+
+    # --- file descriptors ----------------------------------------------------------------------
+
+    def write_file_descriptor(self, fd: int | HasFileno, take_ownership: bool = False) -> None:
+        """``writeFileDescriptor``: a BINDER_TYPE_FD object (flags 0, cookie 1 when the parcel takes
+        ownership of ``fd`` and closes it with itself, else 0: the caller keeps it open until the
+        parcel is sent). The receiver gets its own fd for the same open file."""
+        number = fileno(fd)
+        if take_ownership:
+            self._own(number)
+        self.write_flat_object(BINDER_TYPE_FD, 0, number & 0xFFFFFFFF, 1 if take_ownership else 0)
+
+    def write_dup_file_descriptor(self, fd: int | HasFileno) -> None:
+        """``writeDupFileDescriptor``: a duplicate (close-on-exec) that the parcel owns."""
+        dup = dup_cloexec(fileno(fd))
+        try:
+            self.write_file_descriptor(dup, take_ownership=True)
+        except BaseException:
+            os.close(dup)
+            raise
+
+    def write_parcel_file_descriptor(self, pfd: int | HasFileno) -> None:
+        """``ParcelFileDescriptor::writeToParcel`` (``writeDupParcelFileDescriptor``): int32 0 (no
+        comm channel), then a duplicate of ``pfd`` that the parcel owns. AIDL's non-null marker
+        (int32 1) is the caller's."""
+        self.write_int32(0)
+        self.write_dup_file_descriptor(pfd)
+
+    def read_file_descriptor(self) -> int:
+        """``readFileDescriptor``: the fd of the BINDER_TYPE_FD object at the position. It stays the
+        parcel's (a received parcel closes its fds with itself): dup it, or use
+        :meth:`read_unique_file_descriptor`, to keep it."""
+        pos = self._pos
+        obj = self.read_flat_object()
+        if obj.type != BINDER_TYPE_FD:
+            raise ParcelError(f"object at {pos} is not a file descriptor (type {obj.type:#x})")
+        fd = obj.value & 0xFFFFFFFF
+        if fd >= 0x8000_0000:
+            raise ParcelError(f"the file descriptor at {pos} was not received (the process has no room for it)")
+        return fd
+
+    def read_unique_file_descriptor(self) -> int:
+        """``readUniqueFileDescriptor``: a duplicate (close-on-exec) that the caller owns."""
+        return dup_cloexec(self.read_file_descriptor())
+
+    def read_parcel_file_descriptor(self) -> ParcelFileDescriptor:
+        """``readUniqueParcelFileDescriptor``: what :meth:`write_parcel_file_descriptor` wrote, as a
+        ParcelFileDescriptor that owns a duplicate. A comm channel (Java's ``createReliable*``) is
+        told the fd is detached and left to the parcel, as ``readParcelFileDescriptor`` does."""
+        has_comm = self.read_int32()
+        fd = self.read_file_descriptor()
+        if has_comm:
+            comm = self.read_file_descriptor()
+            try:
+                os.write(comm, (2).to_bytes(4, "big"))  # ParcelFileDescriptor.Status.DETACHED, big-endian
+            except OSError as e:
+                raise ParcelError(f"detaching the ParcelFileDescriptor failed: {e}") from None
+        return ParcelFileDescriptor(dup_cloexec(fd))
+
+    def has_file_descriptors(self) -> bool:
+        """``hasFileDescriptors``: the parcel holds a BINDER_TYPE_FD object."""
+        buf = self._buf
+        return any(int.from_bytes(buf[off:off + 4], "little") == BINDER_TYPE_FD for off in self._objects)
+
+    def adopt_file_descriptors(self) -> None:
+        """A received parcel's fds become the parcel's: closed with it (libbinder's received
+        ``Parcel`` closes its fds when it frees its buffer)."""
+        buf = self._buf
+        for off in self._objects:
+            if int.from_bytes(buf[off:off + 4], "little") == BINDER_TYPE_FD:
+                fd = int.from_bytes(buf[off + 8:off + 12], "little")
+                if fd < 0x8000_0000:
+                    self._own(fd)
+
+    def close_file_descriptors(self) -> None:
+        """Close the fds the parcel owns (also done when it is garbage-collected)."""
+        owned = self._owned
+        if owned is not None:
+            owned.close()
+
+    def _own(self, fd: int) -> None:
+        owned = self._owned
+        if owned is None:
+            owned = self._owned = OwnedFds()
+        owned.fds.append(fd)
 
     # --- interface tokens ----------------------------------------------------------------------
 

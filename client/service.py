@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from .binder import FLAG_ONEWAY, BBinder, IBinder
 from .errors import UnknownTransactionError
 from .parcel import EX_ILLEGAL_STATE, EX_SECURITY, HEADER_SYST, Parcel, RemoteException
+from .parcel_file_descriptor import HasFileno
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,6 +92,10 @@ class Proxy:
 
     def __init__(self, binder: IBinder) -> None:
         self.binder = binder
+
+    def dump(self, fd: int | HasFileno, args: Sequence[str] = ()) -> int | None:
+        """The object's ``dump`` (IBinder.dump: DUMP_TRANSACTION with ``fd`` and ``args``)."""
+        return self.binder.dump(fd, args)
 
     def call(self, code: int, write: Callable[[Parcel], None] | None = None, oneway: bool = False,
              method: str | None = None) -> Parcel:

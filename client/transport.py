@@ -15,10 +15,11 @@ import threading
 import time
 from typing import Any, Final, Protocol
 
-from vbinder import abi, uapi
+from vbinder import abi, fdabi, uapi
 
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
 from .extended_error import ExtendedErrors
+from .fd_channel import FdChannel
 from .signals import check_signals, signal_guard
 
 MAP_SIZE: Final = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
@@ -70,17 +71,19 @@ def _raise_fsize_limit() -> None:
 class _ThreadState:
     """What one thread keeps in a :class:`VbinderTransport`: its key and memory, and its exchange."""
 
-    __slots__ = ("key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name")
+    __slots__ = ("tid", "key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name", "fd_seq")
 
     def __init__(self) -> None:
         tid = threading.get_native_id()
+        self.tid = tid
         self.key = abi.key(tid)
         self.read_buffer = _USER_BASE + (tid << 24)  # its memory: read buffer, write buffer, data
         self.segments: list[tuple[int, bytes]] = []  # placed for the next write_read
-        self.inflight: tuple[int, list[tuple[int, bytes]]] | None = None  # (write size, segments)
+        self.inflight: tuple[bytes, list[tuple[int, bytes]]] | None = None  # (write, segments)
         self.last_read_size = 0
         self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the guarded pread's buffer
         self.name: bytes | None = None  # the next call's name (VBINDER_TRACE_NAMES)
+        self.fd_seq = 0  # the number of this thread's last request that staged fds
 
 
 class VbinderTransport:
@@ -96,6 +99,7 @@ class VbinderTransport:
         self._names = False  # the daemon wants calls named (a trace records transactions)
         self._names_checked = 0.0  # when that was last asked (at most once a second)
         self.extended_errors = ExtendedErrors()  # what the client read of failed calls' extended errors
+        self.fds: FdChannel | None = None  # the fd channel (docs/abi-fds.md), when the daemon has one
         try:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
@@ -105,6 +109,7 @@ class VbinderTransport:
                 if ret < 0:
                     raise TransportError(-ret, f"mapping {path}: {os.strerror(-ret)}")
                 self.map_addr, self.map_size = abi.VBINDER_MMAP_ARG.unpack(arg)[:2]
+            self.fds = FdChannel.open(self.ioctl)
         except BaseException:
             os.close(self.fd)
             raise
@@ -202,7 +207,7 @@ class VbinderTransport:
         f = None
         try:
             if not write and not data_segments and local.last_read_size == read_size:
-                local.inflight = (0, [])  # the pread itself starts the read phase
+                local.inflight = (b"", [])  # the pread itself starts the read phase
                 try:
                     f = self._receive(local, read_size > 0)  # the ABI's read-only fast path
                 except OSError as e:
@@ -212,13 +217,22 @@ class VbinderTransport:
             if f is None:
                 waddr = read_buffer + 0x10000
                 arg = uapi.WRITE_READ.pack(len(write), 0, waddr, read_size, 0, read_buffer)
-                request = abi.encode_request(uapi.BINDER_WRITE_READ, arg, [*data_segments, (waddr, write)])
+                cmd = uapi.BINDER_WRITE_READ
+                fds = self.fds
+                if fds is not None and write:
+                    numbers = fdabi.fds_in_write(write, data_segments)
+                    if numbers:  # stage them, then the request that takes them (docs/abi-fds.md)
+                        local.fd_seq += 1
+                        fds.stage(local.tid, local.fd_seq, numbers)
+                        cmd = fdabi.VBINDER_WRITE_READ_FDS
+                        arg += uapi.U32.pack(local.fd_seq) + uapi.U32.pack(0)
+                request = abi.encode_request(cmd, arg, [*data_segments, (waddr, write)])
                 try:
                     self._send(local, request)
                 except BaseException:
                     local.inflight = before  # not sent: what was in flight still is
                     raise
-                local.inflight = (len(write), data_segments)
+                local.inflight = (write, data_segments)
                 f = self._receive(local, read_size > 0)
                 if read_size:
                     local.last_read_size = read_size
@@ -232,12 +246,12 @@ class VbinderTransport:
                 local.segments = data_segments + local.segments
             raise
         local.inflight = None
-        return self._result(local, f, len(write), data_segments)
+        return self._result(local, f, write, data_segments)
 
     def in_flight(self) -> int | None:
         """The write size of this thread's exchange that Ctrl-C interrupted, or None."""
         inflight = self._thread().inflight
-        return None if inflight is None else inflight[0]
+        return None if inflight is None else len(inflight[0])
 
     def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]:
         """Finish the exchange that Ctrl-C interrupted (see :meth:`write_read`): its result.
@@ -246,7 +260,7 @@ class VbinderTransport:
         "One request per thread"); it may wait again, and be interrupted again.
         """
         local = self._thread()
-        write_len, data_segments = local.inflight or (0, [])
+        write, data_segments = local.inflight or (b"", [])
         try:
             f = self._receive(local, True)  # interrupted again (not an OSError): still in flight
         except OSError as e:
@@ -256,22 +270,32 @@ class VbinderTransport:
                 return 0, 0, b"", {}  # nothing was in flight after all
             raise
         local.inflight = None
-        return self._result(local, f, write_len, data_segments)
+        return self._result(local, f, write, data_segments)
 
-    def _result(self, local: _ThreadState, f: abi.Frame, write_len: int, data_segments: list[tuple[int, bytes]]
+    def _result(self, local: _ThreadState, f: abi.Frame, write: bytes, data_segments: list[tuple[int, bytes]]
                 ) -> tuple[int, int, bytes, dict[int, bytes]]:
-        bwr = uapi.WRITE_READ.unpack(f.arg)
-        if bwr[1] < write_len:
+        bwr = uapi.WRITE_READ.unpack_from(f.arg)
+        consumed: int = bwr[1]
+        if consumed < len(write):
             local.segments = data_segments + local.segments  # commands left unsent still point there
         buffers: dict[int, bytes] = {}
         read = b""
         read_buffer = local.read_buffer
+        fixups: bytes | None = None
         for addr, data in f.segments:
             if addr == read_buffer:
                 read = data
+            elif addr == fdabi.FIXUPS_ADDR:
+                fixups = data
             else:
                 buffers[addr] = data
-        return f.code, bwr[1], read, buffers
+        fds = self.fds
+        if fds is not None:
+            if fds.fda and consumed:
+                fds.freed(write[:consumed])  # before new buffers: their addresses may be the freed ones'
+            if fixups is not None:
+                buffers = fds.apply(fixups, buffers)
+        return f.code, consumed, read, buffers
 
     def place(self, data: bytes) -> int:
         """Put ``data`` in this thread's memory for the next write_read; returns its address."""
@@ -303,6 +327,9 @@ class VbinderTransport:
         self._thread().name = f"{interface}\0{method}".encode()[:abi.NAME_MAX]
 
     def close(self) -> None:
+        if self.fds is not None:
+            self.fds.close()
+            self.fds = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

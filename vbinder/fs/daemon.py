@@ -19,6 +19,7 @@ import trio
 
 from ..driver import Driver, debugfs
 from . import binderfs
+from .fd_channel import FdChannels
 from .host import Host
 from .mounts import FSNAME, MountError, find_mount, is_attached
 from .ops import Operations
@@ -109,7 +110,7 @@ def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: boo
     any thread starts.
     """
     raise_priority(NICE if nice is None else nice)
-    host = Host()
+    host = Host(fds=FdChannels())
     driver = driver_factory(devices, debug_mask, host)
     if verbose:
         klog = logging.getLogger("vbinder.kmsg")
@@ -130,6 +131,8 @@ def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: boo
         try:
             trio.run(_main, ops, mountpoint, ready, dev)
         finally:
+            if host.fds is not None:
+                host.fds.close()
             # Not when the mount was detached already (libfuse would print an error).
             pyfuse3.close(unmount=not dev or is_attached(dev))
             log.info("unmounted %s", mountpoint)
@@ -141,6 +144,8 @@ async def _main(ops: Operations, mountpoint: str, ready: Callable[[], None] | No
     async with trio.open_nursery() as nursery:
         await nursery.start(_handle_signals, ops, nursery.cancel_scope)
         nursery.start_soon(ops.watchdog.run)
+        if ops.host.fds is not None:
+            nursery.start_soon(ops.host.fds.serve)
         if dev:
             nursery.start_soon(_watch_detach, ops, dev)
         if ready is not None:

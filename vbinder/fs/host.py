@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import fdabi
+
+if TYPE_CHECKING:
+    from ..driver.process import Proc
+    from .fd_channel import FdChannels
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,10 +76,45 @@ def thread_states(tgid: int, proc: str = "/proc") -> list[str]:
 
 
 class Host:
-    """The driver's view of the host's threads, read from /proc (the ``host`` given to Driver)."""
+    """The driver's view of the host's threads, read from /proc (the ``host`` given to Driver), and
+    of the files transactions carry, through the fd channels (``fds``; None: no fd channel)."""
 
-    def __init__(self, proc: str = "/proc") -> None:
+    def __init__(self, proc: str = "/proc", fds: FdChannels | None = None) -> None:
         self.proc = proc
+        self.fds = fds
+
+    # -- files (docs/abi-fds.md) -------------------------------------------------------------------
+
+    def features(self) -> int:
+        return fdabi.FEATURE_FDS if self.fds is not None else 0
+
+    def fd_channel(self, proc: Proc) -> bytes | int:
+        return self.fds.fd_channel(proc) if self.fds is not None else -errno.EINVAL
+
+    def begin_fds(self, proc: Proc, tid: int, seq: int) -> None:
+        if self.fds is not None:
+            self.fds.begin_fds(proc, tid, seq)
+
+    def end_fds(self, proc: Proc, tid: int) -> None:
+        if self.fds is not None:
+            self.fds.end_fds(proc, tid)
+
+    def take_file(self, proc: Proc, tid: int, fd: int) -> int:
+        return self.fds.take_file(proc, tid, fd) if self.fds is not None else -errno.EOPNOTSUPP
+
+    def close_file(self, file: int) -> None:
+        if self.fds is not None:
+            self.fds.close_file(file)
+
+    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int) -> int:
+        return self.fds.deliver_files(proc, tid, files, debug_id) if self.fds is not None else -errno.EMFILE
+
+    def release(self, proc: Proc) -> None:
+        """The open file of ``proc`` was released."""
+        if self.fds is not None:
+            self.fds.release(proc)
+
+    # -- tasks -------------------------------------------------------------------------------------
 
     def tgid(self, tid: int) -> int | None:
         """The process (thread group) of thread ``tid``, or None when it is gone."""

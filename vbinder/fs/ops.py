@@ -503,6 +503,7 @@ class Operations(pyfuse3.Operations):
             h.polls.clear()
             self._polling.discard(h)
             h.file.release()
+            self.host.release(h.file.proc)
             self._sync_proc_files()
             self._notify_polls()
 
