@@ -443,6 +443,94 @@ def bc(code: int, *args: int, fmt: str | None = None) -> bytes:
     return struct.pack("<I" + (fmt if fmt is not None else "I" * len(args)), code, *args)
 
 
+# -- the driver's log and failed_transaction_log ----------------------------------------------------
+
+RATELIMIT_WINDOW = 5.5  # 6.1's binder_debug/binder_user_error print 10 lines per 5 s each, then drop
+
+
+def on_kernel(dev: str) -> bool:
+    """``dev`` is a real binder device (a character device), not a vbinder mount's file."""
+    import stat
+
+    return stat.S_ISCHR(os.stat(dev).st_mode)
+
+
+class DriverLog:
+    """The driver's log lines and failed_transaction_log entries from now on, normalized: the
+    same on the kernel (``/dev/kmsg``, debugfs) and on vbinder (the mount's ``proc/kmsg`` and
+    debugfs). Pids become role names, debug ids ``ID``, source lines ``L``.
+
+    6.1 rate-limits its lines (10 per 5 s for each of binder_debug and binder_user_error): on the
+    kernel, the constructor waits out the current window, and a scenario must print at most 10 of
+    each kind after it.
+    """
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.kernel = on_kernel(ctx.dev)
+        if self.kernel:
+            time.sleep(RATELIMIT_WINDOW)
+            self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+            os.lseek(self.fd, 0, os.SEEK_END)
+            self.debugfs = "/sys/kernel/debug/binder"
+        else:
+            root = os.path.dirname(os.path.dirname(ctx.dev))
+            self.fd = os.open(os.path.join(root, "proc", "kmsg"), os.O_RDONLY | os.O_NONBLOCK)
+            self.debugfs = os.path.join(root, "sys", "kernel", "debug", "binder")
+        self._read()  # what is there already (vbinder's kmsg starts at the oldest line it keeps)
+
+    def _read(self) -> list[str]:
+        out: list[str] = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno == 32:  # EPIPE: /dev/kmsg records were overwritten; go on
+                    continue
+                raise
+            if not chunk:
+                break
+            out += chunk.decode(errors="replace").splitlines()
+        return out
+
+    def lines(self) -> list[str]:
+        """The binder lines printed since the last call, normalized."""
+        out = []
+        for raw in self._read():
+            text = raw.split(";", 1)[1] if self.kernel and ";" in raw else raw.split("] ", 1)[-1]
+            if text.startswith("binder_linux: "):
+                text = "binder: " + text[len("binder_linux: "):]
+            if text.startswith("binder: "):
+                out.append(self._normalize(text))
+        return out
+
+    def failed(self) -> str:
+        """The last failed_transaction_log entry, normalized."""
+        with open(os.path.join(self.debugfs, "failed_transaction_log")) as f:
+            entries = f.read().splitlines()
+        return self._normalize(entries[-1]) if entries else ""
+
+    def _normalize(self, text: str) -> str:
+        import re
+
+        def pair(m: re.Match[str]) -> str:
+            pid, tid = int(m.group(1)), int(m.group(2))
+            if pid and self.ctx.who(pid) == "other":
+                return m.group(0)  # not a pid:tid (a size, say)
+            return f"{self.ctx.who(pid)}:{self.ctx.who(tid) if tid != pid else self.ctx.who(pid)}"
+
+        text = re.sub(r"\b(\d+):(\d+)\b", pair, text)
+        text = re.sub(r"^\d+: ", "ID: ", text)
+        text = re.sub(r"(transaction|txn) \d+", r"\1 ID", text)
+        text = re.sub(r"failed \d+/(-?\d+)/", r"failed ID/\1/", text)
+        text = re.sub(r"\bnode [1-9]\d*", "node ID", text)
+        text = re.sub(r"with fd, \d+, but", "with fd, FD, but", text)  # a sender's fd: its number varies
+        text = re.sub(r"\bline \d+$|\bl=\d+$", "line L", text)
+        return text
+
+
 def errno_name(ret: int) -> str | int:
     """An ioctl's result: 0/positive as is, -errno as its name ('EINVAL')."""
     import errno as _errno

@@ -36,7 +36,7 @@ def _import_path() -> None:
 def load() -> dict:
     """The registry, with every scenario module imported."""
     _import_path()
-    from tests.conformance import scenarios_client, scenarios_raw  # noqa: F401
+    from tests.conformance import scenarios_client, scenarios_fds, scenarios_raw  # noqa: F401
     from tests.conformance.framework import SCENARIOS
 
     return SCENARIOS

@@ -427,28 +427,6 @@ def raw_errors(dev: str) -> Transcript:
 
 
 @scenario()
-def raw_fd_refused(dev: str) -> Transcript:
-    """An fd object in a call to a node that does not accept fds (the context manager's, set with
-    flags 0): BR_FAILED_REPLY, extended error -EPERM."""
-
-    def mgr(ctx: Ctx) -> None:
-        r = become_manager(ctx)  # kept: a collected Raw unmaps the area
-        ctx.send("client", "ready")
-        ctx.expect("done")
-        r.t.close()
-
-    def client(ctx: Ctx) -> None:
-        r = ctx.raw()
-        ctx.expect("ready")
-        fd = uapi.FD_OBJECT.pack(uapi.BINDER_TYPE_FD, 0, 0, 0)
-        w = r.wr(r.tx(0, 1, fd, offsets=(0,), flags=uapi.TF_ACCEPT_FDS))
-        ctx.emit("fd_to_node_without_fds", **wr_event(w), ee=r.ee())
-        ctx.send("mgr", "done")
-
-    return run_roles(dev, mgr=mgr, client=client)
-
-
-@scenario()
 def sg_buffers(dev: str) -> Transcript:
     """BC_TRANSACTION_SG with BINDER_TYPE_PTR objects: the buffers are copied after the offsets,
     a child's pointer in its parent is fixed up; a reply carries one too; malformed ones fail."""

@@ -12,6 +12,7 @@ in the daemon, their keys, waiting preads, bytes held in frames, and the watchdo
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -53,6 +54,11 @@ def counts(driver: Any) -> dict[str, Any]:
         out.update(device_files=len(files), keys=sum(len(f.keys) for f in files),
                    waiting_preads=sum(f.waiting for f in files), held_bytes=sum(f.held for f in files),
                    watches=len(ops.watchdog.watches), polling=len(ops._polling))
+        fds = ops.host.fds
+        if fds is not None:  # the fd channels (docs/abi-fds.md): files held, staged, channels
+            out.update(fd_files=len(fds.files.fds), fd_staged=fds.files.staged, fd_channels=len(fds.channels),
+                       fd_tokens=len(fds.tokens), fd_waiting_hello=fds.waiting_hello)
+    out["daemon_fds"] = len(os.listdir("/proc/self/fd"))  # (one of them reads this file)
     return out
 
 

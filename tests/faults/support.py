@@ -62,7 +62,9 @@ def is_baseline(c: dict[str, Any], procs: int = 0) -> bool:
     if procs:
         return True
     return (not any(c["active"].values()) and not c["dead_nodes"]
-            and all(c.get(k, 0) == 0 for k in ("device_files", "keys", "waiting_preads", "held_bytes", "watches")))
+            and all(c.get(k, 0) == 0 for k in ("device_files", "keys", "waiting_preads", "held_bytes", "watches",
+                                                "fd_files", "fd_staged", "fd_channels", "fd_tokens",
+                                                "fd_waiting_hello")))
 
 
 def wait_for_baseline(mnt: Path, timeout: float = SETTLE, procs: int = 0) -> dict[str, Any]:
