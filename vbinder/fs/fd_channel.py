@@ -101,7 +101,8 @@ class Channel:
     proc: Proc
     sets: dict[int, _Set] = field(default_factory=dict)  # by tid
     last_seq: dict[int, int] = field(default_factory=dict)  # tid -> the seq of its last request with fds
-    held: int = 0  # files held for this open file (staged, taken into transactions)
+    held: int = 0  # files taken into transactions from this open file (not delivered yet)
+    staged: int = 0  # files in its staged sets
     next_tag: int = 1
     reports: dict[int, int] = field(default_factory=dict)  # tag -> debug id, awaiting INSTALLED
     closed: bool = False
@@ -208,9 +209,9 @@ class FdChannels:
         mine = s.files.get(fd)
         if mine is None:
             return -errno.EBADF
-        if ch.held >= MAX_HELD_PER_PROC or self.files.held() >= self.files.limit:
+        if ch.held + ch.staged >= MAX_HELD_PER_PROC or self.files.held() >= self.files.limit:
             proc.log.user_error("%d:%d vbinder: too many files held (%d for this process, %d in all)",
-                                proc.pid, tid, ch.held, self.files.held())
+                                proc.pid, tid, ch.held + ch.staged, self.files.held())
             return -errno.EMFILE
         try:
             dup = os.dup(mine)  # one per object, as fget takes one reference per object
@@ -328,24 +329,27 @@ class FdChannels:
                 self._drop_set(ch, tid)
             s = ch.sets[tid] = _Set(seq)
         if truncated or self.files.held() + len(fds) > self.files.limit or (
-                ch.held + len(s.files) + len(fds) > MAX_HELD_PER_PROC):
+                ch.held + ch.staged + len(fds) > MAX_HELD_PER_PROC):
             s.overflow = errno.EMFILE
             _close_all(fds)
             ch.proc.log.user_error("%d:%d vbinder: too many files held (%d for this process, %d in all)",
-                                   ch.proc.pid, tid, ch.held + len(s.files), self.files.held())
+                                   ch.proc.pid, tid, ch.held + ch.staged, self.files.held())
             return
         for number, fd in zip(numbers, fds, strict=True):
             old = s.files.get(number)
             if old is not None:
                 _close_all([old])
                 self.files.staged -= 1
+                ch.staged -= 1
             s.files[number] = fd
             self.files.staged += 1
+            ch.staged += 1
 
     def _drop_set(self, ch: Channel, tid: int) -> None:
         s = ch.sets.pop(tid, None)
         if s is not None:
             self.files.staged -= len(s.files)
+            ch.staged -= len(s.files)
             _close_all(list(s.files.values()))
 
     def close_channel(self, ch: Channel, why: str) -> None:
