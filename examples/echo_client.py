@@ -32,6 +32,8 @@ def main() -> None:
     for _ in range(n):
         echo.echo("x")
     print(f"echo client: {n} calls, {(time.perf_counter() - t0) / n * 1e6:.0f} us per call")
+    print("echo client: the service's dump, written by the service to this process's stdout:", flush=True)
+    binder.dump(sys.stdout, ["--counts"])  # DUMP_TRANSACTION: our stdout travels as a file descriptor
 
 
 if __name__ == "__main__":

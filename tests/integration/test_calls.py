@@ -135,9 +135,20 @@ def test_echo_example_sync_and_oneway_across_processes(echo_service: tuple[str, 
     assert r.returncode == 0, r.stderr
     assert "echo('hi there') -> 'hi there'" in r.stdout
     assert "services: echo" in r.stdout
+    # dump: the client's stdout went to the service as an fd, and the service wrote to it
+    assert "echoes answered (dump args: --counts)" in r.stdout.splitlines()[-1]
     # the one-way shout reaches the service
     line = svc.stdout.readline()  # type: ignore[union-attr]
     assert "someone shouted 'HI THERE'" in line
+
+
+def test_dumpsys_gets_the_services_own_dump(echo_service: tuple[str, subprocess.Popen[str]]) -> None:
+    """dumpsys's DUMP_TRANSACTION carries its pipe's write end; the echo service writes its dump there."""
+    dev, _svc = echo_service
+    r = subprocess.run([sys.executable, "-m", "vbinder", "dumpsys", "echo", "-a", "--brief"], capture_output=True,
+                       text=True, env=dict(daemon_env(), BINDER_DEVICE=dev), timeout=TIMEOUT)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.startswith("echo service: ") and r.stdout.endswith("(dump args: -a --brief)\n"), r.stdout
 
 
 def test_binder_object_passed_through_service_manager_and_called(vbinder_mount: Path, service_manager: str) -> None:
