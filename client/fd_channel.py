@@ -25,9 +25,8 @@ from vbinder import fdabi, uapi
 
 from .errors import TransportError
 
-TIMEOUT = 5.0  # seconds: the daemon answers HELLO at once, and sends fds before their reply
-_CMSG_SPACE = socket.CMSG_SPACE(4 * fdabi.MAX_FDS)
-_FREE_BUFFER = uapi.BC_FREE_BUFFER
+TIMEOUT: float = 5.0  # seconds: the daemon answers HELLO at once, and sends fds before their reply
+_CMSG_SPACE: int = socket.CMSG_SPACE(4 * fdabi.MAX_FDS)
 
 Ioctl = Callable[[int, bytes], tuple[int, bytes]]
 
@@ -201,7 +200,7 @@ class FdChannel:
         pos = 0
         while pos + 4 <= len(write):
             cmd = int.from_bytes(write[pos:pos + 4], "little")
-            if cmd == _FREE_BUFFER and pos + 12 <= len(write):
+            if cmd == uapi.BC_FREE_BUFFER and pos + 12 <= len(write):
                 fds = self.fda.pop(int.from_bytes(write[pos + 4:pos + 12], "little"), None)
                 for fd in fds or ():
                     try:

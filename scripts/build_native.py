@@ -29,6 +29,7 @@ from vbinder import native  # noqa: E402
 PACKAGES = {"vbinder": "vbinder", "vbinder/driver": "vbinder/driver", "client": "vbinder_client"}
 COMPILED = [
     "vbinder/abi.py",
+    "vbinder/fdabi.py",
     "vbinder/uapi.py",
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "vbinder" / "driver").glob("*.py") if p.name != "__init__.py"),
     # the client's per-call path; its classes that users subclass (binder.py, service.py) stay pure

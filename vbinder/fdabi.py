@@ -101,7 +101,10 @@ def decode_numbers(data: bytes, offset: int, count: int) -> list[int]:
 
 _TR: Final = uapi.TRANSACTION_DATA
 _TR_SIZE: Final = _TR.size
-_TRANSACTIONS: Final = frozenset((uapi.BC_TRANSACTION, uapi.BC_REPLY, uapi.BC_TRANSACTION_SG, uapi.BC_REPLY_SG))
+_BC_TRANSACTION: Final = uapi.BC_TRANSACTION
+_BC_REPLY: Final = uapi.BC_REPLY
+_BC_TRANSACTION_SG: Final = uapi.BC_TRANSACTION_SG
+_BC_REPLY_SG: Final = uapi.BC_REPLY_SG
 _MAX_FDA: Final = 1 << 16  # an array this long is refused by the driver anyway (not enough space)
 
 
@@ -118,16 +121,24 @@ def fds_in_write(write: bytes, segments: list[tuple[int, bytes]]) -> list[int]:
     pos = 0
     end = len(write)
     while pos + 4 <= end:
-        cmd = int.from_bytes(write[pos:pos + 4], "little")
+        # (bytes indexing, not struct: this runs for every write of a client with an fd channel)
+        cmd = write[pos] | write[pos + 1] << 8 | write[pos + 2] << 16 | write[pos + 3] << 24
         pos += 4
-        if cmd in _TRANSACTIONS and pos + _TR_SIZE <= end:
-            tr = _TR.unpack_from(write, pos)
-            if tr[7]:  # it has objects
-                if mem is None:
-                    mem = UserMemory(segments)
-                _objects_fds(tr, mem, out)
-        pos += uapi.ioc_size(cmd)
+        if (cmd == _BC_TRANSACTION or cmd == _BC_REPLY or cmd == _BC_TRANSACTION_SG or cmd == _BC_REPLY_SG) \
+                and pos + _TR_SIZE <= end and _has_objects(write, pos + 40):
+            if mem is None:
+                mem = UserMemory(segments)
+            _objects_fds(_TR.unpack_from(write, pos), mem, out)
+        pos += (cmd >> 16) & 0x3FFF  # _IOC_SIZE
     return out
+
+
+def _has_objects(write: bytes, at: int) -> bool:
+    """The offsets_size (a u64 at ``at``) is not 0."""
+    for i in range(at, at + 8):
+        if write[i]:
+            return True
+    return False
 
 
 def _objects_fds(tr: tuple[int, ...], mem: UserMemory, out: list[int]) -> None:
