@@ -7,6 +7,8 @@
   fds) once warmed up and again at the end, then ``done``, and waits for its stdin to close.
 - ``holder DEVICE``: sends a pipe's write end to HOLD, which keeps the call (and the fd) until
   RELEASE; prints ``holding`` once the service has the fd. Killed in the middle of that call.
+- ``interrupted DEVICE``: like holder, and Ctrl-C ends its call; prints ``interrupted``, then, after
+  a line on stdin, makes another call and prints ``fds N``: how many more fds it has than before.
 - ``counter DEVICE``: prints the service's open fds each time a line arrives on stdin.
 """
 
@@ -165,6 +167,26 @@ def holder(dev: str) -> None:
     print("returned", flush=True)
 
 
+def interrupted(dev: str) -> None:
+    """A HOLD call ended by Ctrl-C in the main thread; once told (a line on stdin), another call,
+    which first reads and drops the held call's late reply (with an fd in it): prints its fds."""
+    svc = files(dev)
+    base = my_fds()
+    r, w = os.pipe()
+    threading.Thread(target=lambda: print(os.read(r, 64).decode().strip(), flush=True), daemon=True).start()
+    try:
+        svc.hold(w)
+        print("returned", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    os.close(w)
+    sys.stdin.readline()
+    svc.count()
+    os.close(r)
+    print("fds", my_fds() - base, flush=True)
+    sys.stdin.read()
+
+
 def counter(dev: str) -> None:
     svc = files(dev)
     print("ready", svc.count(), flush=True)
@@ -177,7 +199,8 @@ def release(dev: str) -> None:
     print("released", flush=True)
 
 
-ROLES = {"server": server, "client": client, "holder": holder, "counter": counter, "release": release}
+ROLES = {"server": server, "client": client, "holder": holder, "interrupted": interrupted, "counter": counter,
+         "release": release}
 
 if __name__ == "__main__":
     ROLES[sys.argv[1]](*sys.argv[2:])

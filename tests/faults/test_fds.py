@@ -124,6 +124,28 @@ def test_caller_killed_while_the_service_holds_its_fd(fault_daemon: FaultDaemon,
     assert wait_for(lambda: daemon_fds(fault_daemon) == base), (base, daemon_fds(fault_daemon))
 
 
+def test_ctrl_c_in_an_fd_call_then_its_late_reply(fault_daemon: FaultDaemon, fd_server: subprocess.Popen[str],
+                                                   tmp_path: Path) -> None:
+    """Ctrl-C ends a call that passed an fd (done or not started: the service has it); its reply,
+    with an fd, comes later and is dropped by the client's next call, fd and all."""
+    import signal
+
+    c = spawn("interrupted", fault_daemon.device, log=tmp_path / "interrupted.err")
+    try:
+        assert read_line(c) == "holding\n", (tmp_path / "interrupted.err").read_text()
+        c.send_signal(signal.SIGINT)
+        assert read_line(c) == "interrupted\n"
+        rel = spawn("release", fault_daemon.device, log=tmp_path / "release.err")
+        assert read_line(rel) == "released\n"
+        assert_gone(rel)
+        c.stdin.write("\n")  # type: ignore[union-attr]
+        c.stdin.flush()  # type: ignore[union-attr]
+        assert read_line(c) == "fds 0\n"
+        assert held(fault_daemon) == (0, 0)
+    finally:
+        kill_all(c)
+
+
 def test_service_killed_with_fd_calls_queued(fault_daemon: FaultDaemon, fd_server: subprocess.Popen[str],
                                              tmp_path: Path) -> None:
     """One-way calls with fds queued behind a one-way call the service is busy with, then the
