@@ -251,8 +251,8 @@ def fda_call(r: Raw, fds: list[int], *, fd_obj: int | None = None, parent_index:
 def raw_fd_arrays(dev: str) -> Transcript:
     """BINDER_TYPE_FDA in a scatter-gather buffer: each fd of the array becomes the receiver's,
     written into its copy of the buffer; BC_FREE_BUFFER closes them (not a BINDER_TYPE_FD's) and
-    the freeing read returns at once; an array whose parent, size, alignment or order is wrong
-    fails with 6.1's error, log lines and failed_transaction_log entry."""
+    the freeing read returns at once; an array whose parent, size, alignment, order or number of
+    fds is wrong fails with 6.1's error, log lines and failed_transaction_log entry."""
 
     def mgr(ctx: Ctx) -> None:
         r = manager_accepting_fds(ctx)
@@ -304,7 +304,8 @@ def raw_fd_arrays(dev: str) -> Transcript:
         log = DriverLog(ctx)
         pr, pw = os.pipe()
         for name, kw in (("parent_not_a_ptr", {"parent_index": 1}), ("too_many_fds", {"num_fds": 3}),
-                         ("misaligned", {"parent_offset": 6}), ("out_of_order", {"second_ptr": True})):
+                         ("misaligned", {"parent_offset": 6}), ("out_of_order", {"second_ptr": True}),
+                         ("absurd_number_of_fds", {"num_fds": 1 << 62})):
             w = r.wr(fda_call(r, [pw, pw], **kw))
             ctx.emit(name, **wr_event(w), ee=r.ee(), failed=log.failed(), lines=log.lines())
         os.close(pr)
