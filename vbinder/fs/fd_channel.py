@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import array
 import errno
+import fcntl
 import logging
 import os
 import resource
@@ -214,7 +215,7 @@ class FdChannels:
                                 proc.pid, tid, ch.held + ch.staged, self.files.held())
             return -errno.EMFILE
         try:
-            dup = os.dup(mine)  # one per object, as fget takes one reference per object
+            dup = fcntl.fcntl(mine, fcntl.F_DUPFD_CLOEXEC, 0)  # one per object, as fget takes one per object
         except OSError as e:
             return -(e.errno or errno.EMFILE)
         return self.files.add(dup, ch)
