@@ -14,7 +14,9 @@ Object model (as the kernel's; one module per concept):
 - :mod:`.transaction` ``Transaction``: routing, submitting, completing and failing calls and
   replies (a failure is one :class:`TransactionError`); :mod:`.translate`: copying a
   transaction's buffer and translating its objects, one step per object type;
-  :mod:`.transaction_log`: the transaction logs of debugfs.
+  :mod:`.fds`: the files that BINDER_TYPE_FD/FDA objects carry (taken, delivered and closed
+  through the host, which alone touches fds); :mod:`.transaction_log`: the transaction logs of
+  debugfs.
 - :mod:`.work`: the work items threads read, each delivering, cancelling and printing itself.
 - :mod:`.alloc`: the mapped-area allocator.
 - :mod:`.ioctl`: ioctls split into write and read phases; :mod:`.device`: the ABI's frames.
@@ -22,7 +24,8 @@ Object model (as the kernel's; one module per concept):
   :mod:`.log`, :mod:`.params`, :mod:`.stats`: the log, the module parameters, the counters.
 
 Nothing here does I/O or knows about FUSE or trio: a read that must wait returns
-:class:`WouldBlock`, and whoever waits is woken through its :class:`Waiter`.
+:class:`WouldBlock`, and whoever waits is woken through its :class:`Waiter`; what only the I/O
+layer can do (look at /proc, move fds) it asks of its :class:`Host`.
 """
 
 from ..native import package_path
