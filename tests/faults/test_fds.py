@@ -420,3 +420,31 @@ def _kmsg(mnt: Path) -> str:
     finally:
         os.close(fd)
     return out.decode(errors="replace")
+
+
+def test_a_client_that_cannot_reach_the_channel_goes_on_without_it(fault_daemon: FaultDaemon,
+                                                                    fd_server: subprocess.Popen[str]) -> None:
+    """A process in another network namespace cannot reach the daemon's abstract socket: it says
+    so and goes on as a client of ABI version 1 (calls work; an fd it sends is refused)."""
+    import shutil
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--net", "true"]).returncode != 0:
+        pytest.skip("cannot make a network namespace here (unshare --net needs root)")
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(FD_PEERS.parent)!r})
+import fd_peers
+from vbinder_client import FailedTransactionError
+svc = fd_peers.files({fault_daemon.device!r})
+print("channel", svc.binder.process.transport.fds)
+print("count", svc.count() > 0)
+r, w = os.pipe()
+try:
+    svc.write(w, "x")
+except FailedTransactionError:
+    print("fd refused")
+"""
+    r = subprocess.run(["unshare", "--net", sys.executable, "-c", code], capture_output=True, text=True,
+                       env=daemon_env(), timeout=60)
+    assert r.stdout.splitlines() == ["channel None", "count True", "fd refused"], r.stderr
+    assert "file descriptors cannot be passed" in r.stderr
