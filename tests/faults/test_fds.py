@@ -448,3 +448,26 @@ except FailedTransactionError:
                        env=daemon_env(), timeout=60)
     assert r.stdout.splitlines() == ["channel None", "count True", "fd refused"], r.stderr
     assert "file descriptors cannot be passed" in r.stderr
+
+
+def test_fd_fixup_lines_name_the_receivers_fds(fault_daemon: FaultDaemon, fd_server: subprocess.Popen[str],
+                                               tmp_path: Path) -> None:
+    """With debug_mask TRANSACTION, 6.1 prints "fd fixup txn ID fd N" with the receiver's new fd:
+    here once the receiver reported the numbers it installed (docs/decisions.md)."""
+    import re
+
+    mask = fault_daemon.mountpoint / "sys" / "module" / "binder" / "parameters" / "debug_mask"
+    mask.write_text(str(0x207))
+    try:
+        c = spawn("client", fault_daemon.device, "1", log=tmp_path / "client.err")
+        try:
+            assert read_line(c, 60).startswith("fds")
+            assert read_line(c, 60).startswith("fds")
+        finally:
+            kill_all(c)
+    finally:
+        mask.write_text("7")
+    lines = re.findall(r"binder: fd fixup txn (\d+) fd (\d+)", _kmsg(fault_daemon.mountpoint))
+    # 21 calls passed the service an fd, 3 got one back: each delivery's line, with a real fd number
+    assert len(lines) == 24, lines
+    assert all(int(fd) > 2 for _txn, fd in lines)
