@@ -271,6 +271,7 @@ class IPCThreadState:
             tr = TR.unpack(arg)
             flags = tr[3]
             parcel = self._parcel(tr)
+            parcel.is_reply = True
         if top is None:
             log.warning("binder: %s answers nothing", uapi.BR_NAMES.get(cmd))
             return None, (cmd, parcel, flags)
@@ -383,17 +384,17 @@ class IPCThreadState:
             raise
         finally:
             self.calling_pid, self.calling_uid = prev
-            if data is not None:
-                data.close_file_descriptors()  # the call's parcel goes with the call, as libbinder's
         try:
             if oneway:
                 return
             if status:
                 self.send_status(status)
             else:
-                self.send_reply(reply, 0)
+                self.send_reply(reply, 0)  # (which may pass on an fd the call brought)
         finally:
             reply.close_file_descriptors()
+            if data is not None:
+                data.close_file_descriptors()  # the call's parcel goes with the call, as libbinder's
 
     # -- death notifications -------------------------------------------------------------------
 

@@ -242,6 +242,8 @@ class Parcel:
         self.keepalive: list[Any] = []
         """The objects a received parcel carries, resolved on arrival (held while the parcel lives)."""
         self._owned: OwnedFds | None = None  # the fds this parcel closes (close_file_descriptors)
+        self.is_reply = False
+        """A reply received from the driver (its caller reads what it returns: see AIDL's FileDescriptor)."""
 
     @classmethod
     def from_buffer(cls, data: bytes, offsets: bytes) -> Parcel:

@@ -351,6 +351,7 @@ class AidlEnum(enum.IntEnum):
 class _FdParcel(Protocol):
     def write_file_descriptor(self, fd: int) -> None: ...
     def read_file_descriptor(self) -> int: ...
+    def read_unique_file_descriptor(self) -> int: ...
     def write_parcel_file_descriptor(self, pfd: Any) -> None: ...
     def read_parcel_file_descriptor(self) -> Any: ...
 
@@ -366,7 +367,11 @@ def write_file_descriptor(p: Parcel, fd: int) -> None:
 
 
 def read_file_descriptor(p: Parcel) -> int:
-    return _fd_parcel(p).read_file_descriptor()
+    """AIDL's ``FileDescriptor``, as the other backends hand it over (C++ ``unique_fd``): a result
+    or out value read from a reply is a duplicate the caller owns and closes; an argument read by
+    a stub is the call's, lent for the method's run (the call's parcel closes it after)."""
+    fdp = _fd_parcel(p)
+    return fdp.read_unique_file_descriptor() if p.is_reply else fdp.read_file_descriptor()
 
 
 def write_pfd(p: Parcel, pfd: Any) -> None:
