@@ -15,19 +15,19 @@ from typing import Final
 from . import uapi
 from .abi import UserMemory
 
-# -- negotiation: vbinder's ioctls 3 and 4 ----------------------------------------------------------
+# -- negotiation: vbinder's ioctls 4, 5, 6 ---------------------------------------------------------
 
 FEATURE_FDS: Final = 1 << 0  # VBINDER_FEATURES bit 0: the fd channel
 FEATURES: Final = struct.Struct("<Q")
-VBINDER_FEATURES: Final = uapi.IOR("v", 3, FEATURES.size)
+VBINDER_FEATURES: Final = uapi.IOR("v", 4, FEATURES.size)
 TOKEN_SIZE: Final = 32
 NAME_SIZE: Final = 64
 CHANNEL: Final = struct.Struct(f"<{TOKEN_SIZE}s{NAME_SIZE}s")  # struct vbinder_fd_channel: token, name
-VBINDER_FD_CHANNEL: Final = uapi.IOR("v", 4, CHANNEL.size)
+VBINDER_FD_CHANNEL: Final = uapi.IOR("v", 5, CHANNEL.size)
 # BINDER_WRITE_READ whose transactions carry fds the thread staged, with the request's sequence
 # number: struct vbinder_write_read_fds { struct binder_write_read bwr; u32 seq; u32 reserved; }
 WRITE_READ_FDS: Final = struct.Struct("<QQQQQQII")
-VBINDER_WRITE_READ_FDS: Final = uapi.IOWR("v", 5, WRITE_READ_FDS.size)
+VBINDER_WRITE_READ_FDS: Final = uapi.IOWR("v", 6, WRITE_READ_FDS.size)
 
 # -- records ------------------------------------------------------------------------------------------
 

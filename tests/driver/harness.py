@@ -71,7 +71,7 @@ class FakeHost:
     def close_file(self, file: int) -> None:
         del self.open_files[file]
 
-    def deliver_files(self, proc: Any, tid: int, files: list[int], debug_id: int) -> int:
+    def deliver_files(self, proc: Any, tid: int, files: list[int], debug_id: int, offsets: list[int]) -> int:
         err = self.refuse_delivery.get(proc.pid)
         if err:
             return err

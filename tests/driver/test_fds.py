@@ -243,3 +243,18 @@ def test_fd_array_out_of_order() -> None:
     assert w.names == ["BR_NOOP", "BR_FAILED_REPLY"]
     assert ee(client) == (uapi.BR_FAILED_REPLY, -errno.EINVAL)
     assert "binder: 200:200 got transaction with out-of-order buffer fixup" in lines(d)
+
+
+def test_fd_send_is_traced_as_6_1_traces_it() -> None:
+    # trace_binder_transaction_fd_send(t, fd, fixup->offset), one per fd taken
+    from vbinder.driver import trace as tr
+
+    d, host, server, client = setup()
+    d.trace.top.set_events((1 << tr.TP_FD_SEND) | (1 << tr.TP_IOCTL))
+    fd_call(client, {5: "a", 6: "b"}, FD.pack(uapi.BINDER_TYPE_FD, 0, 5, 0), FD.pack(uapi.BINDER_TYPE_FD, 0, 6, 0),
+            flags=uapi.TF_ACCEPT_FDS | uapi.TF_ONE_WAY)
+    lines = [tr.format_line(r, d.trace.comms).split(": ", 1)[1] for r in d.trace.top.records()]
+    debug_id = d.transaction_log.ordered()[-1].debug_id
+    assert lines == [f"binder_ioctl: cmd=0x{uapi.BINDER_WRITE_READ:x} arg=0x0",  # VBINDER_WRITE_READ_FDS
+                     f"binder_transaction_fd_send: transaction={debug_id} src_fd=5 offset=12",
+                     f"binder_transaction_fd_send: transaction={debug_id} src_fd=6 offset=36"]

@@ -458,6 +458,9 @@ def test_fd_fixup_lines_name_the_receivers_fds(fault_daemon: FaultDaemon, fd_ser
 
     mask = fault_daemon.mountpoint / "sys" / "module" / "binder" / "parameters" / "debug_mask"
     mask.write_text(str(0x207))
+    tracing = fault_daemon.mountpoint / "sys" / "kernel" / "tracing"
+    for event in ("binder_transaction_fd_send", "binder_transaction_fd_recv"):
+        (tracing / "events" / "binder" / event / "enable").write_text("1")
     try:
         c = spawn("client", fault_daemon.device, "1", log=tmp_path / "client.err")
         try:
@@ -471,3 +474,10 @@ def test_fd_fixup_lines_name_the_receivers_fds(fault_daemon: FaultDaemon, fd_ser
     # 21 calls passed the service an fd, 3 got one back: each delivery's line, with a real fd number
     assert len(lines) == 24, lines
     assert all(int(fd) > 2 for _txn, fd in lines)
+    # and the tracepoints: fd_send as the sender's fd is taken, fd_recv once the receiver says
+    trace = (tracing / "trace").read_text()
+    sent = re.findall(r"binder_transaction_fd_send: transaction=(\d+) src_fd=(\d+) offset=(\d+)", trace)
+    received = re.findall(r"binder_transaction_fd_recv: transaction=(\d+) dest_fd=(\d+) offset=(\d+)", trace)
+    assert len(sent) == len(received) == 24, trace[-2000:]
+    assert sorted((t, fd) for t, fd, _o in received) == sorted(lines)
+    assert sorted((t, o) for t, _fd, o in sent) == sorted((t, o) for t, _fd, o in received)

@@ -62,10 +62,12 @@ class Host(Protocol):
         """fput: the core is done with ``file``."""
         ...
 
-    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int) -> int:
+    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int, offsets: list[int]) -> int:
         """Hand ``files`` to the process of ``proc`` (its thread ``tid`` reads the transaction
-        ``debug_id``): the delivery's tag (> 0), after which the files are the host's, or -errno
-        when the process cannot take them (the files are still the core's)."""
+        ``debug_id``; ``offsets``: where in its buffer each fd number goes): the delivery's tag
+        (> 0), after which the files are the host's, or -errno when the process cannot take them
+        (the files are still the core's). The host prints 6.1's ``fd fixup`` lines and traces
+        ``binder_transaction_fd_recv`` once the process says which fds it installed."""
         ...
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final
 from .. import fdabi, uapi
 from ..abi import UserMemory
 from .log import Debug
+from .trace import M_FD_SEND, TP_FD_SEND
 
 if TYPE_CHECKING:
     from .alloc import Buffer
@@ -75,6 +76,8 @@ def translate_fd(fd: int, fd_offset: int, t: Transaction, thread: Thread, in_rep
                                 proc.pid, thread.pid, _s32(fd))
         return file
     t.fd_fixups.append(FdFixup(fd_offset, file, kind))
+    if proc.trace.mask & M_FD_SEND:
+        proc.trace.emit(TP_FD_SEND, (t.debug_id, _s32(fd), fd_offset))
     return 0
 
 
@@ -142,7 +145,8 @@ def apply_fd_fixups(proc: Proc, thread: Thread, t: Transaction) -> tuple[int, by
     host = proc.driver.host
     assert buf is not None
     files = [f.file for f in t.fd_fixups]
-    tag = host.deliver_files(proc, thread.pid, files, t.debug_id) if host is not None else -errno.EMFILE
+    offsets = [f.offset for f in t.fd_fixups]
+    tag = host.deliver_files(proc, thread.pid, files, t.debug_id, offsets) if host is not None else -errno.EMFILE
     if tag < 0:
         proc.log.debug(Debug.TRANSACTION, "failed fd fixup txn %d fd %d", t.debug_id, tag)
         free_txn_fixups(t)

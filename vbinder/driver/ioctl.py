@@ -154,8 +154,11 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
     """Run ``cmd`` up to its read phase."""
     tp = proc.trace
     tp.task(tid, proc.pid)
-    if tp.mask & M_IOCTL and not _vbinder_cmd(cmd):
-        tp.emit(TP_IOCTL, (cmd, 0))  # the argument's user pointer is never seen by the daemon
+    if tp.mask & M_IOCTL:
+        if not _vbinder_cmd(cmd):
+            tp.emit(TP_IOCTL, (cmd, 0))  # the argument's user pointer is never seen by the daemon
+        elif cmd == fdabi.VBINDER_WRITE_READ_FDS:  # it stands for a BINDER_WRITE_READ
+            tp.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
     if uapi.ioc_size(cmd) != len(arg):
         return _finish(proc, None, tid, cmd, -errno.EINVAL)
     if cmd == abi.VBINDER_ABI_VERSION:

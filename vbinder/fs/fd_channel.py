@@ -35,6 +35,7 @@ import trio
 
 from .. import fdabi
 from ..driver.log import Debug
+from ..driver.trace import M_FD_RECV, TP_FD_RECV
 
 if TYPE_CHECKING:
     from ..driver.process import Proc
@@ -105,7 +106,8 @@ class Channel:
     held: int = 0  # files taken into transactions from this open file (not delivered yet)
     staged: int = 0  # files in its staged sets
     next_tag: int = 1
-    reports: dict[int, int] = field(default_factory=dict)  # tag -> debug id, awaiting INSTALLED
+    reports: dict[int, tuple[int, int, list[int]]] = field(default_factory=dict)  # tag -> (debug id, tid,
+    # offsets) of a delivery whose INSTALLED record is awaited
     closed: bool = False
 
 
@@ -225,7 +227,7 @@ class FdChannels:
         if fd is not None:
             _close_all([fd])
 
-    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int) -> int:
+    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int, offsets: list[int]) -> int:
         ch = self.channels.get(proc)
         if ch is None or ch.closed:
             proc.log.user_error("%d:%d vbinder: cannot deliver %d fds: %s", proc.pid, tid, len(files),
@@ -239,7 +241,7 @@ class FdChannels:
             return -errno.EBADF
         tag = ch.next_tag
         ch.next_tag += 1
-        report = bool(proc.log.debug_mask & Debug.TRANSACTION)
+        report = bool(proc.log.debug_mask & Debug.TRANSACTION or proc.trace.mask & M_FD_RECV)
         flags = fdabi.DELIVER_REPORT if report else 0
         parts = [fds[i:i + fdabi.MAX_FDS] for i in range(0, len(fds), fdabi.MAX_FDS)] or [[]]
         for n, part in enumerate(parts):
@@ -261,7 +263,7 @@ class FdChannels:
         if report:
             if len(ch.reports) >= 1024:
                 ch.reports.pop(next(iter(ch.reports)))
-            ch.reports[tag] = debug_id
+            ch.reports[tag] = (debug_id, tid, offsets)
         return tag
 
     # -- channels -------------------------------------------------------------------------------
@@ -312,12 +314,24 @@ class FdChannels:
             _m, count, tag = fdabi.INSTALLED.unpack_from(data)
             if len(data) != fdabi.INSTALLED.size + 4 * count:
                 return "a malformed INSTALLED record"
-            debug_id = ch.reports.pop(tag, None)
-            if debug_id is not None:
-                for fd in fdabi.decode_numbers(data, fdabi.INSTALLED.size, count):
-                    proc.log.debug(Debug.TRANSACTION, "fd fixup txn %d fd %d", debug_id, fd)
+            report = ch.reports.pop(tag, None)
+            if report is not None:
+                self._installed(proc, report, fdabi.decode_numbers(data, fdabi.INSTALLED.size, count))
             return ""
         return f"an unknown record (magic {magic:#x}, {len(data)} bytes)"
+
+    @staticmethod
+    def _installed(proc: Proc, report: tuple[int, int, list[int]], fds: list[int]) -> None:
+        """binder_apply_fd_fixups's line and tracepoint for each fd, once the receiver says which
+        it installed (the daemon cannot know before: docs/decisions.md)."""
+        debug_id, tid, offsets = report
+        trace = proc.trace
+        if trace.mask & M_FD_RECV:
+            trace.task(tid, proc.pid)
+        for fd, offset in zip(fds, offsets, strict=False):
+            proc.log.debug(Debug.TRANSACTION, "fd fixup txn %d fd %d", debug_id, fd)
+            if trace.mask & M_FD_RECV:
+                trace.emit(TP_FD_RECV, (debug_id, fd, offset))
 
     def _stage(self, ch: Channel, tid: int, seq: int, first: bool, numbers: list[int], fds: list[int],
                truncated: bool) -> None:

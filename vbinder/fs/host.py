@@ -106,8 +106,10 @@ class Host:
         if self.fds is not None:
             self.fds.close_file(file)
 
-    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int) -> int:
-        return self.fds.deliver_files(proc, tid, files, debug_id) if self.fds is not None else -errno.EMFILE
+    def deliver_files(self, proc: Proc, tid: int, files: list[int], debug_id: int, offsets: list[int]) -> int:
+        if self.fds is None:
+            return -errno.EMFILE
+        return self.fds.deliver_files(proc, tid, files, debug_id, offsets)
 
     def release(self, proc: Proc) -> None:
         """The open file of ``proc`` was released."""
