@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from vbinder_client.binder import DUMP_TRANSACTION
 
 from tests.integration import perfetto_model
 from tests.integration.test_calls import echo_service, service_manager  # noqa: F401 - fixtures
@@ -58,6 +59,10 @@ def test_record_is_a_system_trace_perfetto_imports(echo_service: tuple[str, subp
     # after the server's AIDL slice; flows join each call to its reply.
     sent = [s for s in m.slices if s.name == "binder transaction" and s.tid in m.thread_tgid
             and m.thread_tgid[s.tid] == client_pid]
+    # (the client's dump at its end is IBinder.dump, DUMP_TRANSACTION: not an AIDL call)
+    dump = [s for s in sent if str(s.args.get("code", "")).split(" ")[0] == hex(DUMP_TRANSACTION)]
+    assert len(dump) == 1
+    sent = [s for s in sent if s not in dump]
     assert sent and all(s.parent is not None and s.parent.name.startswith("AIDL::java::") for s in sent)
     to_echo = [s for s in sent if [c.name for c in m.children(s)] == ["AIDL::java::IEcho::echo::server"]]
     assert len(to_echo) == 201
