@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 import resource
 import sys
@@ -72,7 +73,7 @@ def _raise_fsize_limit() -> None:
 class _ThreadState:
     """What one thread keeps in a :class:`VbinderTransport`: its key and memory, and its exchange."""
 
-    __slots__ = ("tid", "key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name", "fd_seq")
+    __slots__ = ("tid", "key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name")
 
     def __init__(self) -> None:
         tid = threading.get_native_id()
@@ -84,7 +85,6 @@ class _ThreadState:
         self.last_read_size = 0
         self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the guarded pread's buffer
         self.name: bytes | None = None  # the next call's name (VBINDER_TRACE_NAMES)
-        self.fd_seq = 0  # the number of this thread's last request that staged fds
 
 
 class VbinderTransport:
@@ -101,6 +101,10 @@ class VbinderTransport:
         self._names_checked = 0.0  # when that was last asked (at most once a second)
         self.extended_errors = ExtendedErrors()  # what the client read of failed calls' extended errors
         self.fds: FdChannel | None = None  # the fd channel (docs/abi-fds.md), when the daemon has one
+        # The numbers of requests that stage fds: one counter for all threads, so that a thread
+        # whose tid was another's before gets numbers above that one's (the daemon drops a set
+        # whose number is not above its thread's last).
+        self._fd_seq = itertools.count(1)
         try:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
@@ -228,10 +232,10 @@ class VbinderTransport:
                 if fds is not None and write:
                     numbers = fdabi.fds_in_write(write, data_segments)
                     if numbers:  # stage them, then the request that takes them (docs/abi-fds.md)
-                        local.fd_seq += 1
-                        fds.stage(local.tid, local.fd_seq, numbers)
+                        seq = next(self._fd_seq) & 0xFFFF_FFFF
+                        fds.stage(local.tid, seq, numbers)
                         cmd = fdabi.VBINDER_WRITE_READ_FDS
-                        arg += uapi.U32.pack(local.fd_seq) + uapi.U32.pack(0)
+                        arg += uapi.U32.pack(seq) + uapi.U32.pack(0)
                 request = abi.encode_request(cmd, arg, [*data_segments, (waddr, write)])
                 try:
                     self._send(local, request)
