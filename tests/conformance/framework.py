@@ -467,14 +467,16 @@ class DriverLog:
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
-        self.kernel = on_kernel(ctx.dev)
+        # Under `vbinder run` the device stats as the kernel's, but the log is the mount's.
+        preload_mount = os.environ.get("VBINDER_MOUNT") if os.environ.get("LD_PRELOAD") else None
+        self.kernel = on_kernel(ctx.dev) and not preload_mount
         if self.kernel:
             time.sleep(RATELIMIT_WINDOW)
             self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
             os.lseek(self.fd, 0, os.SEEK_END)
             self.debugfs = "/sys/kernel/debug/binder"
         else:
-            root = os.path.dirname(os.path.dirname(ctx.dev))
+            root = preload_mount or os.path.dirname(os.path.dirname(ctx.dev))
             self.fd = os.open(os.path.join(root, "proc", "kmsg"), os.O_RDONLY | os.O_NONBLOCK)
             self.debugfs = os.path.join(root, "sys", "kernel", "debug", "binder")
         self._read()  # what is there already (vbinder's kmsg starts at the oldest line it keeps)

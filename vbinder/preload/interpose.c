@@ -80,6 +80,7 @@ static void after_fork_child(void)
     vb_area_after_fork();
     vb_device_after_fork();
     vb_memory_after_fork();
+    vb_channel_after_fork();
     vb_thread_forget_fast_path();
 }
 

@@ -127,6 +127,29 @@ void vb_area_after_fork(void);
 /* The live areas as "token:addr:size,..." (hex) for an exec: 0 if there are none. */
 int vb_area_describe(char *out, size_t size);
 
+/* -- the fd channel: file descriptors in transactions (fds.c, docs/abi-fds.md) ----------------- */
+
+/* VBINDER_WRITE_READ_FDS: a BINDER_WRITE_READ whose transactions take the fds staged as `seq`. */
+struct vb_write_read_fds { uint64_t bwr[6]; uint32_t seq, reserved; };
+#define VB_IOC_WRITE_READ_FDS _IOWR('v', 6, struct vb_write_read_fds)
+#define VB_FD_FIXUPS 0xffffffff00000000ull  /* the address of a reply's fixup segment */
+
+struct vb_channel;
+/* The channel of open file `token` (bound at the first call by its opener), with a reference;
+ * NULL: none (the daemon has no fd channel, this process is not the opener, it ended). */
+struct vb_channel *vb_channel_get(int fd, uint64_t token);
+void vb_channel_put(struct vb_channel *ch);
+uint32_t vb_channel_seq(void);  /* the number of a request that stages fds */
+/* Stage `fds` (sorted and filtered in place: each open one once) for thread `tid`'s request `seq`:
+ * how many were sent, or -errno (the channel ended: the driver will not find them). */
+int vb_channel_stage(struct vb_channel *ch, uint32_t tid, uint32_t seq, int *fds, size_t n);
+/* The reply's fixup segment, if any: its fds received and their numbers written into the reply's
+ * buffer segments (before they are copied to the area). 0 or -EPROTO. */
+int vb_channel_fixups(struct vb_channel *ch, const struct vb_reply *reply);
+int vb_channel_has_fdas(struct vb_channel *ch);
+void vb_channel_freed(struct vb_channel *ch, uint64_t buffer);  /* BC_FREE_BUFFER: close its FDA fds */
+void vb_channel_after_fork(void);
+
 /* -- BINDER_WRITE_READ (write_read.c) and the other ioctls (ioctl.c) ---------------------------- */
 
 int vb_write_read(int fd, uint64_t token, uint64_t argp);  /* the ioctl's result: 0 or -errno */

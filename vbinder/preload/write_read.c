@@ -23,6 +23,7 @@
 #include <linux/android/binder.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SZ_4M (4ull << 20)
 #define MAX_WRITE_SNAPSHOT (64ull << 20)  /* more commands than this in one ioctl: not read */
@@ -54,10 +55,33 @@ static int add(struct ranges *r, uint64_t addr, uint64_t len)
 
 /* One command: where it ends in the write buffer, and its ranges (in the shared list). */
 struct command {
+    uint32_t code;
     size_t end;           /* offset after it, from where the write starts */
     size_t first, count;  /* its ranges */
     uint64_t bytes;       /* their total length */
+    size_t fds_first, fds_count;  /* the fd numbers its objects name (in the shared list) */
 };
+
+struct numbers {
+    int *v;
+    size_t n, cap;
+};
+
+static int add_number(struct numbers *l, uint32_t fd)
+{
+    if (fd >= 0x80000000u)
+        return 0;  /* no fd has such a number: the driver's fget fails, nothing to stage */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        int *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (int)fd;
+    return 0;
+}
 
 static int known_command(uint32_t cmd)
 {
@@ -102,6 +126,55 @@ static int transaction_ranges(struct ranges *r, const uint8_t *payload, int sg)
         if (vb_mem_read(&bo, tr.data.ptr.buffer + off, sizeof bo) != sizeof bo || bo.hdr.type != BINDER_TYPE_PTR)
             continue;
         err = add(r, bo.buffer, bo.length < extra ? bo.length : extra);
+    }
+    free(offsets);
+    return err;
+}
+
+/* The fds a transaction's BINDER_TYPE_FD and _FDA objects name, as the objects are now (read as
+ * the driver will read them, without its checks: a malformed object only stages an fd nothing
+ * takes, or misses one the driver refuses anyway). What the thread stages before the request. */
+#define MAX_FDA (1u << 16)  /* an array this long is refused by the driver anyway */
+
+static int transaction_fds(struct numbers *out, const uint8_t *payload)
+{
+    struct binder_transaction_data tr;
+    memcpy(&tr, payload, sizeof tr);
+    if (tr.offsets_size < 8 || tr.data_size > SZ_4M || tr.offsets_size > SZ_4M)
+        return 0;
+    size_t n = tr.offsets_size / 8;
+    uint64_t *offsets = malloc(n * 8);
+    if (!offsets)
+        return -ENOMEM;
+    n = vb_mem_read(offsets, tr.data.ptr.offsets, n * 8) / 8;
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        uint64_t off = offsets[i];
+        uint32_t type;
+        if (off > tr.data_size || tr.data_size - off < 4 || vb_mem_read(&type, tr.data.ptr.buffer + off, 4) != 4)
+            continue;
+        if (type == BINDER_TYPE_FD) {
+            struct binder_fd_object fo;
+            if (vb_mem_read(&fo, tr.data.ptr.buffer + off, sizeof fo) == sizeof fo)
+                err = add_number(out, fo.fd);
+        } else if (type == BINDER_TYPE_FDA) {
+            struct binder_fd_array_object fa;
+            struct binder_buffer_object parent;
+            if (vb_mem_read(&fa, tr.data.ptr.buffer + off, sizeof fa) != sizeof fa || fa.parent >= n
+                || fa.num_fds == 0 || fa.num_fds > MAX_FDA
+                || vb_mem_read(&parent, tr.data.ptr.buffer + offsets[fa.parent], sizeof parent) != sizeof parent
+                || parent.hdr.type != BINDER_TYPE_PTR)
+                continue;
+            uint32_t *fds = malloc(fa.num_fds * 4);
+            if (!fds) {
+                err = -ENOMEM;
+                break;
+            }
+            if (vb_mem_read(fds, parent.buffer + fa.parent_offset, fa.num_fds * 4) == fa.num_fds * 4)
+                for (size_t k = 0; k < fa.num_fds && !err; k++)
+                    err = add_number(out, fds[k]);
+            free(fds);
+        }
     }
     free(offsets);
     return err;
@@ -160,6 +233,8 @@ static int add_user_memory(struct vb_frame *f, uint64_t addr, uint64_t len)
 struct job {
     int fd;
     uint64_t token, argp;
+    struct vb_channel *ch;         /* the open file's fd channel, or NULL */
+    struct numbers fds;            /* the fd numbers the commands' objects name */
     struct binder_write_read bwr;  /* as the program passed it */
     uint64_t read_size;            /* what the driver may fill: the writable part of the read buffer */
     int read_fault;                /* not even BR_NOOP fits: EFAULT after the write phase */
@@ -201,23 +276,27 @@ static int walk(struct job *j)
         }
         size_t first = j->ranges.n;
         int err = 0;
-        if (cmd == BC_TRANSACTION || cmd == BC_REPLY)
-            err = transaction_ranges(&j->ranges, j->snapshot + pos + 4, 0);
-        else if (cmd == BC_TRANSACTION_SG || cmd == BC_REPLY_SG)
-            err = transaction_ranges(&j->ranges, j->snapshot + pos + 4, 1);
+        size_t fds_first = j->fds.n;
+        int transaction = cmd == BC_TRANSACTION || cmd == BC_REPLY || cmd == BC_TRANSACTION_SG || cmd == BC_REPLY_SG;
+        if (transaction)
+            err = transaction_ranges(&j->ranges, j->snapshot + pos + 4, cmd == BC_TRANSACTION_SG || cmd == BC_REPLY_SG);
+        if (transaction && j->ch && !err)
+            err = transaction_fds(&j->fds, j->snapshot + pos + 4);
         if (err)
             return err;
         uint64_t bytes = 0;
         for (size_t i = first; i < j->ranges.n; i++)
             bytes += j->ranges.v[i].len;
-        j->cmds[j->ncmds++] = (struct command){end, first, j->ranges.n - first, bytes};
+        j->cmds[j->ncmds++] = (struct command){cmd, end, first, j->ranges.n - first, bytes, fds_first,
+                                               j->fds.n - fds_first};
         pos = end;
     }
     return 0;
 }
 
-/* Build the request for commands [c0, c1) (the rest of the write buffer too when `last`). */
-static int build(struct job *j, struct vb_thread *t, size_t c0, size_t c1, int last)
+/* Build the request for commands [c0, c1) (the rest of the write buffer too when `last`), as
+ * VBINDER_WRITE_READ_FDS taking the fds staged as `seq` when it is not 0. */
+static int build(struct job *j, struct vb_thread *t, size_t c0, size_t c1, int last, uint32_t seq)
 {
     size_t from = c0 ? j->cmds[c0 - 1].end : 0;
     size_t to = last ? j->snapshot_len : j->cmds[c1 - 1].end;
@@ -227,7 +306,10 @@ static int build(struct job *j, struct vb_thread *t, size_t c0, size_t c1, int l
         arg.write_size = j->bwr.write_consumed + to;
     arg.read_size = last && !j->read_fault ? j->read_size : 0;
     struct vb_frame f;
-    if (vb_frame_begin(&f, &t->req, BINDER_WRITE_READ, &arg, sizeof arg))
+    struct vb_write_read_fds with_fds = {.seq = seq};
+    memcpy(with_fds.bwr, &arg, sizeof arg);
+    if (seq ? vb_frame_begin(&f, &t->req, VB_IOC_WRITE_READ_FDS, &with_fds, sizeof with_fds)
+            : vb_frame_begin(&f, &t->req, BINDER_WRITE_READ, &arg, sizeof arg))
         return -ENOMEM;
     struct ranges mem = {0};
     int err = add(&mem, j->bwr.write_buffer + arg.write_consumed, to - from);
@@ -260,7 +342,41 @@ static size_t batch(const struct job *j, size_t c0)
     return c - c0 ? c - c0 : 1;
 }
 
-/* Apply the reply's segments: the read buffer, the mapped area. 0 or -EFAULT. */
+/* Stage the fds that commands [c0, c1) name: the number of the set (0: none to stage). */
+static uint32_t stage(struct job *j, size_t c0, size_t c1)
+{
+    if (!j->ch)
+        return 0;
+    size_t first = j->cmds[c0].fds_first, n = 0;
+    for (size_t c = c0; c < c1; c++)
+        n += j->cmds[c].fds_count;
+    if (!n)
+        return 0;
+    uint32_t seq = vb_channel_seq();
+    int err = vb_channel_stage(j->ch, (uint32_t)gettid(), seq, j->fds.v + first, n);
+    if (err < 0)
+        vb_debug("staging %zu fds: %s", n, strerror(-err));  /* the driver finds none: EBADF */
+    return seq;
+}
+
+/* The driver consumed commands of [c0, c1) up to `consumed`: close the FDA fds of the buffers
+ * their BC_FREE_BUFFERs freed, as 6.1's binder_deferred_fd_close (before the reply's new buffers,
+ * which may be at the freed addresses). */
+static void freed(struct job *j, size_t c0, size_t c1, uint64_t consumed)
+{
+    if (!j->ch || !vb_channel_has_fdas(j->ch))
+        return;
+    for (size_t c = c0; c < c1 && j->bwr.write_consumed + j->cmds[c].end <= consumed; c++) {
+        if (j->cmds[c].code != BC_FREE_BUFFER)
+            continue;
+        uint64_t buffer;
+        memcpy(&buffer, j->snapshot + j->cmds[c].end - sizeof buffer, sizeof buffer);
+        vb_channel_freed(j->ch, buffer);
+    }
+}
+
+/* Apply the reply's segments: the fds of its fixup segment, the read buffer, the mapped area. 0
+ * or -EFAULT. */
 static int apply(struct job *j, struct vb_reply *reply)
 {
     uint64_t rstart = j->bwr.read_buffer + j->bwr.read_consumed;
@@ -268,8 +384,12 @@ static int apply(struct job *j, struct vb_reply *reply)
     int ret = 0, err;
     uint64_t addr, len;
     const uint8_t *data;
+    if (j->ch && (err = vb_channel_fixups(j->ch, reply)) < 0)
+        return err;
     vb_area_lock();
     while ((err = vb_reply_segment(reply, &addr, &data, &len)) > 0) {
+        if (addr == VB_FD_FIXUPS)
+            continue;
         if (addr >= rstart && addr <= rend && len <= rend - addr) {
             if (vb_mem_write(addr, data, len) != len)
                 ret = -EFAULT;
@@ -295,13 +415,14 @@ static int run(struct job *j, struct vb_thread *t)
         int last = c1 >= j->ncmds;
         if (last)
             c1 = j->ncmds;
-        err = build(j, t, c0, c1, last);
+        err = build(j, t, c0, c1, last, c1 > c0 ? stage(j, c0, c1) : 0);
         if (err)
             return err;
         err = vb_exchange(j->fd, t, &reply);
         if (err == -EINTR && last && j->read_size && !j->read_fault) {
             /* The read phase waited and a signal came: the write phase ran whole. */
             out.write_consumed = out.write_size > out.write_consumed ? out.write_size : out.write_consumed;
+            freed(j, c0, c1, out.write_consumed);
             t->fast_token = j->token;
             t->fast_buffer = j->bwr.read_buffer;
             t->fast_size = j->read_size;
@@ -310,11 +431,12 @@ static int run(struct job *j, struct vb_thread *t)
         if (err)
             return err;
         struct binder_write_read got;
-        if (reply.arg_len != sizeof got)
+        if (reply.arg_len != sizeof got && reply.arg_len != sizeof(struct vb_write_read_fds))
             return -EPROTO;
         memcpy(&got, reply.arg, sizeof got);
         out.write_consumed = got.write_consumed;
         out.read_consumed = got.read_consumed;
+        freed(j, c0, c1, got.write_consumed);
         if (!last && reply.ret >= 0 && got.write_consumed >= j->bwr.write_consumed + j->cmds[c1 - 1].end) {
             c0 = c1;
             continue;
@@ -347,7 +469,7 @@ static int fast(struct job *j, struct vb_thread *t)
     if (err)
         return err;
     struct binder_write_read got, out = j->bwr;
-    if (reply.arg_len != sizeof got)
+    if (reply.arg_len != sizeof got && reply.arg_len != sizeof(struct vb_write_read_fds))
         return -EPROTO;
     memcpy(&got, reply.arg, sizeof got);
     out.read_consumed = got.read_consumed;
@@ -368,6 +490,7 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
     struct vb_thread *t = vb_thread();
     if (!t)
         return -ENOMEM;
+    j.ch = vb_channel_get(fd, token);
     j.read_size = j.bwr.read_size;
     if (j.bwr.read_size > j.bwr.read_consumed) {
         uint64_t room = vb_mem_writable(j.bwr.read_buffer + j.bwr.read_consumed, j.bwr.read_size - j.bwr.read_consumed);
@@ -378,14 +501,18 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
     if (j.bwr.write_size == 0 && j.bwr.read_size && !j.bwr.read_consumed && j.read_size == j.bwr.read_size
         && t->fast_token == token && t->fast_buffer == j.bwr.read_buffer && t->fast_size == j.bwr.read_size) {
         ret = fast(&j, t);
-        if (ret != -ENOMSG)
+        if (ret != -ENOMSG) {
+            vb_channel_put(j.ch);
             return ret;
+        }
     }
     if (j.bwr.read_size)
         t->fast_token = 0;  /* this request's read phase replaces the daemon's record (or fails) */
     ret = run(&j, t);
+    vb_channel_put(j.ch);
     free(j.snapshot);
     free(j.cmds);
     free(j.ranges.v);
+    free(j.fds.v);
     return ret;
 }

@@ -229,6 +229,41 @@ void p_null_binder(struct parcel *p)
     p_object(p, BINDER_TYPE_BINDER, 0x13, 0, 0);
 }
 
+void p_binder_no_fds(struct parcel *p, binder_uintptr_t ptr, binder_uintptr_t cookie)
+{
+    p_object(p, BINDER_TYPE_BINDER, 0x13, ptr, cookie);
+}
+
+static void p_offset(struct parcel *p)
+{
+    if (p->noffsets == sizeof p->offsets / sizeof *p->offsets)
+        die("too many objects");
+    p->offsets[p->noffsets++] = p->len;
+}
+
+void p_fd(struct parcel *p, int fd, int take_ownership)
+{
+    struct binder_fd_object o = {.hdr.type = BINDER_TYPE_FD, .fd = (__u32)fd, .cookie = take_ownership ? 1 : 0};
+    p_offset(p);
+    memcpy(p_grow(p, sizeof o), &o, sizeof o);
+}
+
+void p_ptr(struct parcel *p, const void *buffer, size_t length)
+{
+    struct binder_buffer_object o = {.hdr.type = BINDER_TYPE_PTR, .buffer = (binder_uintptr_t)buffer,
+                                     .length = length};
+    p_offset(p);
+    memcpy(p_grow(p, sizeof o), &o, sizeof o);
+}
+
+void p_fda(struct parcel *p, size_t num_fds, size_t parent, size_t parent_offset)
+{
+    struct binder_fd_array_object o = {.hdr.type = BINDER_TYPE_FDA, .num_fds = num_fds, .parent = parent,
+                                       .parent_offset = parent_offset};
+    p_offset(p);
+    memcpy(p_grow(p, sizeof o), &o, sizeof o);
+}
+
 void r_init(struct rparcel *r, const void *data, size_t len)
 {
     r->data = data;
@@ -278,6 +313,11 @@ int r_token(struct rparcel *r, char *descriptor, size_t size)
     return r_str16(r, descriptor, size);
 }
 
+const void *r_raw(struct rparcel *r, size_t n)
+{
+    return r_take(r, n);
+}
+
 const struct flat_binder_object *r_object(struct rparcel *r)
 {
     const struct flat_binder_object *o = r_take(r, sizeof *o);
@@ -287,15 +327,27 @@ const struct flat_binder_object *r_object(struct rparcel *r)
 
 /* -- transactions --------------------------------------------------------------------------------- */
 
-static void send_transaction(uint32_t cmd, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags)
+static void send_transaction_sg(uint32_t cmd, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags,
+                                size_t buffers_size)
 {
     struct binder_transaction_data tr = {
         .target.handle = handle, .code = code, .flags = flags, .data_size = data->len,
         .offsets_size = data->noffsets * sizeof(binder_size_t),
         .data.ptr.buffer = (binder_uintptr_t)data->data, .data.ptr.offsets = (binder_uintptr_t)data->offsets,
     };
+    if (cmd == BC_TRANSACTION_SG || cmd == BC_REPLY_SG) {
+        struct binder_transaction_data_sg sg = {.transaction_data = tr, .buffers_size = buffers_size};
+        tb_queue(&cmd, 4);
+        tb_queue(&sg, sizeof sg);
+        return;
+    }
     tb_queue(&cmd, 4);
     tb_queue(&tr, sizeof tr);
+}
+
+static void send_transaction(uint32_t cmd, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags)
+{
+    send_transaction_sg(cmd, handle, code, data, flags, 0);
 }
 
 /* A BR_TRANSACTION: the handler's reply (now: its memory lives until the write is done). */
@@ -352,8 +404,17 @@ static int housekeeping(const uint8_t *payload, uint32_t cmd)
 void tb_call(struct tb *b, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags, tb_handler handler,
              struct result *res)
 {
+    tb_call_sg(b, handle, code, data, flags, (size_t)-1, handler, res);
+}
+
+void tb_call_sg(struct tb *b, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags,
+                size_t buffers_size, tb_handler handler, struct result *res)
+{
     memset(res, 0, sizeof *res);
-    send_transaction(BC_TRANSACTION, handle, code, data, flags);
+    if (buffers_size == (size_t)-1)
+        send_transaction(BC_TRANSACTION, handle, code, data, flags);
+    else
+        send_transaction_sg(BC_TRANSACTION_SG, handle, code, data, flags, buffers_size);
     uint8_t rbuf[1024];
     while (!res->br) {
         size_t n = exchange(b, rbuf, sizeof rbuf);

@@ -85,6 +85,9 @@ extern int tb_exit_after_reply;  /* set by a handler: the process exits once its
 /* A call: waits for the reply, serving nested calls with `handler` meanwhile. */
 void tb_call(struct tb *b, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags, tb_handler handler,
              struct result *out);
+/* The same as BC_TRANSACTION_SG, with `buffers_size` bytes of scatter-gather buffers. */
+void tb_call_sg(struct tb *b, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags,
+                size_t buffers_size, tb_handler handler, struct result *out);
 /* Queue BC_FREE_BUFFER for a call's reply, and free its copy: after taking the references of the
  * handles it carries (as libbinder: the buffer's own references go with it). */
 void tb_release(struct result *res);
@@ -100,11 +103,18 @@ void p_token(struct parcel *p, const char *descriptor);
 void p_binder(struct parcel *p, binder_uintptr_t ptr, binder_uintptr_t cookie);
 void p_handle(struct parcel *p, uint32_t handle);
 void p_null_binder(struct parcel *p);
+void p_binder_no_fds(struct parcel *p, binder_uintptr_t ptr, binder_uintptr_t cookie);  /* refuses fds */
+/* File descriptors: as libbinder's writeFileDescriptor (flags 0, cookie: take ownership), and a
+ * BINDER_TYPE_PTR buffer with a BINDER_TYPE_FDA array in it (calls with tb_call_sg). */
+void p_fd(struct parcel *p, int fd, int take_ownership);
+void p_ptr(struct parcel *p, const void *buffer, size_t length);
+void p_fda(struct parcel *p, size_t num_fds, size_t parent, size_t parent_offset);
 
 void r_init(struct rparcel *r, const void *data, size_t len);
 int32_t r_i32(struct rparcel *r);
 int r_str16(struct rparcel *r, char *out, size_t size);  /* -1: null or malformed */
 int r_token(struct rparcel *r, char *descriptor, size_t size);
 const struct flat_binder_object *r_object(struct rparcel *r);  /* and its stability word */
+const void *r_raw(struct rparcel *r, size_t n);  /* n bytes (NULL: not there) */
 
 #endif
