@@ -28,7 +28,7 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = os.path.join(HERE, "programs")
-C_PROGRAMS = ("servicemanager", "server", "client", "badinput")
+C_PROGRAMS = ("servicemanager", "server", "client", "badinput", "fds")
 WAIT = 60.0  # the VM is slow (TCG); a program that needs longer than this is stuck
 MARK = "TRANSCRIPT"
 
@@ -175,8 +175,36 @@ def python_client(bin_dir: str, dev: str) -> list[dict[str, Any]]:
     return run(programs, body)
 
 
+def fds(bin_dir: str, dev: str) -> list[dict[str, Any]]:
+    """File descriptors: in calls, replies and arrays, refused, a caller killed while the server
+    holds its fd, and 400 more calls after which nobody has more fds than before."""
+    path = os.path.join
+    sm = Program("servicemanager", [path(bin_dir, "servicemanager"), dev])
+    programs = [sm]
+
+    def body() -> None:
+        sm.wait_for("ready")
+        server = Program("server", [path(bin_dir, "fds"), "server", dev])
+        programs.append(server)
+        server.wait_for("ready")
+        hold = Program("holding client", [path(bin_dir, "fds"), "hold", dev])
+        programs.append(hold)
+        server.wait_for("hold")
+        hold.signal(signal.SIGKILL)  # killed while the server holds its fd
+        hold.wait()
+        server.send(b"x")  # the server replies, with an fd, to a caller that is gone
+        server.wait_for("replied to the killed caller")
+        client = Program("client", [path(bin_dir, "fds"), "client", dev])
+        programs.append(client)
+        client.wait()
+        server.wait()
+        sm.signal(signal.SIGTERM)
+
+    return run(programs, body)
+
+
 SCENARIOS: dict[str, Callable[[str, str], list[dict[str, Any]]]] = {
-    "services": services, "bad_input": bad_input, "python_client": python_client}
+    "services": services, "bad_input": bad_input, "python_client": python_client, "fds": fds}
 
 
 def build(out: str) -> None:
