@@ -349,7 +349,7 @@ class AidlEnum(enum.IntEnum):
 
 
 class _FdParcel(Protocol):
-    def write_file_descriptor(self, fd: int) -> None: ...
+    def write_dup_file_descriptor(self, fd: int) -> None: ...
     def read_file_descriptor(self) -> int: ...
     def read_unique_file_descriptor(self) -> int: ...
     def write_parcel_file_descriptor(self, pfd: Any) -> None: ...
@@ -363,7 +363,10 @@ def _fd_parcel(p: Parcel) -> _FdParcel:
 
 
 def write_file_descriptor(p: Parcel, fd: int) -> None:
-    _fd_parcel(p).write_file_descriptor(fd)
+    """AIDL's ``FileDescriptor`` as C++'s ``writeUniqueFileDescriptor`` and Java's
+    ``writeRawFileDescriptor`` write it: ``writeDupFileDescriptor``, a duplicate the parcel owns
+    (cookie 1); ``fd`` stays the caller's."""
+    _fd_parcel(p).write_dup_file_descriptor(fd)
 
 
 def read_file_descriptor(p: Parcel) -> int:

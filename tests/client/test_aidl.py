@@ -170,7 +170,7 @@ def test_cli_writes_a_package_per_aidl_package_and_the_code_is_clean(tmp_path: P
     r = vbinder("aidl", "-I", str(TYPES), "-o", str(tmp_path), *files)
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in (tmp_path / "vbinder" / "test").iterdir())
-    assert names == ["Color.py", "ICallback.py", "ITypes.py", "Item.py", "Level.py", "Shape.py", "Size.py",
+    assert names == ["Color.py", "ICallback.py", "IFiles.py", "ITypes.py", "Item.py", "Level.py", "Shape.py", "Size.py",
                      "__init__.py"]
     ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "--config", str(REPO / "pyproject.toml"),
                            str(tmp_path)], capture_output=True, text=True)

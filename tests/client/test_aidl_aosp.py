@@ -34,6 +34,7 @@ CASES = [  # (include root, the interface's file)
     (TESTS, "vbinder/compat/IExplicit.aidl"),
     (TESTS, "vbinder/compat/IListener.aidl"),
     (TESTS, "vbinder/test/ICallback.aidl"),
+    (TESTS, "vbinder/test/IFiles.aidl"),
     *((REPO / "client" / "interfaces" / f"android{v}", "android/os/IServiceManager.aidl") for v in RELEASES),
     (SM, "android/os/IServiceCallback.aidl"),
     (SM, "android/os/IClientCallback.aidl"),
@@ -53,6 +54,7 @@ CPP = {
     "writeNullableParcelable": "parcelable", "writeParcelableVector": "[parcelable]",
     "readParcelableVector": "[parcelable]", "writeStrongBinder": "binder", "readStrongBinder": "binder",
     "readNullableStrongBinder": "binder", "writeStrongBinderVector": "[binder]", "readStrongBinderVector": "[binder]",
+    "writeUniqueFileDescriptor": "fd", "readUniqueFileDescriptor": "fd",
 }
 PY = {
     "write_int32": "i32", "read_int32": "i32", "write_int64": "i64", "read_int64": "i64", "write_bool": "bool",
@@ -64,6 +66,7 @@ PY = {
     "write_parcelable": "parcelable", "read_parcelable": "parcelable", "read_parcelable_into": "parcelable",
     "parcelable_reader": "parcelable", "write_strong_binder": "binder", "read_binder": "binder",
     "read_nullable_binder": "binder", "read_interface": "binder", "write_interface": "binder",
+    "write_file_descriptor": "fd", "read_file_descriptor": "fd", "write_pfd": "parcelable", "read_pfd": "parcelable",
 }
 _ARRAYS = ("write_array", "read_array", "read_array_into")
 

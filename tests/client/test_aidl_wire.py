@@ -26,12 +26,13 @@ are built here from the rules, each cited:
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 from typing import Any
 
 import pytest
-from vbinder_client import FLAG_ONEWAY, IBinder, Parcel, aidl
+from vbinder_client import FLAG_ONEWAY, IBinder, Parcel, ParcelFileDescriptor, aidl
 from vbinder_client.aidl import runtime
 
 from tests.support import REPO
@@ -150,6 +151,7 @@ class Wire(IBinder):
     def __init__(self, stub: Any) -> None:
         self.stub = stub
         self.calls: list[tuple[int, bytes, int, bytes | None]] = []
+        self.replies: list[Parcel] = []  # what a kernel would have copied: the fds they own stay open
 
     def transact(self, code: int, data: Parcel, flags: int = 0) -> Parcel | None:
         request = Parcel(data.data(), data.objects())
@@ -159,6 +161,7 @@ class Wire(IBinder):
         if flags & FLAG_ONEWAY:
             return None
         back = Parcel(reply.data(), reply.objects())
+        self.replies.append(reply)
         return back
 
 
@@ -346,3 +349,87 @@ def test_parcelables_from_older_and_newer_peers() -> None:
     assert item.count == 8 and p.read_int32() == 99
     with pytest.raises(runtime.ParcelError):  # a size below 4 is BAD_VALUE
         Item().read_from_parcel(Parcel(i32(2)))
+
+
+# --- file descriptors --------------------------------------------------------------------------------
+# Parcel.cpp: writeDupFileDescriptor (what C++'s writeUniqueFileDescriptor and Java's
+# writeRawFileDescriptor call) writes a BINDER_TYPE_FD flat_binder_object, flags 0, the duplicate's
+# number, cookie 1 (the parcel owns it), and no stability word; ParcelFileDescriptor::writeToParcel
+# is writeDupParcelFileDescriptor: int32 0 (no comm channel), then the same object; as an AIDL value
+# writeParcelable puts the non-null int32 1 before it (writeNullableParcelable: 0 for null).
+
+IFiles: Any = aidl.load(str(TYPES / "vbinder/test/IFiles.aidl"), include=[str(TYPES)])
+
+
+def fd_object(buf: bytes, at: int) -> tuple[int, int, int, int]:
+    """(type, flags, fd, cookie) of the flat_binder_object at ``at``."""
+    kind, flags, value, cookie = uapi.FLAT_BINDER_OBJECT.unpack_from(buf, at)
+    return kind, flags, value & 0xFFFFFFFF, cookie
+
+
+def same_file(a: int, b: int) -> bool:
+    return (os.fstat(a).st_dev, os.fstat(a).st_ino) == (os.fstat(b).st_dev, os.fstat(b).st_ino)
+
+
+class Files(IFiles.Stub):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def write(self, fd: int, text: str) -> None:
+        self.seen.append(fd)
+
+    def same(self, fd: int) -> int:
+        return fd
+
+    def take(self, pfd: Any) -> str:
+        self.seen.append(pfd)
+        return "taken"
+
+    def maybe(self, pfd: Any) -> Any:
+        return pfd
+
+    def many(self, pfds: list[Any]) -> list[Any]:
+        return pfds
+
+
+def test_file_descriptors_as_aosp_writes_them() -> None:
+    wire = Wire(Files())
+    proxy = IFiles.Stub._aidl_proxy(wire)
+    prefix = token("vbinder.test.IFiles")
+    size = uapi.FLAT_BINDER_OBJECT.size
+    r, w = os.pipe()
+    try:
+        proxy.write(w, "t")  # FileDescriptor: the object (a duplicate, cookie 1), then the String16
+        request = wire.calls[-1][1][len(prefix):]
+        kind, flags, fd, cookie = fd_object(request, 0)
+        assert (kind, flags, cookie) == (uapi.BINDER_TYPE_FD, 0, 1) and fd != w
+        assert request[size:] == s16("t")
+        proxy.take(ParcelFileDescriptor(os.dup(r)))  # ParcelFileDescriptor: 1, 0, the object
+        request = wire.calls[-1][1][len(prefix):]
+        assert request[:8] == i32(1) + i32(0) and len(request) == 8 + size
+        kind, flags, fd, cookie = fd_object(request, 8)
+        assert (kind, flags, cookie) == (uapi.BINDER_TYPE_FD, 0, 1)
+        assert call_reply(wire) == OK + s16("taken")
+        # the reply of a ParcelFileDescriptor result: status, 1, 0, the object; null: status, 0
+        with proxy.maybe(ParcelFileDescriptor(os.dup(r))) as back:
+            reply = call_reply(wire)
+            assert reply[:12] == OK + i32(1) + i32(0) and len(reply) == 12 + size
+            assert fd_object(reply, 12)[::3] == (uapi.BINDER_TYPE_FD, 1) and same_file(back.fileno(), r)
+        assert proxy.maybe(None) is None
+        assert wire.calls[-1][1][len(prefix):] == i32(0) and call_reply(wire) == OK + i32(0)
+        # ParcelFileDescriptor[]: the length, then each element as alone (writeParcelableVector)
+        got = proxy.many([ParcelFileDescriptor(os.dup(r)), ParcelFileDescriptor(os.dup(w))])
+        request = wire.calls[-1][1][len(prefix):]
+        assert request[:12] == i32(2) + i32(1) + i32(0) and request[12 + size:20 + size] == i32(1) + i32(0)
+        assert [same_file(p.fileno(), f) for p, f in zip(got, (r, w), strict=True)] == [True, True]
+        for p in got:
+            p.close()
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def call_reply(wire: Wire) -> bytes:
+    reply = wire.calls[-1][3]
+    assert reply is not None
+    return reply

@@ -1,5 +1,6 @@
-"""AIDL's FileDescriptor and ParcelFileDescriptor between two processes through a real mount: the
-generated code's fds go through, a stub's arguments are lent for its method, a proxy's results are
+"""AIDL's FileDescriptor and ParcelFileDescriptor (also @nullable, and arrays of them) between two
+processes through a real mount: the generated code's fds go through (their bytes are AOSP's:
+tests/client/test_aidl_wire.py), a stub's arguments are lent for its method, a proxy's results are
 the caller's to keep, and nothing is left open on either side after many calls."""
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ interface IFiles {
     ParcelFileDescriptor pipe(String text);
     FileDescriptor same(in FileDescriptor fd);
     String take(in ParcelFileDescriptor pfd);
+    @nullable ParcelFileDescriptor maybe(in @nullable ParcelFileDescriptor pfd);
+    ParcelFileDescriptor[] many(in ParcelFileDescriptor[] pfds);
     int fds();
 }
 """
@@ -39,6 +42,10 @@ class Files(IFiles.Stub):
         return fd                       # the lent fd goes back out in the reply
     def take(self, pfd):
         return os.read(pfd.fileno(), 100).decode()
+    def maybe(self, pfd):
+        return pfd                      # null, or the file it was sent
+    def many(self, pfds):
+        return pfds[::-1]
     def fds(self):
         gc.collect()
         return len(os.listdir("/proc/self/fd"))
@@ -68,6 +75,16 @@ os.write(w2.fileno(), b"took")
 w2.close()
 print(f.take(r2))
 r2.close()
+def ident(fd):
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+print("maybe", f.maybe(None))
+with f.maybe(ParcelFileDescriptor(os.dup(r))) as back:
+    print("maybe same file", back.fileno() != r and ident(back.fileno()) == ident(r))
+got = f.many([ParcelFileDescriptor(os.dup(r)), ParcelFileDescriptor(os.dup(w))])
+print("many", [ident(p.fileno()) for p in got] == [ident(w), ident(r)])
+for p in got:
+    p.close()
 gc.collect()
 mine, theirs = len(os.listdir("/proc/self/fd")), f.fds()
 for i in range(50):
@@ -76,6 +93,10 @@ for i in range(50):
     with f.pipe("y") as p:
         pass
     os.close(f.same(w))
+    with f.maybe(ParcelFileDescriptor(os.dup(r))):
+        pass
+    for p in f.many([ParcelFileDescriptor(os.dup(w))]):
+        p.close()
 gc.collect()
 print("left open", len(os.listdir("/proc/self/fd")) - mine, f.fds() - theirs)
 """
@@ -92,6 +113,6 @@ def test_aidl_file_descriptors(service_manager: str, tmp_path: Path) -> None:  #
                            timeout=TIMEOUT)
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines() == ["hello", "ParcelFileDescriptor piped", "same file True", "took",
-                                         "left open 0 0"]
+                                         "maybe None", "maybe same file True", "many True", "left open 0 0"]
     finally:
         stop(svc)
