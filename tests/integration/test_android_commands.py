@@ -231,31 +231,94 @@ def test_each_releases_service_manager(vbinder_mount: Path, release: int) -> Non
         stop(echo, sm)
 
 
-# -- what needs file descriptors in transactions ----------------------------------------------------
+# -- file descriptors: service call's fd, afd and nfd; dumpsys's dump -----------------------------
+
+READER = """
+import os, sys
+from vbinder_client import FIRST_CALL_TRANSACTION, ProcessState, Service, default_service_manager, method
+
+class Reader(Service):
+    descriptor = "vbinder.test.IReader"
+
+    @method(FIRST_CALL_TRANSACTION)
+    def read(self, data, reply):
+        # every fd object in the call: what its file holds, and what kind of file it is
+        while data.data_avail() >= 24:
+            fd = data.read_file_descriptor()
+            what = os.readlink(f"/proc/self/fd/{fd}")
+            kind = "memfd" if what.startswith("/memfd:test") else "file" if what.startswith("/") else what
+            print(f"read {os.pread(fd, 100, 0)!r} ({kind})", flush=True)
+        reply.write_int32(len(os.listdir("/proc/self/fd")))  # after the Service's status
+
+ps = ProcessState.init()
+default_service_manager().add_service("reader", Reader())
+ps.start_thread_pool()
+print("ready", flush=True)
+ps.ipc().join_thread_pool()
+"""
 
 
-def _carries_fds() -> bool:
-    from vbinder_client import Parcel
+def service_fds(result: str) -> int:
+    """The reader's open fds, from ``Result: Parcel(\t00000000 NNNNNNNN  '........')``."""
+    return int(result.split()[3], 16)
 
-    return hasattr(Parcel, "write_file_descriptor")
+
+def test_service_call_passes_files(device: dict[str, str], tmp_path: Path) -> None:
+    """``fd PATH`` (the file, opened read-only), ``afd PATH`` (an ashmem region, a memfd named
+    ``test``, holding the file's bytes) and ``nfd N`` (the command's own fd N) reach the service
+    as fds of its own; a path that cannot be opened is service.cpp's usage error, an fd number that
+    is not open fails the call (the driver's EBADF: ``Parcel(NULL)``)."""
+    (tmp_path / "a.txt").write_text("first file")
+    (tmp_path / "b.txt").write_text("second")
+    reader = start(device, [sys.executable, "-c", READER], "ready")
+    try:
+        assert reader.stdout is not None
+
+        def served() -> str:
+            return reader.stdout.readline().strip()  # type: ignore[union-attr]
+
+        before = service_fds(run(device, "service", "call", "reader", "1").stdout)
+        r = run(device, "service", "call", "reader", "1", "fd", str(tmp_path / "a.txt"))
+        assert (r.returncode, r.stderr) == (0, ""), r.stdout
+        assert served() == "read b'first file' (file)"
+        assert service_fds(r.stdout) == before + 1  # the call's fd, the service's own until it replied
+        assert re.fullmatch(r"Result: Parcel\(\t00000000 [0-9a-f]{8} +'\.{8}'\)\n", r.stdout), r.stdout
+        r = run(device, "service", "call", "reader", "1", "afd", str(tmp_path / "b.txt"), "fd",
+                str(tmp_path / "a.txt"))
+        assert (r.returncode, r.stderr) == (0, ""), r.stdout
+        assert [served(), served()] == ["read b'second' (memfd)", "read b'first file' (file)"]
+        with open(tmp_path / "b.txt", "rb") as stdin:  # nfd 0: the command's stdin
+            r = subprocess.run([sys.executable, "-m", "vbinder", "service", "call", "reader", "1", "nfd", "0"],
+                               env=device, capture_output=True, text=True, timeout=TIMEOUT, stdin=stdin)
+        assert (r.returncode, r.stderr) == (0, ""), r.stdout
+        assert served() == "read b'second' (file)"
+        # failures
+        r = run(device, "service", "call", "reader", "1", "nfd", "987")  # not open in the command
+        assert (r.returncode, r.stdout, r.stderr) == (0, "Result: Parcel(NULL)\n", "")
+        r = run(device, "service", "call", "reader", "1", "fd", str(tmp_path / "missing"))
+        assert r.returncode == 10 and r.stderr == f"service: could not open '{tmp_path / 'missing'}'\n"
+        assert "Usage: service" in r.stdout
+        r = run(device, "service", "call", "reader", "1", "afd", str(tmp_path / "missing"))
+        assert r.returncode == 10 and r.stderr == f"service: could not open or stat '{tmp_path / 'missing'}'\n"
+        r = run(device, "service", "call", "reader", "1", "nfd")
+        assert r.returncode == 10 and r.stderr == "service: no file descriptor supplied for 'nfd'\n"
+        # none of the calls' files stayed with the service
+        assert service_fds(run(device, "service", "call", "reader", "1").stdout) == before
+    finally:
+        stop(reader)
 
 
-def test_fd_arguments_and_dumps(device: dict[str, str]) -> None:
-    """``service call ... fd F`` and ``dumpsys SERVICE`` send a file descriptor: with a client
-    that carries them they go through; without, each says so the way the command reports a
-    failure (service: a bad argument, the usage, exit 10, the call still sent; dumpsys: a failed
-    dump), and nothing else breaks."""
-    r = run(device, "service", "call", "echo", "1", "fd", "/etc/hostname")
-    d = run(device, "dumpsys", "echo")
-    if _carries_fds():
-        assert r.returncode == 0 and r.stdout.startswith("Result: Parcel("), r.stderr
-        assert (d.returncode, d.stderr) == (0, "")
-    else:
-        assert r.returncode == 10
-        assert r.stderr == "service: file descriptors need a vbinder that carries them in transactions\n"
-        assert r.stdout.startswith("Result: Parcel(") and "Usage: service" in r.stdout
-        assert d.returncode == 0
-        assert d.stderr == ("Error with service 'echo' while dumping: DUMP_TRANSACTION needs file descriptors "
-                            "in transactions, which this vbinder does not carry yet\n")
-    r = run(device, "service", "call", "echo", "1", "fd", "/nonexistent")
-    assert r.returncode == 10 and r.stderr == "service: could not open '/nonexistent'\n"
+def test_dumpsys_prints_the_services_dump(device: dict[str, str]) -> None:
+    """``dumpsys SERVICE [ARGS]`` is IBinder::dump: DUMP_TRANSACTION with a pipe's write end and the
+    words, and what the service writes there is dumpsys's output (the echo example's ``dump``)."""
+    r = run(device, "dumpsys", "echo")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "echo service: 0 echoes answered (dump args: none)\n", "")
+    assert "h.i." in run(device, "service", "call", "echo", "1", "s16", "hi").stdout  # one echo
+    r = run(device, "dumpsys", "echo", "--verbose", "x")  # the words after the name are the dump's
+    assert r.stdout == "echo service: 1 echoes answered (dump args: --verbose x)\n"
+    r = run(device, "dumpsys")  # every service, each between a header and a footer, with -a
+    assert r.returncode == 0, r.stderr
+    assert ("DUMP OF SERVICE echo:\necho service: 1 echoes answered (dump args: -a)\n--------- "
+            in r.stdout), r.stdout
+    r = run(device, "echo", bare="dumpsys")
+    assert r.stdout == "echo service: 1 echoes answered (dump args: none)\n"
