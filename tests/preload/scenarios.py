@@ -203,8 +203,34 @@ def fds(bin_dir: str, dev: str) -> list[dict[str, Any]]:
     return run(programs, body)
 
 
+def fds_threads(bin_dir: str, dev: str) -> list[dict[str, Any]]:
+    """Fds to a server of three looper threads from two clients at once: calls, replies and arrays
+    delivered to whichever thread takes each, and everyone's fds back where they were."""
+    path = os.path.join
+    sm = Program("servicemanager", [path(bin_dir, "servicemanager"), dev])
+    programs = [sm]
+
+    def body() -> None:
+        sm.wait_for("ready")
+        server = Program("server", [path(bin_dir, "fds"), "server", dev, "3"])
+        programs.append(server)
+        server.wait_for("ready")
+        clients = [Program(f"client {i}", [path(bin_dir, "fds"), "stress", dev, "100"]) for i in (1, 2)]
+        programs.extend(clients)
+        for c in clients:
+            c.wait()
+        finish = Program("finish", [path(bin_dir, "fds"), "finish", dev])
+        programs.append(finish)
+        finish.wait()
+        server.wait()
+        sm.signal(signal.SIGTERM)
+
+    return run(programs, body)
+
+
 SCENARIOS: dict[str, Callable[[str, str], list[dict[str, Any]]]] = {
-    "services": services, "bad_input": bad_input, "python_client": python_client, "fds": fds}
+    "services": services, "bad_input": bad_input, "python_client": python_client, "fds": fds,
+    "fds_threads": fds_threads}
 
 
 def build(out: str) -> None:

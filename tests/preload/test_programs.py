@@ -2,7 +2,8 @@
 
 Each scenario of ``scenarios.py`` (the service manager, the poll-looper server and the client;
 bad input of every kind; a Python program on fcntl.ioctl and ctypes' mmap; file descriptors in
-calls, replies and arrays, refused, and held by a server while their sender is killed) runs on a fresh mount,
+calls, replies and arrays, refused, held by a server while their sender is killed, and sent by two
+clients at once to a server of three threads) runs on a fresh mount,
 every program through the preload library, and its transcript must equal the one recorded on
 the kernel (``expected/<scenario>.json``, by ``record_kernel.py``; ``test_on_kernel.py``
 re-runs them there). Afterwards the daemon is alive and logged no error of its own: a program's

@@ -2,8 +2,12 @@
  * objects in calls and replies, a BINDER_TYPE_FDA array in a scatter-gather buffer
  * (BC_TRANSACTION_SG), the refusals, and a caller killed while the service holds its fd.
  *
- *   fds server [DEVICE]    registers "vbinder.test.fds" (one thread), prints "ready", an event per call
+ *   fds server [DEVICE [THREADS]]   registers "vbinder.test.fds", served by THREADS looper threads
+ *                          (1), prints "ready", an event per call
  *   fds client [DEVICE]    the whole sequence, an event per step
+ *   fds stress DEVICE N    N rounds of an fd in a call, one in a reply and an array, checking what
+ *                          comes through (several of these at once, on a server of several threads)
+ *   fds finish [DEVICE]    asks the server whether it has the fds it started with, then to exit
  *   fds hold [DEVICE]      passes an fd in a call the server answers only when a byte comes on
  *                          its stdin (the test kills this caller meanwhile)
  *
@@ -20,10 +24,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SERVICE "vbinder.test.fds"
@@ -33,7 +39,8 @@
 
 static struct tb b;
 static int start_fds;
-static int pending_close = -1;  /* an fd the last reply carried: closed once it went */
+static __thread int pending_close = -1;  /* an fd this thread's reply carries: closed once it went */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int quiet;  /* code 8: no event per call from now on */
 static int fda_fds[4];
 static size_t nfda;
@@ -138,13 +145,16 @@ static int handle(struct tb *bp, const struct binder_transaction_data *tr, struc
         if (!ptr || !fda || ptr->hdr.type != BINDER_TYPE_PTR || fda->hdr.type != BINDER_TYPE_FDA || fda->num_fds > 4)
             return -1;
         const uint32_t *fds = (const uint32_t *)(uintptr_t)(ptr->buffer + fda->parent_offset);
-        nfda = fda->num_fds;
-        for (size_t i = 0; i < nfda; i++) {
+        if (!quiet)
+            nfda = fda->num_fds;  /* for code 4 (one caller at a time) */
+        for (size_t i = 0; i < fda->num_fds; i++) {
             char text[32];
-            fda_fds[i] = (int)fds[i];
-            say("fda fd %zu: %s", i, cloexec(fda_fds[i]));
+            if (!quiet) {
+                fda_fds[i] = (int)fds[i];
+                say("fda fd %zu: %s", i, cloexec((int)fds[i]));
+            }
             snprintf(text, sizeof text, "array entry %zu", i);
-            write_text(fda_fds[i], text);
+            write_text((int)fds[i], text);
         }
         p_i32(reply, 0);
         return 0;
@@ -169,14 +179,23 @@ static int handle(struct tb *bp, const struct binder_transaction_data *tr, struc
         p_binder_no_fds(reply, NOFDS_PTR, NOFDS_PTR + 1);
         return 0;
     case 8:
-        say("quiet from now on");
+        pthread_mutex_lock(&lock);
+        if (!quiet)
+            say("quiet from now on");
         quiet = 1;
+        pthread_mutex_unlock(&lock);
         p_i32(reply, 0);
         return 0;
-    case 9:
-        say("fds back where they started: %s", count_fds() == start_fds ? "yes" : "no");
+    case 9: {
+        /* Another thread may be between its reply and the close of the fd it carried. */
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        int n = count_fds();
+        for (int i = 0; i < 200 && n != start_fds; i++, n = count_fds())
+            nanosleep(&pause, NULL);
+        say("fds back where they started: %s", n == start_fds ? "yes" : "no");
         p_i32(reply, 0);
         return 0;
+    }
     }
     say("unknown code %u", tr->code);
     return -1;
@@ -192,8 +211,20 @@ static int on_event(struct tb *bp, uint32_t cmd, const uint8_t *payload)
     return 0;
 }
 
-static int server(void)
+static void *looper(void *arg)
 {
+    (void)arg;
+    tb_queue_cmd(BC_ENTER_LOOPER);
+    tb_loop(&b, handle, on_event);
+    return NULL;
+}
+
+static int server(int threads)
+{
+    uint32_t max = 0;  /* a fixed pool: the driver never asks for more threads */
+    if (ioctl(b.fd, BINDER_SET_MAX_THREADS, &max) < 0)
+        die("BINDER_SET_MAX_THREADS: %s", strerror(errno));
+    tb_after_reply = close_pending;
     start_fds = count_fds();
     struct parcel data;
     p_init(&data);
@@ -211,9 +242,12 @@ static int server(void)
     tb_release(&res);
     tb_flush(&b);
     start_fds = count_fds();  /* with the fd channel vbinder's library opens at the first call */
+    for (int i = 1; i < threads; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, looper, NULL);
+    }
     say("ready");
-    tb_queue_cmd(BC_ENTER_LOOPER);
-    tb_loop(&b, handle, on_event);
+    looper(NULL);
     return 0;
 }
 
@@ -275,7 +309,7 @@ static void simple(uint32_t handle, uint32_t code, const char *what)
 }
 
 /* Code 1 with `fd`: the call's outcome, and what the server wrote into the pipe. */
-static void pass_fd(uint32_t handle, int fd, int take_ownership, const char *what, int quiet)
+static void pass_fd(uint32_t handle, int fd, int take_ownership, const char *what, int silent)
 {
     struct parcel data;
     p_init(&data);
@@ -284,27 +318,29 @@ static void pass_fd(uint32_t handle, int fd, int take_ownership, const char *wha
     struct result res;
     tb_call(&b, handle, 1, &data, TF_ACCEPT_FDS, NULL, &res);
     p_free(&data);
-    if (!quiet)
+    if (!silent)
         say("%s: %s", what, outcome(&res));
     tb_release(&res);
     tb_flush(&b);
 }
 
-static void fd_in_call(uint32_t handle, int quiet)
+/* Each of these: 1 if what came through is what the server wrote. */
+static int fd_in_call(uint32_t handle, int silent)
 {
     int p[2];
     if (pipe(p) < 0)
         die("pipe: %s", strerror(errno));
-    pass_fd(handle, p[1], 0, "a pipe's write end in a call", quiet);
+    pass_fd(handle, p[1], 0, "a pipe's write end in a call", silent);
     close(p[1]);
     char text[128];
     read_all(p[0], text, sizeof text);
     close(p[0]);
-    if (!quiet)
+    if (!silent)
         say("read from the pipe: '%s'", text);
+    return !strcmp(text, "written by the server");
 }
 
-static void fd_in_reply(uint32_t handle, uint32_t flags, const char *what, int quiet)
+static int fd_in_reply(uint32_t handle, uint32_t flags, const char *what, int silent)
 {
     struct parcel data;
     p_init(&data);
@@ -312,8 +348,9 @@ static void fd_in_reply(uint32_t handle, uint32_t flags, const char *what, int q
     struct result res;
     tb_call(&b, handle, 2, &data, flags, NULL, &res);
     p_free(&data);
-    if (!quiet)
+    if (!silent)
         say("%s: %s", what, outcome(&res));
+    int right = 0;
     if (res.br == BR_REPLY) {
         struct rparcel rr;
         r_init(&rr, res.data, res.len);
@@ -326,15 +363,17 @@ static void fd_in_reply(uint32_t handle, uint32_t flags, const char *what, int q
         const char *how = cloexec(fd);
         read_all(fd, text, sizeof text);
         close(fd);  /* ours (libbinder's Parcel closes it unless the program took it) */
-        if (!quiet)
+        if (!silent)
             say("the reply's fd (cookie %llu, %s): '%s'", (unsigned long long)o->cookie, how, text);
+        right = !strcmp(text, "written by the server into its pipe");
     }
     tb_release(&res);
     tb_flush(&b);
+    return right;
 }
 
 /* Code 3: an FDA of `n` pipes' write ends in a `size`-byte buffer (n > size / 4: refused). */
-static void fda_call(uint32_t handle, size_t n, size_t size, const char *what)
+static int fda_call(uint32_t handle, size_t n, size_t size, const char *what, int silent)
 {
     int pipes[4][2];
     uint32_t array[4] = {0};
@@ -351,17 +390,22 @@ static void fda_call(uint32_t handle, size_t n, size_t size, const char *what)
     struct result res;
     tb_call_sg(&b, handle, 3, &data, TF_ACCEPT_FDS, (size + 7) & ~(size_t)7, NULL, &res);
     p_free(&data);
-    say("%s: %s", what, outcome(&res));
+    if (!silent)
+        say("%s: %s", what, outcome(&res));
     tb_release(&res);
     tb_flush(&b);
+    int right = res.br == BR_REPLY;
     for (size_t i = 0; i < n && i < 4; i++) {
         close(pipes[i][1]);
-        char text[64];
+        char text[64], expected[64];
         read_all(pipes[i][0], text, sizeof text);
         close(pipes[i][0]);
-        if (res.br == BR_REPLY)
+        snprintf(expected, sizeof expected, "array entry %zu", i);
+        right &= !strcmp(text, expected);
+        if (res.br == BR_REPLY && !silent)
             say("array entry %zu's pipe: '%s'", i, text);
     }
+    return right;
 }
 
 static int client(void)
@@ -370,14 +414,14 @@ static int client(void)
     int after_open = count_fds();  /* with vbinder's fd channel, bound at the first call */
     fd_in_call(h, 0);
     fd_in_reply(h, TF_ACCEPT_FDS, "a call whose reply has an fd", 0);
-    fda_call(h, 2, 8, "two fds in an array");
+    fda_call(h, 2, 8, "two fds in an array", 0);
     simple(h, 4, NULL);
     /* The refusals. */
     fd_in_reply(h, 0, "a reply with an fd to a call without TF_ACCEPT_FDS", 0);
     int closed = open("/dev/null", O_RDONLY);
     close(closed);
     pass_fd(h, closed, 0, "an fd that is not open", 0);
-    fda_call(h, 3, 8, "three fds in an 8-byte buffer");
+    fda_call(h, 3, 8, "three fds in an 8-byte buffer", 0);
     struct parcel data;
     p_init(&data);
     p_token(&data, DESCRIPTOR);
@@ -414,6 +458,30 @@ static int client(void)
     return 0;
 }
 
+static int stress(int rounds)
+{
+    uint32_t h = get_service(SERVICE);
+    int after_open = count_fds();
+    simple(h, 8, NULL);
+    int wrong = 0;
+    for (int i = 0; i < rounds; i++) {
+        wrong += !fd_in_call(h, 1);
+        wrong += !fd_in_reply(h, TF_ACCEPT_FDS, "", 1);
+        wrong += !fda_call(h, 2, 8, "", 1);
+    }
+    say("%d rounds: %d wrong, fds back where they were: %s", rounds, wrong,
+        count_fds() == after_open ? "yes" : "no");
+    return 0;
+}
+
+static int finish(void)
+{
+    uint32_t h = get_service(SERVICE);
+    simple(h, 9, NULL);
+    simple(h, 5, "exit");
+    return 0;
+}
+
 static int hold(void)
 {
     uint32_t h = get_service(SERVICE);
@@ -433,11 +501,15 @@ static int hold(void)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die("usage: fds server|client|hold [DEVICE]");
+        die("usage: fds server|client|stress|finish|hold [DEVICE [N]]");
     tb_role = argv[1];
     tb_open(&b, argc > 2 ? argv[2] : "/dev/binder", MAP_SIZE);
     if (!strcmp(argv[1], "server"))
-        return server();
+        return server(argc > 3 ? atoi(argv[3]) : 1);
+    if (!strcmp(argv[1], "stress"))
+        return stress(argc > 3 ? atoi(argv[3]) : 100);
+    if (!strcmp(argv[1], "finish"))
+        return finish();
     if (!strcmp(argv[1], "client"))
         return client();
     if (!strcmp(argv[1], "hold"))

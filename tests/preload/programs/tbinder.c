@@ -14,6 +14,7 @@
 
 const char *tb_role = "?";
 int tb_exit_after_reply;
+void (*tb_after_reply)(void);
 __thread int tb_poll_first;  /* this thread polls the fd before each read (a poll looper) */
 
 static __thread uint8_t out[4096];
@@ -368,6 +369,8 @@ static void serve(struct tb *b, const struct binder_transaction_data *tr, tb_han
     }
     tb_flush(b);
     p_free(&reply);
+    if (tb_after_reply)
+        tb_after_reply();
     if (tb_exit_after_reply)
         exit(0);
 }

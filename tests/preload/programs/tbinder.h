@@ -81,6 +81,7 @@ void tb_flush(struct tb *b);  /* write what is queued, read nothing */
 size_t tb_reply_and_read(struct tb *b, const struct binder_transaction_data *tr, struct parcel *reply,
                          uint32_t *brs, size_t max);
 extern int tb_exit_after_reply;  /* set by a handler: the process exits once its reply is written */
+extern void (*tb_after_reply)(void);  /* called once a transaction's reply is written */
 
 /* A call: waits for the reply, serving nested calls with `handler` meanwhile. */
 void tb_call(struct tb *b, uint32_t handle, uint32_t code, struct parcel *data, uint32_t flags, tb_handler handler,
