@@ -198,6 +198,7 @@ def fds(bin_dir: str, dev: str) -> list[dict[str, Any]]:
         programs.append(client)
         client.wait()
         server.wait()
+        sm.wait_for("death notification cleared")  # the server's death, seen before it is stopped
         sm.signal(signal.SIGTERM)
 
     return run(programs, body)
@@ -223,6 +224,7 @@ def fds_threads(bin_dir: str, dev: str) -> list[dict[str, Any]]:
         programs.append(finish)
         finish.wait()
         server.wait()
+        sm.wait_for("death notification cleared")
         sm.signal(signal.SIGTERM)
 
     return run(programs, body)
