@@ -9,8 +9,10 @@ address in a dict. Each page of the area is free (never installed), active (inst
 on the lru (installed, unused), and moves between those states exactly where 6.1's
 ``binder_update_page_range`` moves it. Only allocated buffers have bytes (``Buffer.data``).
 
-Log lines are 6.1's, with every pointer (``%p``, ``%pK``) printed as the user address in 16 hex
-digits (``%016x``). Where 6.1 would hit ``BUG_ON``, this raises ``AssertionError``.
+Log lines are 6.1's. Their pointers print as 6.1 prints them on a device, hashed (``%p`` and
+``%pK``, :func:`.fmt.pk`): a user address (``%pK`` of ``buffer->user_data``, a page) hashes the
+address, a ``struct binder_buffer`` (``%p``) hashes its address tagged as a kernel object, so that
+the two never print the same value. Where 6.1 would hit ``BUG_ON``, this raises ``AssertionError``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..abi import MMAP_MAX_USED, PAGE_SIZE
 from .errors import BinderError
-from .fmt import size_t, zd
+from .fmt import pk, size_t, zd
 from .log import AllocDebug, Log
 from .trace import (
     M_PAGES,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from .transaction import Transaction
 
 PAGE_MASK: Final = ~(PAGE_SIZE - 1)
+_KERNEL_OBJECT: Final = 0xFFFF_8000_0000_0000  # %p of a struct hashes its address tagged as a kernel one
 _PTR: Final = 8  # sizeof(void *)
 
 # Page states (binder_alloc_print_pages' three counts).
@@ -393,6 +396,15 @@ class Alloc:
 
     # ---- helpers ------------------------------------------------------------------------------
 
+    def _uptr(self, addr: int) -> str:
+        """``%pK`` of a user address (a buffer's user_data, a page)."""
+        return pk(addr)
+
+    def _kptr(self, buffer: Buffer) -> str:
+        """``%p`` of a ``struct binder_buffer``: a kernel object, never the same value as a user
+        address."""
+        return pk(buffer.user_data ^ _KERNEL_OBJECT)
+
     @property
     def mapped(self) -> bool:
         """Whether the area is there (alloc->vma set): new buffers can be allocated."""
@@ -416,8 +428,8 @@ class Alloc:
         """binder_insert_free_buffer(): into the free tree by size, equal sizes to the right."""
         new_buffer_size = self._buffer_size(new_buffer)
         if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:  # (per-call log lines are guarded: no work when off)
-            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: add free buffer, size %d, at %016x",
-                                 self.pid, new_buffer_size, new_buffer.user_data)
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: add free buffer, size %d, at %s",
+                                 self.pid, new_buffer_size, self._kptr(new_buffer))
         parent: Buffer | None = None
         n = self._free.rb_node
         left = False
@@ -444,8 +456,8 @@ class Alloc:
     def _update_page_range(self, allocate: bool, start: int, end: int) -> None:
         """binder_update_page_range(): install/take off the lru (allocate) or put on the lru."""
         if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
-            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: %s pages %016x-%016x", self.pid,
-                                 "allocate" if allocate else "free", start, end)
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: %s pages %s-%s", self.pid,
+                                 "allocate" if allocate else "free", self._uptr(start), self._uptr(end))
         if end <= start:
             return
         tp = self.trace
@@ -567,8 +579,8 @@ class Alloc:
         start = buffer.user_data
         log = self.log
         if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
-            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %016x size %d",
-                            self.pid, size, start, buffer_size)
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %s size %d",
+                            self.pid, size, self._kptr(buffer), buffer_size)
         has_page_addr = (start + buffer_size) & PAGE_MASK
         end_page_addr = _page_align(start + size)
         if end_page_addr > has_page_addr:
@@ -578,8 +590,8 @@ class Alloc:
             self._split_free(buffer, size)
         out = self._take_free(buffer)
         if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
-            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %016x",
-                            self.pid, size, start)
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got %s",
+                            self.pid, size, self._kptr(out))
         out.data_size = data_size
         out.offsets_size = offsets_size
         out.async_transaction = is_async
@@ -702,33 +714,41 @@ class Alloc:
         prev = buffer._prev
         if prev is None or not prev.free:
             raise AssertionError("BUG_ON: binder_delete_free_buffer without a free prev")
-        log = self.log
         start_page = buffer.user_data & PAGE_MASK
-        to_free = True
-        if (prev.user_data - 1) & PAGE_MASK == start_page:  # prev_buffer_end_page(prev)
-            to_free = False
-            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
-                            self.pid, buffer.user_data, prev.user_data)
+        shares_prev = (prev.user_data - 1) & PAGE_MASK == start_page  # prev_buffer_end_page(prev)
         nxt = buffer._next
-        if nxt is not None and nxt.user_data & PAGE_MASK == start_page:
-            to_free = False
-            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %016x share page with %016x",
-                            self.pid, buffer.user_data, nxt.user_data)
-        if buffer.user_data % PAGE_SIZE == 0:
-            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer start %016x is page aligned",
-                            self.pid, buffer.user_data)
-            to_free = False
+        shares_next = nxt is not None and nxt.user_data & PAGE_MASK == start_page
+        aligned = buffer.user_data % PAGE_SIZE == 0
+        to_free = not (shares_prev or shares_next or aligned)
+        if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            self._log_merge(buffer, prev, nxt, shares_prev, shares_next, aligned)
         if to_free:
-            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
-                            "%d: merge free, buffer %016x do not share page with %016x or %016x",
-                            self.pid, buffer.user_data, prev.user_data,
-                            nxt.user_data if nxt is not None else 0)
             self._update_page_range(False, start_page, start_page + PAGE_SIZE)
         # list_del
         prev._next = nxt
         if nxt is not None:
             nxt._prev = prev
         buffer._prev = buffer._next = None
+
+    def _log_merge(self, buffer: Buffer, prev: Buffer, nxt: Buffer | None, shares_prev: bool,
+                   shares_next: bool, aligned: bool) -> None:
+        """binder_delete_free_buffer's BUFFER_ALLOC lines."""
+        log = self.log
+        this = self._uptr(buffer.user_data)
+        if shares_prev:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %s share page with %s",
+                            self.pid, this, self._uptr(prev.user_data))
+        if shares_next and nxt is not None:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer %s share page with %s",
+                            self.pid, this, self._uptr(nxt.user_data))
+        if aligned:
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: merge free, buffer start %s is page aligned",
+                            self.pid, this)
+        if not (shares_prev or shares_next or aligned):
+            log.alloc_debug(AllocDebug.BUFFER_ALLOC,
+                            "%d: merge free, buffer %s do not share page with %s or %s",
+                            self.pid, this, self._uptr(prev.user_data),
+                            self._uptr(nxt.user_data if nxt is not None else 0))
 
     def _free_buf_locked(self, buffer: Buffer) -> None:
         """binder_free_buf_locked(): give the chunk back, merge with free neighbours."""
@@ -739,8 +759,8 @@ class Alloc:
         buffer_size = self._buffer_size(buffer)
         size = _align(buffer.data_size) + _align(buffer.offsets_size) + _align(buffer.extra_buffers_size)
         if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
-            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_free_buf %016x size %d buffer_size %d",
-                                 self.pid, buffer.user_data, size, buffer_size)
+            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_free_buf %s size %d buffer_size %d",
+                                 self.pid, self._kptr(buffer), size, buffer_size)
         if buffer.async_transaction:
             self.free_async_space += buffer_size
             self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC,
@@ -797,10 +817,11 @@ class Alloc:
         for i, state in enumerate(self._pages):
             if state == PAGE_FREE:
                 continue
-            self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%s: %d: page %d at %016x %s",
-                                 "binder_alloc_deferred_release", self.pid, i,
-                                 self.vm_start + i * PAGE_SIZE,
-                                 "on lru" if state == PAGE_LRU else "active")
+            if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+                self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%s: %d: page %d at %s %s",
+                                     "binder_alloc_deferred_release", self.pid, i,
+                                     self._uptr(self.vm_start + i * PAGE_SIZE),
+                                     "on lru" if state == PAGE_LRU else "active")
             page_count += 1
         self._pages = bytearray()
         self.log.alloc_debug(AllocDebug.OPEN_CLOSE, "%s: %d buffers %d, pages %d",
