@@ -428,3 +428,37 @@ def test_a_partial_frame_left_for_10_s_is_dropped() -> None:
     assert c.file.write(abi.key(12) + 10, frame[10:]) == len(frame) - 10
     f = abi.decode_reply(c.file.read(abi.key(12), 4096))
     assert f.code == 0
+
+
+
+def test_a_read_that_waited_goes_on_after_its_wait_not_from_the_top() -> None:
+    # 6.1's binder_thread_read prints the looper-state user error before binder_wait_for_work
+    # and, woken, goes on from there: one line per read, however often it is woken.
+    d = make_driver()
+    server, client = Client(d, 100), Client(d, 200)
+    server.mmap()
+    client.mmap()
+    assert server.ioctl(uapi.BINDER_SET_CONTEXT_MGR, uapi.S32.pack(0)).code == 0
+
+    def errors() -> list[str]:
+        return [line.split("] ", 1)[1] for _seq, line in d.log.ring if "ERROR: Thread waiting" in line]
+
+    with pytest.raises(WouldBlock) as first:
+        server.write_read(b"", 256)  # no BC_ENTER_LOOPER: waits for proc work
+    assert errors() == ["binder: 100:100 ERROR: Thread waiting for process work before calling "
+                        "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state 10)"]
+    server.file.proc.threads[100].wake()  # woken with nothing to read: it waits on
+    with pytest.raises(WouldBlock) as again:
+        server.finish(first.value)
+    client.write_read(client.bc_transaction(0, 1, b"x" * 8, flags=uapi.TF_ONE_WAY), 256)
+    assert server.finish(again.value).names == ["BR_NOOP", "BR_TRANSACTION"]
+    assert len(errors()) == 1
+    # An interrupted wait ends the kernel's read (-EINTR; the client issues the ioctl again):
+    # what goes on is a new read, with its own line.
+    with pytest.raises(WouldBlock) as waiting:
+        server.write_read(b"", 256)
+    assert len(errors()) == 2
+    server.file.abandon(abi.key(100), waiting.value.waiter)
+    with pytest.raises(WouldBlock):
+        server.reply()
+    assert len(errors()) == 3

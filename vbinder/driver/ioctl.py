@@ -17,7 +17,7 @@ from .errors import BinderError, Waiter, WouldBlock
 from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
 from .process import Proc
-from .read import BLOCKED, thread_read
+from .read import BLOCKED, NOT_WAITED, WAITED_PROC_WORK, WAITED_THREAD_WORK, thread_read
 from .thread import Looper, Thread
 from .trace import (
     M_IOCTL,
@@ -93,14 +93,16 @@ class Done:
 
 
 class Pending:
-    """The read phase of a BINDER_WRITE_READ, still to run."""
+    """The read phase of a BINDER_WRITE_READ, still to run (``waited``: how it went to sleep, once
+    it has: it goes on from there when woken)."""
 
-    __slots__ = ("thread", "bwr", "interrupted", "tail")
+    __slots__ = ("thread", "bwr", "interrupted", "waited", "tail")
 
     def __init__(self, thread: Thread, bwr: list[int], tail: bytes = b"") -> None:
         self.thread = thread
         self.bwr = bwr  # write_size, write_consumed, write_buffer, read_size, read_consumed, read_buffer
         self.interrupted = False  # a signal ended its wait: for traces, the kernel's ioctl returned -EINTR
+        self.waited = NOT_WAITED
         self.tail = tail  # what VBINDER_WRITE_READ_FDS copies back after the struct
 
 
@@ -248,7 +250,6 @@ def _write_read(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> Done
     if proc.log.debug_mask & Debug.READ_WRITE:  # (every per-call log line is guarded: no work when off)
         proc.log.debug(Debug.READ_WRITE, "%d:%d write %d at %016x, read %d at %016x",
                        proc.pid, thread.pid, write_size, write_buffer, read_size, read_buffer)
-    thread.wait_traced = False
     if write_size > 0:
         ret, bwr[1] = thread_write(proc, thread, write_buffer, write_size, bwr[1], mem)
         if proc.trace.mask & M_WRITE_DONE:
@@ -301,20 +302,22 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
         # The kernel's ioctl returned -EINTR and the caller issued it again (the read phase here
         # simply continues): as a trace shows it, a new binder_ioctl that waits for work anew.
         pending.interrupted = False
-        thread.wait_traced = False
         if proc.trace.mask & M_IOCTL:
             proc.trace.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
     thread.stop_waiting()
     if thread.is_dead or thread.proc is not proc:
         # BINDER_THREAD_EXIT ran meanwhile (by another thread sharing the tid): a fresh thread reads.
         thread = pending.thread = proc.get_thread(thread.pid)
+        pending.waited = NOT_WAITED
     segments: list[tuple[int, bytes]] = []
-    ret, bwr[4] = thread_read(proc, thread, bwr[5], bwr[3], bwr[4], nonblock, segments)
+    ret, bwr[4] = thread_read(proc, thread, bwr[5], bwr[3], bwr[4], nonblock, segments, pending.waited)
     if ret == BLOCKED:
         assert thread.waiter is not None
+        pending.waited = WAITED_PROC_WORK if thread.waiting else WAITED_THREAD_WORK
         return WouldBlock(thread.waiter)
     if proc.trace.mask & M_READ_DONE:
         proc.trace.emit(TP_READ_DONE, (ret,))
+    pending.waited = NOT_WAITED
     if proc.todo:
         proc.wakeup_proc()
     if ret < 0:
@@ -324,9 +327,13 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
 
 
 def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:
-    """The waiting read was interrupted: the thread leaves the waiting threads; the read stays."""
+    """The waiting read was interrupted: the thread leaves the waiting threads; the read stays.
+
+    The kernel's read returns -EINTR there and the client issues the ioctl again: the read
+    that goes on is a new one, from the top."""
     if not isinstance(pending, Pending):
         return
+    pending.waited = NOT_WAITED
     pending.thread.stop_waiting()
     if proc.todo:
         proc.wakeup_proc()
@@ -364,7 +371,6 @@ def fast_path(proc: Proc, tid: int) -> Pending | None:
     tp.task(tid, proc.pid)
     if tp.mask & M_IOCTL:
         tp.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
-    thread.wait_traced = False
     return Pending(thread, [0, 0, 0, read_size, 0, read_buffer])
 
 

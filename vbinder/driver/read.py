@@ -3,7 +3,10 @@
 The thread takes work from its own todo list, then (when it may take the process's work) from
 the proc's; each work item delivers itself (:meth:`.work.Work.deliver`). Where the kernel's
 reader would sleep, :func:`thread_read` returns :data:`BLOCKED` instead, having taken nothing off
-any queue, so that the read simply runs again when its thread is woken.
+any queue, and the read runs again when its thread is woken: from where the kernel's reader
+wakes up (binder_wait_for_work's check for work, with the ``wait_for_proc_work`` it went to sleep
+with), not from the top, so that the checks made before the wait (the looper state's user
+error) are made once per read, as in 6.1.
 """
 
 from __future__ import annotations
@@ -25,14 +28,20 @@ U32: Final = uapi.U32
 _MIN_READ_SPACE: Final = uapi.TRANSACTION_DATA_SECCTX.size + 4  # sizeof(tr) + 4: room for a transaction
 TASK_SIZE: Final = 0x0000_7FFF_FFFF_F000  # x86-64 user space ends here: copies beyond fault
 BLOCKED: Final = 1  # thread_read's ret where the kernel's reader would sleep (never a kernel return)
+# How a read went to sleep (binder_wait_for_work's do_proc_work), for the run after it wakes.
+NOT_WAITED: Final = -1
+WAITED_THREAD_WORK: Final = 0
+WAITED_PROC_WORK: Final = 1
 
 
 def thread_read(proc: Proc, thread: Thread, buffer: int, size: int, consumed: int, nonblock: bool,
-                segments: list[tuple[int, bytes]]) -> tuple[int, int]:
+                segments: list[tuple[int, bytes]], waited: int = NOT_WAITED) -> tuple[int, int]:
     """binder_thread_read: (ret, consumed); appends the copy-to-user segments.
 
     Where the kernel would sleep, ret is :data:`BLOCKED` and the thread's ``waiter`` is what to
-    wait on; nothing was taken off any queue.
+    wait on; nothing was taken off any queue. ``waited`` is how the read went to sleep, when it
+    is run again after a wait: :data:`WAITED_THREAD_WORK` or :data:`WAITED_PROC_WORK` (the
+    thread's ``waiting`` says which, when :data:`BLOCKED` is returned).
     """
     log = proc.log
     if buffer + size > TASK_SIZE or consumed > size:
@@ -42,20 +51,22 @@ def thread_read(proc: Proc, thread: Thread, buffer: int, size: int, consumed: in
         out += U32.pack(BR_NOOP)
     tp = proc.trace
     while True:  # retry:
-        wait_for_proc_work = thread.available_for_proc_work()
-        if thread.wait_traced:
-            thread.wait_traced = False  # this read waited: the kernel's resumes after its wait
-        elif tp.mask & M_WAIT_FOR_WORK:
-            tp.emit(TP_WAIT_FOR_WORK, (wait_for_proc_work, thread.transaction_stack is not None, bool(thread.todo)))
-        if wait_for_proc_work and not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
-            log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
-                           "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state %x)",
-                           proc.pid, thread.pid, int(thread.looper | Looper.WAITING))
+        if waited == NOT_WAITED:
+            wait_for_proc_work = thread.available_for_proc_work()
+            if tp.mask & M_WAIT_FOR_WORK:
+                tp.emit(TP_WAIT_FOR_WORK, (wait_for_proc_work, thread.transaction_stack is not None,
+                                           bool(thread.todo)))
+            if wait_for_proc_work and not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
+                log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
+                               "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state %x)",
+                               proc.pid, thread.pid, int(thread.looper | Looper.WAITING))
+        else:  # woken in binder_wait_for_work: it checks for the work it waited for
+            wait_for_proc_work = waited == WAITED_PROC_WORK
+            waited = NOT_WAITED
         if not thread.has_work(wait_for_proc_work):
             if nonblock:
                 return -errno.EAGAIN, consumed
             thread.start_waiting(wait_for_proc_work)
-            thread.wait_traced = bool(tp.mask & M_WAIT_FOR_WORK)
             return BLOCKED, consumed
         if _read_work(proc, thread, size, consumed, out, wait_for_proc_work, segments):
             break

@@ -31,8 +31,7 @@ class Thread:
 
     __slots__ = ("proc", "pid", "todo", "process_todo", "looper", "looper_need_return",
                  "transaction_stack", "return_error", "reply_error", "ee", "tmp_ref",
-                 "is_dead", "stats", "waiter", "waiting", "last_read", "start_time", "last_seen",
-                 "wait_traced", "marks")
+                 "is_dead", "stats", "waiter", "waiting", "last_read", "start_time", "last_seen", "marks")
 
     def __init__(self, proc: Proc, pid: int) -> None:
         self.proc = proc
@@ -53,7 +52,6 @@ class Thread:
         self.last_read: tuple[int, int] | None = None  # (read_buffer, read_size), for the fast path
         self.start_time: int | None = None  # of the host task with this tid (DESIGN.md, Identity)
         self.last_seen = 0.0
-        self.wait_traced = False  # binder_wait_for_work was traced for the read that waits now
         self.marks: list[int] = []  # named calls open on this thread (trace names): transaction ids
 
     # -- work ----------------------------------------------------------------------------------
