@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .driver.profile import ALIASES, PROFILES
+from .driver.profile import DEFAULT as DEFAULT_KERNEL
 from .fs.mounts import MountError, check_mountable, unmount
 
 DEFAULT_DEVICES = "binder,hwbinder,vndbinder"
@@ -51,8 +53,14 @@ def parser() -> argparse.ArgumentParser:
                        description="Mount vbinder at MOUNTPOINT: MOUNTPOINT/dev/binder and the rest of the "
                                    "tree. Returns once the mount is ready, unless --foreground.")
     m.add_argument("mountpoint", metavar="MOUNTPOINT")
-    m.add_argument("--devices", type=_devices, default=_devices(DEFAULT_DEVICES),
-                   help=f"comma-separated device names (default {DEFAULT_DEVICES})")
+    m.add_argument("--devices", type=_devices, default=None,
+                   help=f"comma-separated device names (default {DEFAULT_DEVICES}; binder for --kernel 3.4)")
+    m.add_argument("--kernel", choices=[*PROFILES, *ALIASES], default=DEFAULT_KERNEL, metavar="VERSION",
+                   help="the binder driver to serve: 6.1 (default), or 3.4 (alias 3.x: the staging driver "
+                        "of the Android kernels the seeds quote; docs/profiles.md)")
+    m.add_argument("--ratelimit", action=argparse.BooleanOptionalAction, default=None,
+                   help="limit the log to 10 lines per 5 s per call site, as 6.1 does (the default with "
+                        "--kernel 6.1; --no-ratelimit keeps every line)")
     m.add_argument("--debug-mask", type=_mask, default=DEFAULT_DEBUG_MASK, metavar="N",
                    help="binder's debug_mask parameter (default %(default)s)")
     m.add_argument("--foreground", "-f", action="store_true",
@@ -292,7 +300,8 @@ def _mount(args: argparse.Namespace) -> int:
     if args.foreground:
         _setup_logging(args)
         daemon.serve(mountpoint, args.devices, args.debug_mask, args.allow_other, args.verbose,
-                     ready=lambda: log.info("ready: %s (Ctrl-C to unmount)", mountpoint), nice=args.nice)
+                     ready=lambda: log.info("ready: %s (Ctrl-C to unmount)", mountpoint), nice=args.nice,
+                     kernel=args.kernel, ratelimit=args.ratelimit)
         return 0
     return _detach(args, mountpoint)
 
@@ -359,7 +368,7 @@ def _daemon_child(args: argparse.Namespace, mountpoint: str, w: int) -> int:
         from .fs import daemon
 
         daemon.serve(mountpoint, args.devices, args.debug_mask, args.allow_other, args.verbose,
-                     ready=ready, nice=args.nice)
+                     ready=ready, nice=args.nice, kernel=args.kernel, ratelimit=args.ratelimit)
         return 0
     except MountError as e:
         tell(f"error: {e}\n")

@@ -10,6 +10,7 @@ import sys
 from vbinder_client.device import vbinder_mounts
 
 from .driver.log import AllocDebug, Debug
+from .driver.profile import DEBUG_BITS_3_4
 from .explain import decode_line
 from .fs.mounts import MountError
 
@@ -19,6 +20,7 @@ PARAMS = {
     "stop_on_user_error": "sys/module/binder/parameters/stop_on_user_error",
     "devices": "sys/module/binder/parameters/devices",
     "alloc_debug_mask": "sys/module/binder_alloc/parameters/debug_mask",
+    "proc_no_lock": "sys/module/binder/parameters/proc_no_lock",  # the 3.x profile's
 }
 
 
@@ -111,12 +113,16 @@ def log(mount: str | None, follow: bool, grep: str | None, decode: bool = False,
 
 def param(mount: str, name: str | None, value: str | None) -> int:
     if name is None:
+        legacy = os.path.exists(os.path.join(mount, PARAMS["proc_no_lock"]))  # a 3.x profile's mount
         for n, rel in PARAMS.items():
+            if not os.path.exists(os.path.join(mount, rel)):
+                continue  # not a parameter of this mount's driver
             with open(os.path.join(mount, rel)) as f:
                 text = f.read().strip()
             extra = ""
             if n in ("debug_mask", "alloc_debug_mask"):
-                extra = f"  ({_bits(int(text), DEBUG_BITS if n == 'debug_mask' else ALLOC_BITS)})"
+                names = ALLOC_BITS if n == "alloc_debug_mask" else DEBUG_BITS_3_4 if legacy else DEBUG_BITS
+                extra = f"  ({_bits(int(text), names)})"
             print(f"{n:<20} {text}{extra}")
         return 0
     known = PARAMS.get(name)

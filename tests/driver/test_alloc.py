@@ -34,13 +34,13 @@ def make(size: int = VM_SIZE, mask: int = int(AllocDebug.USER_ERROR)) -> tuple[A
     return alloc, log
 
 
-def U(addr: int) -> str:
+def user(addr: int) -> str:
     """``%pK`` of a user address, as the allocator's lines print it (6.1 hashes it)."""
     return pk(addr)
 
 
-def K(addr: int) -> str:
-    """``%p`` of the ``struct binder_buffer`` of the buffer at ``addr``: hashed, never equal to U(addr)."""
+def kobj(addr: int) -> str:
+    """``%p`` of the ``struct binder_buffer`` of the buffer at ``addr``: hashed, never equal to user(addr)."""
     value = pk(addr ^ _KERNEL_OBJECT)
     assert value != pk(addr)
     return value
@@ -349,17 +349,17 @@ def test_buffer_alloc_log_lines() -> None:
     b = alloc.new_buf(20, 0, 0, False, 2)
     deliver(alloc, b)
     assert lines(log) == [
-        f"binder_alloc: 1: add free buffer, size 1040384, at {K(0x700000000000)}",
-        f"binder_alloc: 1: binder_alloc_buf size 24 got buffer {K(0x700000000000)} size 1040384",
-        f"binder_alloc: 1: allocate pages {U(0x700000000000)}-{U(0x700000001000)}",
-        f"binder_alloc: 1: add free buffer, size 1040360, at {K(0x700000000018)}",
-        f"binder_alloc: 1: binder_alloc_buf size 24 got {K(0x700000000000)}",
-        f"binder_alloc: 1: binder_free_buf {K(0x700000000000)} size 24 buffer_size 24",
-        f"binder_alloc: 1: free pages {U(0x700000000000)}-{U(0x700000000000)}",
-        f"binder_alloc: 1: merge free, buffer {U(0x700000000018)} do not share page with "
-        f"{U(0x700000000000)} or 0000000000000000",
-        f"binder_alloc: 1: free pages {U(0x700000000000)}-{U(0x700000001000)}",
-        f"binder_alloc: 1: add free buffer, size 1040384, at {K(0x700000000000)}",
+        f"binder_alloc: 1: add free buffer, size 1040384, at {kobj(0x700000000000)}",
+        f"binder_alloc: 1: binder_alloc_buf size 24 got buffer {kobj(0x700000000000)} size 1040384",
+        f"binder_alloc: 1: allocate pages {user(0x700000000000)}-{user(0x700000001000)}",
+        f"binder_alloc: 1: add free buffer, size 1040360, at {kobj(0x700000000018)}",
+        f"binder_alloc: 1: binder_alloc_buf size 24 got {kobj(0x700000000000)}",
+        f"binder_alloc: 1: binder_free_buf {kobj(0x700000000000)} size 24 buffer_size 24",
+        f"binder_alloc: 1: free pages {user(0x700000000000)}-{user(0x700000000000)}",
+        f"binder_alloc: 1: merge free, buffer {user(0x700000000018)} do not share page with "
+        f"{user(0x700000000000)} or 0000000000000000",
+        f"binder_alloc: 1: free pages {user(0x700000000000)}-{user(0x700000001000)}",
+        f"binder_alloc: 1: add free buffer, size 1040384, at {kobj(0x700000000000)}",
     ]
 
 
@@ -376,22 +376,22 @@ def test_merge_free_keeps_shared_pages() -> None:
     log.ring.clear()
     deliver(alloc, c)  # merges with the free rest of the area, then into b
     assert lines(log) == [
-        f"binder_alloc: 1: binder_free_buf {K(0x700000001398)} size 16 buffer_size 16",
-        f"binder_alloc: 1: free pages {U(0x700000002000)}-{U(0x700000001000)}",
-        f"binder_alloc: 1: merge free, buffer {U(0x7000000013a8)} share page with {U(0x700000001398)}",
-        f"binder_alloc: 1: merge free, buffer {U(0x700000001398)} share page with {U(0x700000001388)}",
-        f"binder_alloc: 1: add free buffer, size 1035384, at {K(0x700000001388)}",
+        f"binder_alloc: 1: binder_free_buf {kobj(0x700000001398)} size 16 buffer_size 16",
+        f"binder_alloc: 1: free pages {user(0x700000002000)}-{user(0x700000001000)}",
+        f"binder_alloc: 1: merge free, buffer {user(0x7000000013a8)} share page with {user(0x700000001398)}",
+        f"binder_alloc: 1: merge free, buffer {user(0x700000001398)} share page with {user(0x700000001388)}",
+        f"binder_alloc: 1: add free buffer, size 1035384, at {kobj(0x700000001388)}",
     ]
     assert pages(alloc) == "2:0:252"
     log.ring.clear()
     deliver(alloc, a)
     assert lines(log) == [
-        f"binder_alloc: 1: binder_free_buf {K(0x700000000000)} size 5000 buffer_size 5000",
-        f"binder_alloc: 1: free pages {U(0x700000000000)}-{U(0x700000001000)}",
-        f"binder_alloc: 1: merge free, buffer {U(0x700000001388)} do not share page with "
-        f"{U(0x700000000000)} or 0000000000000000",
-        f"binder_alloc: 1: free pages {U(0x700000001000)}-{U(0x700000002000)}",
-        f"binder_alloc: 1: add free buffer, size 1040384, at {K(0x700000000000)}",
+        f"binder_alloc: 1: binder_free_buf {kobj(0x700000000000)} size 5000 buffer_size 5000",
+        f"binder_alloc: 1: free pages {user(0x700000000000)}-{user(0x700000001000)}",
+        f"binder_alloc: 1: merge free, buffer {user(0x700000001388)} do not share page with "
+        f"{user(0x700000000000)} or 0000000000000000",
+        f"binder_alloc: 1: free pages {user(0x700000001000)}-{user(0x700000002000)}",
+        f"binder_alloc: 1: add free buffer, size 1040384, at {kobj(0x700000000000)}",
     ]
     assert pages(alloc) == "0:2:252"
 
@@ -406,7 +406,7 @@ def test_page_aligned_buffer_start_is_not_freed_by_merge() -> None:
     assert pages(alloc) == "1:1:252"
     log.ring.clear()
     deliver(alloc, b)  # merged into a; page 1 is still used by the third buffer
-    assert f"binder_alloc: 1: merge free, buffer start {U(0x700000001000)} is page aligned" in lines(log)
+    assert f"binder_alloc: 1: merge free, buffer start {user(0x700000001000)} is page aligned" in lines(log)
     assert pages(alloc) == "1:1:252"
 
 
@@ -548,8 +548,8 @@ def test_deferred_release() -> None:
     assert alloc.deferred_release() == (2, 2)
     out = lines(log)
     assert out[-3:] == [
-        f"binder_alloc: binder_alloc_deferred_release: 1: page 0 at {U(0x700000000000)} on lru",
-        f"binder_alloc: binder_alloc_deferred_release: 1: page 1 at {U(0x700000001000)} on lru",
+        f"binder_alloc: binder_alloc_deferred_release: 1: page 0 at {user(0x700000000000)} on lru",
+        f"binder_alloc: binder_alloc_deferred_release: 1: page 1 at {user(0x700000001000)} on lru",
         "binder_alloc: binder_alloc_deferred_release: 1 buffers 2, pages 2",
     ]
     assert alloc.count_allocated() == 0

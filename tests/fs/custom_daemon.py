@@ -43,8 +43,8 @@ class _FaultyDriver(_Delegate):
         return _FaultyFile(self._inner.open(*args, **kwargs))
 
 
-def faulty_driver(devices: list[str], debug_mask: int, host: Host) -> Any:
-    return _FaultyDriver(daemon.make_driver(devices, debug_mask, host))
+def faulty_driver(devices: list[str] | None, debug_mask: int, host: Host, **options: Any) -> Any:
+    return _FaultyDriver(daemon.make_driver(devices, debug_mask, host, **options))
 
 
 def tree_with_params(driver: Any, uid: int, gid: int) -> Tree:

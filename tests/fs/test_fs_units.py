@@ -162,7 +162,10 @@ def test_cli_arguments() -> None:
     assert args.devices == ["binder", "vndbinder"] and args.debug_mask == 0x3FF
     assert not args.foreground and not args.allow_other
     args = cli.parser().parse_args(["mount", "m"])
-    assert args.devices == ["binder", "hwbinder", "vndbinder"] and args.debug_mask == 7
+    assert args.devices is None and args.debug_mask == 7  # None: the profile's devices
+    assert args.kernel == "6.1" and args.ratelimit is None  # None: the profile's kernel's
+    args = cli.parser().parse_args(["mount", "m", "--kernel", "3.x", "--no-ratelimit"])
+    assert args.kernel == "3.x" and args.ratelimit is False
     for bad in (["--devices", "a/b"], ["--devices", "x,x"], ["--debug-mask", "nope"]):
         with pytest.raises(SystemExit):
             cli.parser().parse_args(["mount", "m", *bad])

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Final
 from ..abi import MMAP_MAX_USED, PAGE_SIZE
 from .errors import BinderError
 from .fmt import pk, size_t, zd
-from .log import AllocDebug, Log
+from .log import KERN_ERR, KERN_INFO, AllocDebug, Log
+from .texts_3_4 import NULL_PTR
 from .trace import (
     M_PAGES,
     M_UPDATE_PAGE_RANGE,
@@ -383,6 +384,9 @@ class Alloc:
         self.pid = pid  # alloc->pid: the opener's thread-group leader
         self.log = log
         self.trace = trace if trace is not None else Tracer(log.clock)
+        # sizeof(struct binder_buffer) when each buffer's header sits in the area before its data
+        # (the 3.x allocator, docs/profiles.md); 0 for 6.1's.
+        self.header = log.profile.buffer_header
         self.vm_start = 0  # alloc->buffer
         self.buffer_size = 0
         self.free_async_space = 0
@@ -397,12 +401,15 @@ class Alloc:
     # ---- helpers ------------------------------------------------------------------------------
 
     def _uptr(self, addr: int) -> str:
-        """``%pK`` of a user address (a buffer's user_data, a page)."""
-        return pk(addr)
+        """``%pK`` of a user address (a buffer's user_data, a page). 3.x printed its pointers raw
+        (kernel addresses of the area, which vbinder prints as the area's user addresses)."""
+        return f"{addr:016x}" if self.header else pk(addr)
 
     def _kptr(self, buffer: Buffer) -> str:
         """``%p`` of a ``struct binder_buffer``: a kernel object, never the same value as a user
-        address."""
+        address. 3.x's is the buffer's header in the area."""
+        if self.header:
+            return f"{buffer.user_data - self.header:016x}"
         return pk(buffer.user_data ^ _KERNEL_OBJECT)
 
     @property
@@ -415,7 +422,7 @@ class Alloc:
         nxt = buffer._next
         if nxt is None:
             return self.vm_start + self.buffer_size - buffer.user_data
-        return nxt.user_data - buffer.user_data
+        return nxt.user_data - self.header - buffer.user_data
 
     def _buffers(self) -> Iterator[Buffer]:
         """alloc->buffers in address order."""
@@ -486,6 +493,9 @@ class Alloc:
                     self.pages_high = index + 1
                 if pages_traced:
                     tp.emit(TP_ALLOC_PAGE_END, (self.pid, index))
+        elif self.header:
+            for index in range(last - 1, first - 1, -1):
+                pages[index] = PAGE_FREE  # 3.x: zap_page_range, __free_page
         else:
             for index in range(last - 1, first - 1, -1):
                 if pages_traced:
@@ -514,7 +524,9 @@ class Alloc:
         self.buffer_size = min(vm_end - addr, MMAP_MAX_USED)
         self.vm_start = addr
         self._pages = bytearray(self.buffer_size // PAGE_SIZE)
-        buffer = Buffer(addr)
+        if self.header:  # 3.x's binder_mmap: the first page holds the first buffer's header
+            self._update_page_range(True, addr, addr + PAGE_SIZE)
+        buffer = Buffer(addr + self.header)
         self._first = buffer
         self._insert_free_buffer(buffer)
         self.free_async_space = self.buffer_size // 2
@@ -582,11 +594,18 @@ class Alloc:
             log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_alloc_buf size %d got buffer %s size %d",
                             self.pid, size, self._kptr(buffer), buffer_size)
         has_page_addr = (start + buffer_size) & PAGE_MASK
-        end_page_addr = _page_align(start + size)
+        split = buffer_size != size
+        span = size  # what of the buffer gets pages
+        if split and self.header:
+            # 3.x: the rest becomes a free buffer only with room for its header and 4 bytes;
+            # its header's bytes are part of what needs pages.
+            split = size + self.header + 4 < buffer_size
+            span = size + self.header if split else size
+        end_page_addr = _page_align(start + span)
         if end_page_addr > has_page_addr:
             end_page_addr = has_page_addr
         self._update_page_range(True, _page_align(start), end_page_addr)
-        if buffer_size != size:
+        if split:
             self._split_free(buffer, size)
         out = self._take_free(buffer)
         if log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
@@ -606,7 +625,10 @@ class Alloc:
         """The size a new buffer takes, checked as binder_alloc_new_buf_locked checks it."""
         log = self.log
         if not self._vma:
-            log.alloc_debug(AllocDebug.USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
+            if self.header:  # 3.x: printk(KERN_ERR ...), whatever the mask
+                log.printk(KERN_ERR, f"binder: {self.pid}: binder_alloc_buf, no vma")
+            else:
+                log.alloc_debug(AllocDebug.USER_ERROR, "%d: binder_alloc_buf, no vma", self.pid)
             raise BinderError(errno.ESRCH, "no vma")
         data_offsets_size = size_t(_align(data_size) + _align(offsets_size))
         if data_offsets_size < data_size or data_offsets_size < offsets_size:
@@ -619,9 +641,10 @@ class Alloc:
                             "%d: got transaction with invalid extra_buffers_size %d",
                             self.pid, zd(extra_buffers_size))
             raise BinderError(errno.EINVAL, "invalid extra_buffers_size")
-        # Pad 0-size buffers so they get assigned unique addresses.
-        size = max(size, _PTR)
-        if is_async and self.free_async_space < size:
+        if not self.header:  # (3.x did not pad them)
+            # Pad 0-size buffers so they get assigned unique addresses.
+            size = max(size, _PTR)
+        if is_async and self.free_async_space < size + self.header:
             log.alloc_debug(AllocDebug.BUFFER_ALLOC,
                             "%d: binder_alloc_buf size %d failed, no async space left",
                             self.pid, size)
@@ -653,7 +676,7 @@ class Alloc:
 
     def _split_free(self, buffer: Buffer, size: int) -> None:
         """The rest of a free buffer after its first ``size`` bytes: a free buffer of its own."""
-        new_buffer = Buffer(buffer.user_data + size)
+        new_buffer = Buffer(buffer.user_data + size + self.header)
         # list_add(&new_buffer->entry, &buffer->entry)
         new_buffer._prev = buffer
         new_buffer._next = buffer._next
@@ -684,9 +707,11 @@ class Alloc:
     def _charge_async(self, buffer: Buffer, size: int, pid: int) -> None:
         """An async buffer comes out of the async space; with little left, its sender is checked
         for oneway spam."""
-        self.free_async_space -= size
+        self.free_async_space -= size + self.header  # 3.x: the header too
         self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC, "%d: binder_alloc_buf size %d async free %d",
                              self.pid, size, self.free_async_space)
+        if self.header:
+            return  # 3.x detected no oneway spam
         if self.free_async_space < self.buffer_size // 10:
             # Start detecting spammers once less than 20% of async space is left.
             buffer.oneway_spam_suspect = self._debug_low_async_space(pid)
@@ -714,6 +739,9 @@ class Alloc:
         prev = buffer._prev
         if prev is None or not prev.free:
             raise AssertionError("BUG_ON: binder_delete_free_buffer without a free prev")
+        if self.header:
+            self._delete_free_buffer_3x(buffer, prev)
+            return
         start_page = buffer.user_data & PAGE_MASK
         shares_prev = (prev.user_data - 1) & PAGE_MASK == start_page  # prev_buffer_end_page(prev)
         nxt = buffer._next
@@ -729,6 +757,45 @@ class Alloc:
         if nxt is not None:
             nxt._prev = prev
         buffer._prev = buffer._next = None
+
+    def _delete_free_buffer_3x(self, buffer: Buffer, prev: Buffer) -> None:
+        """3.x's binder_delete_free_buffer: the pages of the merged buffer's header go unless its
+        neighbours' headers share them (buffer_start_page and buffer_end_page of the headers)."""
+        log = self.log
+        header = buffer.user_data - self.header
+        start_page = header & PAGE_MASK
+        end_page = (header + self.header - 1) & PAGE_MASK
+        prev_end_page = (prev.user_data - 1) & PAGE_MASK
+        free_start = free_end = True
+        show = log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC
+        if prev_end_page == start_page:
+            free_start = False
+            if prev_end_page == end_page:
+                free_end = False
+            if show:
+                log.printk(KERN_INFO, f"binder: {self.pid}: merge free, buffer {self._kptr(buffer)} "
+                           f"share page with {self._kptr(prev)}")
+        nxt = buffer._next
+        if nxt is not None:
+            next_start_page = (nxt.user_data - self.header) & PAGE_MASK
+            if next_start_page == end_page:
+                free_end = False
+                if next_start_page == start_page:
+                    free_start = False
+                if show:  # (3.x names prev here too)
+                    log.printk(KERN_INFO, f"binder: {self.pid}: merge free, buffer {self._kptr(buffer)} "
+                               f"share page with {self._kptr(prev)}")
+        prev._next = nxt  # list_del
+        if nxt is not None:
+            nxt._prev = prev
+        buffer._prev = buffer._next = None
+        if free_start or free_end:
+            if show:
+                log.printk(KERN_INFO, f"binder: {self.pid}: merge free, buffer {self._kptr(buffer)} do not "
+                           f"share page{'' if free_start else ' end'}{'' if free_end else ' start'} with with "
+                           f"{self._kptr(prev)} or {self._kptr(nxt) if nxt is not None else NULL_PTR}")
+            self._update_page_range(False, start_page if free_start else end_page,
+                                    (end_page if free_end else start_page) + PAGE_SIZE)
 
     def _log_merge(self, buffer: Buffer, prev: Buffer, nxt: Buffer | None, shares_prev: bool,
                    shares_next: bool, aligned: bool) -> None:
@@ -762,7 +829,7 @@ class Alloc:
             self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%d: binder_free_buf %s size %d buffer_size %d",
                                  self.pid, self._kptr(buffer), size, buffer_size)
         if buffer.async_transaction:
-            self.free_async_space += buffer_size
+            self.free_async_space += size + self.header if self.header else buffer_size
             self.log.alloc_debug(AllocDebug.BUFFER_ALLOC_ASYNC,
                                  "%d: binder_free_buf size %d async free %d",
                                  self.pid, size, self.free_async_space)
@@ -817,7 +884,12 @@ class Alloc:
         for i, state in enumerate(self._pages):
             if state == PAGE_FREE:
                 continue
-            if self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+            if not self.log.alloc_debug_mask & AllocDebug.BUFFER_ALLOC:
+                pass
+            elif self.header:  # 3.x: binder_deferred_release's line
+                self.log.printk(KERN_INFO, f"binder_release: {self.pid}: page {i} at "
+                                f"{self._uptr(self.vm_start + i * PAGE_SIZE)} not freed")
+            else:
                 self.log.alloc_debug(AllocDebug.BUFFER_ALLOC, "%s: %d: page %d at %s %s",
                                      "binder_alloc_deferred_release", self.pid, i,
                                      self._uptr(self.vm_start + i * PAGE_SIZE),

@@ -13,6 +13,12 @@ Pointers print with ``%pK`` as :func:`.fmt.pk` says.
 
 The ``proc/<pid>`` entries are ``Driver.debugfs_procs`` (binder_open creates one for the first
 proc of a pid, binder_release of that proc removes it): see :func:`proc_pids`.
+
+With the 3.4 profile the files are 3.4's (``Profile.debugfs``): the same printers with that
+driver's texts (no ``context`` lines, ``thread N: l XX`` with need_return as looper bit 0x20, nodes
+without ``tr``, ``d %p`` of a ref's death notification raw, NULL as ``(null)``, buffers and
+transactions without extra sizes, the transaction logs' short entries, no pages lines, 3.4's BC/BR
+names).
 """
 
 from __future__ import annotations
@@ -22,7 +28,11 @@ from typing import TYPE_CHECKING
 from ..uapi import BC_STAT_NAMES, BR_STAT_NAMES  # binder.c's string tables, as 6.1 prints them
 from .fmt import U64_MASK, d32, pk, pk_obj, zd
 from .stats import OBJ_NAMES, Stats
+from .texts_3_4 import p, p3
 from .work import WorkType
+
+_BC_NAMES_3_4 = 17  # BC_TRANSACTION .. BC_DEAD_BINDER_DONE
+_BR_NAMES_3_4 = 18  # BR_ERROR .. BR_FAILED_REPLY
 
 if TYPE_CHECKING:
     from .alloc import Alloc
@@ -43,8 +53,11 @@ __all__ = [
 def _print_thread(out: list[str], thread: Thread, print_always: bool) -> None:
     """print_binder_thread_ilocked."""
     start_pos = len(out)
-    out.append(f"  thread {thread.pid}: l {int(thread.looper):02x} need_return {int(thread.looper_need_return)}"
-               f" tr {thread.tmp_ref}\n")
+    if thread.proc.profile.debugfs == "3.4":
+        out.append(f"  thread {thread.pid}: l {thread.looper_state():02x}\n")
+    else:
+        out.append(f"  thread {thread.pid}: l {int(thread.looper):02x} need_return "
+                   f"{int(thread.looper_need_return)} tr {thread.tmp_ref}\n")
     header_pos = len(out)
     proc = thread.proc
     t = thread.transaction_stack
@@ -68,14 +81,20 @@ def _print_node(out: list[str], node: Node) -> None:
     """print_binder_node_nilocked, with the printer's temporary reference counted in ``tr``."""
     refs = node.refs
     count = len(refs)
-    line = (f"  node {node.debug_id}: u{node.ptr & U64_MASK:016x} c{node.cookie & U64_MASK:016x}"
-            f" hs {int(node.has_strong_ref)} hw {int(node.has_weak_ref)} ls {node.local_strong_refs}"
-            f" lw {node.local_weak_refs} is {node.internal_strong_refs} iw {count} tr {node.tmp_refs + 1}")
+    legacy = node.driver.profile.debugfs == "3.4"
+    if legacy:
+        line = (f"  node {node.debug_id}: u{p3(node.ptr)} c{p3(node.cookie)} hs {int(node.has_strong_ref)}"
+                f" hw {int(node.has_weak_ref)} ls {node.local_strong_refs} lw {node.local_weak_refs}"
+                f" is {node.internal_strong_refs} iw {count}")
+    else:
+        line = (f"  node {node.debug_id}: u{node.ptr & U64_MASK:016x} c{node.cookie & U64_MASK:016x}"
+                f" hs {int(node.has_strong_ref)} hw {int(node.has_weak_ref)} ls {node.local_strong_refs}"
+                f" lw {node.local_weak_refs} is {node.internal_strong_refs} iw {count} tr {node.tmp_refs + 1}")
     if count:
         # node->refs is an hlist: newest first.
         line += " proc" + "".join(f" {ref.proc.pid}" for ref in reversed(refs))
     out.append(line + "\n")
-    if node.proc is not None:
+    if node.proc is not None or legacy:
         for w in node.async_todo:
             w.debug_print(out, node.proc, "    ", "    pending async transaction")
 
@@ -83,16 +102,24 @@ def _print_node(out: list[str], node: Node) -> None:
 def _print_ref(out: list[str], ref: Ref) -> None:
     """print_binder_ref_olocked."""
     node = ref.node
+    death = pk_obj(ref.death)
+    if node.driver.profile.debugfs == "3.4":
+        death = p(death)
     out.append(f"  ref {ref.debug_id}: desc {ref.desc} {'' if node.proc is not None else 'dead '}node"
-               f" {node.debug_id} s {ref.strong} w {ref.weak} d {pk_obj(ref.death)}\n")
+               f" {node.debug_id} s {ref.strong} w {ref.weak} d {death}\n")
 
 
 def _print_allocated(out: list[str], alloc: Alloc) -> None:
     """binder_alloc_print_allocated (print_binder_buffer for each allocated buffer, by address)."""
+    legacy = alloc.log.profile.debugfs == "3.4"
     for buffer in alloc.allocated_buffers():
-        out.append(f"  buffer {buffer.debug_id}: {pk(buffer.user_data)} size {zd(buffer.data_size)}:"
-                   f"{zd(buffer.offsets_size)}:{zd(buffer.extra_buffers_size)}"
-                   f" {'active' if buffer.transaction is not None else 'delivered'}\n")
+        state = "active" if buffer.transaction is not None else "delivered"
+        if legacy:
+            out.append(f"  buffer {buffer.debug_id}: {p3(buffer.user_data)} size {zd(buffer.data_size)}:"
+                       f"{zd(buffer.offsets_size)} {state}\n")
+        else:
+            out.append(f"  buffer {buffer.debug_id}: {pk(buffer.user_data)} size {zd(buffer.data_size)}:"
+                       f"{zd(buffer.offsets_size)}:{zd(buffer.extra_buffers_size)} {state}\n")
 
 
 def _print_pages(out: list[str], alloc: Alloc) -> None:
@@ -106,7 +133,8 @@ def _print_proc(out: list[str], proc: Proc, print_all: bool) -> None:
     """print_binder_proc."""
     start_pos = len(out)
     out.append(f"proc {proc.pid}\n")
-    out.append(f"context {proc.context.name}\n")
+    if proc.profile.debugfs != "3.4":
+        out.append(f"context {proc.context.name}\n")
     header_pos = len(out)
     for thread in sorted(proc.threads.values(), key=_by_pid):
         _print_thread(out, thread, print_all)
@@ -138,12 +166,14 @@ def _by_desc(ref: Ref) -> int:
     return ref.desc
 
 
-def _print_stats(out: list[str], prefix: str, stats: Stats) -> None:
-    """print_binder_stats."""
-    for name, n in zip(BC_STAT_NAMES, stats.bc, strict=False):
+def _print_stats(out: list[str], prefix: str, stats: Stats, legacy: bool = False) -> None:
+    """print_binder_stats (3.4's string tables ended at BC_DEAD_BINDER_DONE and BR_FAILED_REPLY)."""
+    bc_names = BC_STAT_NAMES[:_BC_NAMES_3_4] if legacy else BC_STAT_NAMES
+    br_names = BR_STAT_NAMES[:_BR_NAMES_3_4] if legacy else BR_STAT_NAMES
+    for name, n in zip(bc_names, stats.bc, strict=False):
         if n:
             out.append(f"{prefix}{name}: {n}\n")
-    for name, n in zip(BR_STAT_NAMES, stats.br, strict=False):
+    for name, n in zip(br_names, stats.br, strict=False):
         if n:
             out.append(f"{prefix}{name}: {n}\n")
     for name, created, deleted in zip(OBJ_NAMES, stats.obj_created, stats.obj_deleted, strict=False):
@@ -154,8 +184,10 @@ def _print_stats(out: list[str], prefix: str, stats: Stats) -> None:
 def _print_proc_stats(out: list[str], proc: Proc) -> None:
     """print_binder_proc_stats."""
     alloc = proc.alloc
+    legacy = proc.profile.debugfs == "3.4"
     out.append(f"proc {proc.pid}\n")
-    out.append(f"context {proc.context.name}\n")
+    if not legacy:
+        out.append(f"context {proc.context.name}\n")
     out.append(f"  threads: {len(proc.threads)}\n")
     out.append(f"  requested threads: {d32(proc.requested_threads)}+{d32(proc.requested_threads_started)}"
                f"/{d32(proc.max_threads)}\n"
@@ -168,10 +200,21 @@ def _print_proc_stats(out: list[str], proc: Proc) -> None:
         weak += ref.weak
     out.append(f"  refs: {len(proc.refs_by_desc)} s {strong} w {weak}\n")
     out.append(f"  buffers: {alloc.count_allocated()}\n")
-    _print_pages(out, alloc)
+    if not legacy:
+        _print_pages(out, alloc)
     pending = sum(1 for w in proc.todo if w.type == WorkType.TRANSACTION)
     out.append(f"  pending transactions: {pending}\n")
-    _print_stats(out, "  ", proc.stats)
+    _print_stats(out, "  ", proc.stats, legacy)
+
+
+def _print_log_entry_3_4(out: list[str], e: LogEntry | None) -> None:
+    """3.4's print_binder_transaction_log_entry."""
+    if e is None:
+        return
+    call_type = "reply" if e.call_type == 2 else ("async" if e.call_type == 1 else "call ")
+    out.append(f"{d32(e.debug_id)}: {call_type} from {d32(e.from_proc)}:{d32(e.from_thread)}"
+               f" to {d32(e.to_proc)}:{d32(e.to_thread)} node {d32(e.to_node)} handle {d32(e.target_handle)}"
+               f" size {d32(e.data_size)}:{d32(e.offsets_size)}\n")
 
 
 def _print_log_entry(out: list[str], e: LogEntry | None) -> None:
@@ -206,7 +249,7 @@ def render_state(driver: Driver) -> str:
 def render_stats(driver: Driver) -> str:
     """stats_show: the global counters, then each proc's."""
     out = ["binder stats:\n"]
-    _print_stats(out, "", driver.stats)
+    _print_stats(out, "", driver.stats, driver.profile.debugfs == "3.4")
     for proc in driver.procs:
         _print_proc_stats(out, proc)
     return "".join(out)
@@ -230,7 +273,7 @@ def render_proc(driver: Driver, pid: int) -> str:
     return "".join(out)
 
 
-def _render_log(log: TransactionLog) -> str:
+def _render_log(log: TransactionLog, legacy: bool) -> str:
     """transaction_log_show: the entries oldest first, at most 32."""
     size = log.SIZE
     count = log.cur + 1
@@ -239,19 +282,20 @@ def _render_log(log: TransactionLog) -> str:
         count = size
     out: list[str] = []
     entries = log.entries
+    print_entry = _print_log_entry_3_4 if legacy else _print_log_entry
     for i in range(count):
-        _print_log_entry(out, entries[(cur + i) % size])
+        print_entry(out, entries[(cur + i) % size])
     return "".join(out)
 
 
 def render_transaction_log(driver: Driver) -> str:
     """The ``transaction_log`` file."""
-    return _render_log(driver.transaction_log)
+    return _render_log(driver.transaction_log, driver.profile.debugfs == "3.4")
 
 
 def render_failed_transaction_log(driver: Driver) -> str:
     """The ``failed_transaction_log`` file."""
-    return _render_log(driver.failed_transaction_log)
+    return _render_log(driver.failed_transaction_log, driver.profile.debugfs == "3.4")
 
 
 # -- proc/<pid> ---------------------------------------------------------------------------------

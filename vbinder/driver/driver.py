@@ -16,6 +16,7 @@ from .log import DEFAULT_ALLOC_DEBUG_MASK, DEFAULT_DEBUG_MASK, Debug, Log
 from .node import Node
 from .params import Params
 from .process import Proc
+from .profile import LINUX_6_1, Profile
 from .stats import Obj, Stats
 from .trace import Tracer
 from .transaction_log import TransactionLog
@@ -74,13 +75,16 @@ class Host(Protocol):
 class Driver:
     """All binder devices of one mount: contexts, procs, the debug-id counter, stats and logs."""
 
-    def __init__(self, devices: Sequence[str] = DEFAULT_DEVICES, debug_mask: int = DEFAULT_DEBUG_MASK,
+    def __init__(self, devices: Sequence[str] | None = None, debug_mask: int = DEFAULT_DEBUG_MASK,
                  alloc_debug_mask: int = DEFAULT_ALLOC_DEBUG_MASK, host: Host | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.devices = list(devices)
+                 clock: Callable[[], float] = time.monotonic, ratelimit: bool | None = None,
+                 profile: Profile = LINUX_6_1) -> None:
+        """``devices``: the profile's unless given; ``ratelimit``: the profile's kernel's unless given."""
+        self.profile = profile
+        self.devices = list(devices if devices is not None else profile.devices)
         self.contexts = {name: Context(name) for name in self.devices}
         self.binderfs = Binderfs(list(self.contexts.values()))  # dev/binderfs: the same devices, and more
-        self.log = Log(debug_mask, alloc_debug_mask, clock=clock)
+        self.log = Log(debug_mask, alloc_debug_mask, clock=clock, ratelimit=ratelimit, profile=profile)
         self.host = host
         # The tracepoints (sys/kernel/tracing); thread names come from the host, if it reads them.
         self.trace = Tracer(clock, os.cpu_count() or 1, getattr(host, "comm", None))

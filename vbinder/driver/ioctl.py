@@ -49,7 +49,11 @@ _VM_MAY_RWX: Final = 0x10 | 0x20 | 0x40
 _VM_MAYWRITE: Final = 0x20
 _VM_ACCOUNT: Final = 0x100000
 _VM_BINDER_MMAP: Final = 0x20000 | 0x10000000 | 0x08000000  # VM_DONTCOPY | VM_MIXEDMAP | VM_SOFTDIRTY
+_VM_DONTCOPY: Final = 0x20000
+_VM_NORESERVE: Final = 0x200000  # mmap's MAP_NORESERVE (libbinder's mapping has it)
+_VM_INSERTPAGE_3X: Final = 0x2000000  # 3.x only: "the vma has had vm_insert_page() done on it"
 _MAP_SHARED: Final = 0x1
+_MAP_NORESERVE: Final = 0x4000
 _PROT_EXEC: Final = 0x4
 _PAGE_USER_PRESENT: Final = 0x25  # _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED
 _PAGE_RW: Final = 0x2
@@ -75,6 +79,13 @@ def _page_prot(prot: int, flags: int) -> int:
     pagep |= _PAGE_RW if prot & abi.PROT_WRITE and flags & _MAP_SHARED else 0
     pagep |= 0 if prot & _PROT_EXEC else _PAGE_NX
     return pagep
+
+
+# The ioctls newer than 3.4 (which answered them -EINVAL, as any unknown ioctl).
+_NEWER_IOCTLS: Final = frozenset((
+    uapi.BINDER_SET_CONTEXT_MGR_EXT, uapi.BINDER_GET_NODE_DEBUG_INFO, uapi.BINDER_GET_NODE_INFO_FOR_REF,
+    uapi.BINDER_FREEZE, uapi.BINDER_GET_FROZEN_INFO, uapi.BINDER_ENABLE_ONEWAY_SPAM_DETECTION,
+    uapi.BINDER_GET_EXTENDED_ERROR))
 
 
 # The ioctl outcomes are plain classes, not dataclasses: a compiled dataclass keeps the
@@ -187,6 +198,8 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
         proc.log.debug(Debug.THREADS, "%d:%d exit", proc.pid, thread.pid)
         proc.thread_release(thread)
         return _finish(proc, None, tid, cmd, 0)
+    if cmd in _NEWER_IOCTLS and not proc.profile.newer_uapi:
+        return _finish(proc, thread, tid, cmd, -errno.EINVAL)  # unknown to 3.x's binder_ioctl
     if cmd == uapi.BINDER_FREEZE:
         frozen = _freeze(proc, thread, arg)
         if isinstance(frozen, FreezePending):
@@ -502,6 +515,8 @@ def _mmap(proc: Proc, tid: int, arg: bytes) -> Done:
     if addr % abi.PAGE_SIZE or addr < abi.MMAP_BASE or addr + size > abi.MMAP_END:
         return Done(-errno.EINVAL)
     vm_flags = _vm_flags(prot, flags)
+    if flags & _MAP_NORESERVE:
+        vm_flags |= _VM_NORESERVE
     proc.log.debug(Debug.OPEN_CLOSE, "%s: %d %x-%x (%d K) vma %x pagep %x", "binder_mmap", proc.pid,
                    addr, addr + size, size // 1024, vm_flags, _page_prot(prot, flags))
     if prot & abi.PROT_WRITE:
@@ -512,7 +527,10 @@ def _mmap(proc: Proc, tid: int, arg: bytes) -> Done:
         proc.alloc.mmap(addr, size)
     except BinderError as e:
         return Done(-e.errno)
-    proc.vm_flags = (vm_flags | _VM_BINDER_MMAP) & ~_VM_MAYWRITE
+    if proc.profile.newer_uapi:
+        proc.vm_flags = (vm_flags | _VM_BINDER_MMAP) & ~_VM_MAYWRITE
+    else:  # 3.x's binder_mmap added VM_DONTCOPY only; its vm_insert_page of page 0 set VM_INSERTPAGE
+        proc.vm_flags = (vm_flags | _VM_DONTCOPY | _VM_INSERTPAGE_3X) & ~_VM_MAYWRITE
     proc.page_prot = _page_prot(prot, flags)
     proc.mmap_range = (addr, addr + size)
     return Done(0, abi.VBINDER_MMAP_ARG.pack(addr, size, prot, flags))

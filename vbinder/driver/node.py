@@ -22,6 +22,7 @@ from ..uapi import (
 from .fmt import U64_MASK
 from .log import Debug
 from .stats import Obj
+from .texts_3_4 import p3
 from .work import Death, Work, WorkList, WorkType, dequeue
 
 if TYPE_CHECKING:
@@ -85,6 +86,9 @@ class NodeWork(Work):
 
     def debug_print(self, out: list[str], proc: Proc | None, prefix: str, transaction_prefix: str) -> None:
         node = self.node
+        if node.driver.profile.debugfs == "3.4":  # %p: NULL is "(null)"
+            out.append(f"{prefix}node work {node.debug_id}: u{p3(node.ptr)} c{p3(node.cookie)}\n")
+            return
         out.append(f"{prefix}node work {node.debug_id}: u{node.ptr & U64_MASK:016x} c{node.cookie & U64_MASK:016x}\n")
 
 
@@ -114,7 +118,8 @@ class Node:
         self.pending_weak_ref = False
         self.has_async_transaction = False
         self.accept_fds = bool(flags & FLAT_BINDER_FLAG_ACCEPTS_FDS)
-        self.txn_security_ctx = bool(flags & FLAT_BINDER_FLAG_TXN_SECURITY_CTX)
+        # (3.x had no security contexts)
+        self.txn_security_ctx = bool(flags & FLAT_BINDER_FLAG_TXN_SECURITY_CTX) and driver.profile.newer_uapi
         self.async_todo = WorkList()
 
 

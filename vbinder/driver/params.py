@@ -2,7 +2,9 @@
 
 ``binder``: ``debug_mask`` (uint, 0644), ``stop_on_user_error`` (int, 0644, with
 binder_set_stop_on_user_error as setter) and ``devices`` (charp, 0444); ``binder_alloc``:
-``debug_mask`` (uint, 0644). Their values live in the driver's :class:`~.log.Log`.
+``debug_mask`` (uint, 0644). Their values live in the driver's :class:`~.log.Log`. The 3.x
+profile has 3.4's: ``debug_mask`` (binder.c's one mask), ``proc_no_lock`` (bool) and
+``stop_on_user_error``.
 
 A read gives param_get_uint/int/charp's text. A write is what a write(2) to the sysfs file does
 (kernfs_fop_write_iter, sysfs_kf_write, param_attr_store, param_set_uint/int): at most one page
@@ -132,6 +134,16 @@ def kstrtoint(s: bytes, base: int = 0) -> int:
     return tmp
 
 
+def strtobool(s: bytes) -> bool:
+    """param_set_bool of 3.x (strtobool): y, Y or 1 is true, n, N or 0 false, else EINVAL."""
+    c = _at(s, 0)
+    if c in (0x79, 0x59, 0x31):  # y Y 1
+        return True
+    if c in (0x6E, 0x4E, 0x30):  # n N 0
+        return False
+    raise BinderError(errno.EINVAL, "not a boolean")
+
+
 # -- parameters ---------------------------------------------------------------------------------
 
 
@@ -185,10 +197,14 @@ class Params:
     def __init__(self, driver: Driver) -> None:
         self.driver = driver
         self.user_error_wait: list[Callable[[], None]] = []
+        self.proc_no_lock = False
         log = driver.log
 
         def set_debug_mask(s: bytes) -> None:
-            log.debug_mask = kstrtouint(s)
+            log.set_debug_mask(kstrtouint(s))
+
+        def get_debug_mask() -> bytes:
+            return b"%u\n" % (log.debug_mask if driver.profile.alloc_module else log.debug_param)
 
         def set_alloc_debug_mask(s: bytes) -> None:
             log.alloc_debug_mask = kstrtouint(s)
@@ -206,17 +222,25 @@ class Params:
             if error is not None:
                 raise error
 
-        devices = ",".join(driver.devices)
-        self._params: dict[tuple[str, str], Param] = {
-            (p.module, p.name): p for p in (
-                Param("binder", "debug_mask", 0o644, lambda: b"%u\n" % log.debug_mask, set_debug_mask),
-                Param("binder", "stop_on_user_error", 0o644, lambda: b"%d\n" % log.stop_on_user_error,
-                      set_stop_on_user_error),
+        def set_proc_no_lock(s: bytes) -> None:
+            self.proc_no_lock = strtobool(s)
+
+        params = [
+            Param("binder", "debug_mask", 0o644, get_debug_mask, set_debug_mask),
+            Param("binder", "stop_on_user_error", 0o644, lambda: b"%d\n" % log.stop_on_user_error,
+                  set_stop_on_user_error),
+        ]
+        if driver.profile.alloc_module:  # 6.1: binder_alloc is a module of its own, devices a parameter
+            devices = ",".join(driver.devices)
+            params += [
                 Param("binder", "devices", 0o444, lambda: devices.encode() + b"\n"),
                 Param("binder_alloc", "debug_mask", 0o644, lambda: b"%u\n" % log.alloc_debug_mask,
                       set_alloc_debug_mask),
-            )
-        }
+            ]
+        else:  # 3.x: the debugfs printers' proc_no_lock (bool, S_IWUSR | S_IRUGO)
+            params.insert(1, Param("binder", "proc_no_lock", 0o644,
+                                   lambda: b"Y\n" if self.proc_no_lock else b"N\n", set_proc_no_lock))
+        self._params: dict[tuple[str, str], Param] = {(p.module, p.name): p for p in params}
 
     def __iter__(self) -> Iterator[Param]:
         return iter(self._params.values())

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 from ..uapi import BR_DEAD_REPLY, ioc_nr
 from .alloc import Alloc
 from .errors import Waiter
-from .log import Debug, Log
+from .log import KERN_ERR, KERN_INFO, Debug, Log
 from .node import cleanup_ref, dec_node_tmpref, free_node
 from .stats import Obj, Stats
 from .thread import Looper, Thread
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .driver import Driver
     from .node import Node, Ref
+    from .profile import Profile
 
 TID_RECHECK_INTERVAL: Final = 1.0  # seconds a tid may be idle before its task's start time is checked again
 
@@ -34,6 +35,7 @@ class Proc:
 
     def __init__(self, driver: Driver, context: Context, pid: int, euid: int, secctx: bytes | None = None) -> None:
         self.driver: Driver = driver
+        self.profile: Profile = driver.profile
         self.log: Log = driver.log
         self.clock: Callable[[], float] = driver.log.clock
         self.context: Context = context
@@ -238,12 +240,27 @@ class Proc:
             cleanup_ref(ref)
         self.release_work(self.todo)
         self.release_work(self.delivered_death)
-        log.debug(Debug.OPEN_CLOSE, "%s: %d threads %d, nodes %d (ref %d), refs %d, active transactions %d",
-                  "binder_deferred_release", self.pid, threads, nodes, incoming, outgoing, active)
-        # binder_free_proc: the allocator's buffers go with the proc.
-        for buf in self.alloc.allocated_buffers():
-            if buf.transaction is not None:
-                buf.transaction.buffer = None
-                buf.transaction = None
-        self.alloc.deferred_release()
+        if not self.profile.alloc_module:
+            # 3.x: binder_deferred_release frees the buffers and pages itself, then says so.
+            buffers, pages = self._free_buffers()
+            log.debug(Debug.OPEN_CLOSE, "%s: %d threads %d, nodes %d (ref %d), refs %d, active transactions %d",
+                      "binder_deferred_release", self.pid, threads, nodes, incoming, outgoing, active)
+            if log.debug_mask & Debug.OPEN_CLOSE:
+                log.printk(KERN_INFO, f"binder_release: {self.pid} threads {threads}, nodes {nodes} (ref {incoming}), "
+                           f"refs {outgoing}, active transactions {active}, buffers {buffers}, pages {pages}")
+        else:
+            log.debug(Debug.OPEN_CLOSE, "%s: %d threads %d, nodes %d (ref %d), refs %d, active transactions %d",
+                      "binder_deferred_release", self.pid, threads, nodes, incoming, outgoing, active)
+            self._free_buffers()  # binder_free_proc: the allocator's buffers go with the proc
         d.stats.obj_deleted[Obj.PROC] += 1
+
+    def _free_buffers(self) -> tuple[int, int]:
+        """The buffers still allocated and the pages of the area go: (buffers, pages) freed."""
+        for buf in self.alloc.allocated_buffers():
+            t = buf.transaction
+            if t is not None:
+                if not self.profile.alloc_module:
+                    self.log.printk(KERN_ERR, f"binder: release proc {self.pid}, transaction {t.debug_id}, not freed")
+                t.buffer = None
+                buf.transaction = None
+        return self.alloc.deferred_release()

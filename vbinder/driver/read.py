@@ -59,7 +59,7 @@ def thread_read(proc: Proc, thread: Thread, buffer: int, size: int, consumed: in
             if wait_for_proc_work and not (thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
                 log.user_error("%d:%d ERROR: Thread waiting for process work before calling "
                                "BC_REGISTER_LOOPER or BC_ENTER_LOOPER (state %x)",
-                               proc.pid, thread.pid, int(thread.looper | Looper.WAITING))
+                               proc.pid, thread.pid, thread.looper_state() | Looper.WAITING)
         else:  # woken in binder_wait_for_work: it checks for the work it waited for
             wait_for_proc_work = waited == WAITED_PROC_WORK
             waited = NOT_WAITED

@@ -26,6 +26,9 @@ class Looper:
     POLL: Final = 0x20
 
 
+NEED_RETURN_3X: Final = 0x20  # 3.x's BINDER_LOOPER_STATE_NEED_RETURN
+
+
 class Thread:
     """A binder thread of a proc."""
 
@@ -82,6 +85,13 @@ class Thread:
         self.todo.enqueue(w)
 
     # -- the looper state ----------------------------------------------------------------------
+
+    def looper_state(self) -> int:
+        """``thread->looper`` as the profile's driver prints it: 3.x kept need_return in it, as
+        BINDER_LOOPER_STATE_NEED_RETURN (0x20), and had no POLL bit."""
+        if self.proc.profile.texts is None:
+            return self.looper
+        return (self.looper & ~Looper.POLL) | (NEED_RETURN_3X if self.looper_need_return else 0)
 
     def register_looper(self) -> None:
         """BC_REGISTER_LOOPER: a thread the driver asked for (BR_SPAWN_LOOPER) joins the pool."""

@@ -188,6 +188,15 @@ class Transaction(Work):
         line = (f"{prefix} {self.debug_id}: {pk_obj(self)} from {frm.proc.pid if frm else 0}:{frm.pid if frm else 0}"
                 f" to {to_proc.pid if to_proc else 0}:{to_thread.pid if to_thread else 0}"
                 f" code {u32(self.code):x} flags {u32(self.flags):x} pri {self.priority} r{int(self.need_reply)}")
+        if self.driver.profile.debugfs == "3.4":  # 3.4: the buffer whoever prints, no "context" checks
+            if buffer is None:
+                out.append(line + " buffer free\n")
+                return
+            node = buffer.target_node
+            if node is not None:
+                line += f" node {node.debug_id}"
+            out.append(f"{line} size {zd(buffer.data_size)}:{zd(buffer.offsets_size)} data {buffer.user_data:016x}\n")
+            return
         if proc is not to_proc:
             # Can only safely deref buffer if we are holding the correct proc inner lock.
             out.append(line + "\n")
@@ -355,7 +364,7 @@ def _caller_in_target(s: Sending) -> Thread | None:
     sender's stack of calls waits on (a nested call goes back to it)."""
     proc, thread = s.proc, s.thread
     w = thread.todo.head()
-    if w is not None and w.type == WorkType.TRANSACTION:
+    if w is not None and w.type == WorkType.TRANSACTION and proc.profile.todo_check:
         proc.log.user_error("%d:%d new transaction not allowed when there is a transaction on thread todo",
                             proc.pid, thread.pid)
         raise TransactionError(BR_FAILED_REPLY, -errno.EPROTO)
@@ -480,7 +489,8 @@ def _alloc_buffer(s: Sending, data_size: int, offsets_size: int, extra_buffers_s
         why = {-errno.ESRCH: ": vma cleared, target dead or dying", -errno.ENOSPC: ": no space left",
                -errno.ENOMEM: ": memory allocation failed"}.get(ret, "")
         s.proc.log.debug(Debug.FAILED_TRANSACTION, "cannot allocate buffer%s", why)
-        raise TransactionError(BR_DEAD_REPLY if ret == -errno.ESRCH else BR_FAILED_REPLY, ret) from None
+        raise TransactionError(s.proc.profile.no_vma_error if ret == -errno.ESRCH else BR_FAILED_REPLY,
+                               ret) from None
 
 
 def _submit_reply(s: Sending, t: Transaction) -> None:
@@ -504,7 +514,10 @@ def _submit_call(s: Sending, t: Transaction) -> None:
     """A sync call: on the sender's stack until its reply; BR_TRANSACTION_COMPLETE waits for it."""
     thread, target_proc, tcomplete = s.thread, s.target_proc, s.tcomplete
     assert target_proc is not None and tcomplete is not None
-    thread.enqueue_deferred_work(tcomplete)
+    if s.proc.profile.defer_tcomplete:
+        thread.enqueue_deferred_work(tcomplete)
+    else:
+        thread.enqueue_work(tcomplete)  # 3.x: BR_TRANSACTION_COMPLETE at once, as for one-way calls
     t.need_reply = True
     t.from_parent = thread.transaction_stack
     thread.transaction_stack = t

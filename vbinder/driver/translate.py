@@ -29,7 +29,7 @@ from ..uapi import (
 )
 from .errors import TransactionError
 from .fds import KIND_FD, release_fd_array, translate_fd, translate_fd_array
-from .log import Debug
+from .log import KERN_INFO, Debug
 from .node import (
     dec_node,
     dec_node_tmpref,
@@ -40,6 +40,7 @@ from .node import (
     new_node,
     update_ref_for_handle,
 )
+from .texts_3_4 import NULL_PTR
 from .trace import (
     M_BUFFER_RELEASE,
     M_NODE_TO_REF,
@@ -212,13 +213,13 @@ def _translate_object(s: Sending, t: Transaction, sg: _Scatter, offset: int, raw
         _binder_object(s, t, offset, raw)
     elif otype == BINDER_TYPE_HANDLE or otype == BINDER_TYPE_WEAK_HANDLE:
         _handle_object(s, t, offset, raw)
-    elif otype == BINDER_TYPE_PTR:
+    elif otype == BINDER_TYPE_PTR and s.proc.profile.newer_uapi:
         _ptr_object(s, t, sg, offset, raw, index, off_start)
     elif otype == BINDER_TYPE_FD:
         _fd_object(s, t, offset, raw)
-    elif otype == BINDER_TYPE_FDA:
+    elif otype == BINDER_TYPE_FDA and s.proc.profile.newer_uapi:
         _fda_object(s, t, sg, offset, raw, index, off_start, mem, data_ptr, data_size)
-    else:
+    else:  # (3.x knew no BINDER_TYPE_PTR or _FDA)
         s.proc.log.user_error("%d:%d got transaction with invalid object type, %x", s.proc.pid, s.thread.pid, otype)
         raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
 
@@ -496,12 +497,17 @@ def _do_deferred_txn_copies(proc: Proc, buf: Buffer, sg: _Scatter, mem: UserMemo
 def transaction_buffer_release(proc: Proc, buffer: Buffer, off_end_offset: int, is_failure: bool,
                                thread: Thread | None = None) -> None:
     """binder_transaction_buffer_release: drop what the buffer's objects hold, up to the offsets
-    array's ``off_end_offset`` (``is_failure``: of a transaction never delivered; ``thread``: the
-    one freeing it)."""
+    array's ``off_end_offset`` (``is_failure``: of a transaction never delivered, where the
+    translation stopped; ``thread``: the one freeing it)."""
     log = proc.log
     if log.debug_mask & Debug.TRANSACTION:
-        log.debug(Debug.TRANSACTION, "%d buffer release %d, size %d-%d, failed at %x",
-                  proc.pid, buffer.debug_id, buffer.data_size, buffer.offsets_size, off_end_offset)
+        if proc.profile.texts is not None:  # 3.x: failed_at is a pointer into the buffer, or NULL
+            at = f"{buffer.user_data + off_end_offset:016x}" if is_failure else NULL_PTR
+            log.printk(KERN_INFO, f"binder: {proc.pid} buffer release {buffer.debug_id}, size {buffer.data_size}-"
+                       f"{buffer.offsets_size}, failed at {at}")
+        else:
+            log.debug(Debug.TRANSACTION, "%d buffer release %d, size %d-%d, failed at %x",
+                      proc.pid, buffer.debug_id, buffer.data_size, buffer.offsets_size, off_end_offset)
     if buffer.target_node is not None:
         dec_node(buffer.target_node, True, False)
     for boff in range(align8(buffer.data_size), off_end_offset, 8):
@@ -549,7 +555,12 @@ def _release_handle(proc: Proc, buffer: Buffer, otype: int, handle: int) -> None
     if ret or ref is None:
         proc.log.err("transaction release %d bad handle %d, ret = %d", buffer.debug_id, handle, ret)
         return
-    proc.log.debug(Debug.TRANSACTION, "        ref %d desc %d", ref.debug_id, ref.desc)
+    log = proc.log
+    if log.debug_mask & Debug.TRANSACTION:
+        if proc.profile.texts is not None:  # 3.x named the node too
+            log.printk(KERN_INFO, f"        ref {ref.debug_id} desc {ref.desc} (node {ref.node.debug_id})")
+        else:
+            log.debug(Debug.TRANSACTION, "        ref %d desc %d", ref.debug_id, ref.desc)
 
 
 def release_entire_buffer(proc: Proc, buffer: Buffer, is_failure: bool, thread: Thread | None = None) -> None:
@@ -559,7 +570,9 @@ def release_entire_buffer(proc: Proc, buffer: Buffer, is_failure: bool, thread: 
 
 def free_buf(proc: Proc, buffer: Buffer, thread: Thread | None = None, is_failure: bool = False) -> None:
     """binder_free_buf: release the buffer; a freed one-way buffer lets the node's next one run
-    (``thread``: the one freeing it; ``is_failure``: of a transaction that was not delivered)."""
+    (queued for the proc; 3.x queued it on the freeing thread's own todo, where a thread in a
+    call of its own reads it before its reply: the seeds' nested sync-in-async crash).
+    ``thread``: the one freeing it; ``is_failure``: of a transaction that was not delivered."""
     if buffer.transaction is not None:
         buffer.transaction.buffer = None
         buffer.transaction = None
@@ -569,6 +582,8 @@ def free_buf(proc: Proc, buffer: Buffer, thread: Thread | None = None, is_failur
         w = node.async_todo.pop()
         if w is None:
             node.has_async_transaction = False
+        elif proc.profile.async_to_thread and thread is not None:
+            thread.enqueue_work(w)
         else:
             proc.todo.enqueue(w)
             proc.wakeup_proc()

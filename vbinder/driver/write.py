@@ -36,7 +36,8 @@ from ..uapi import (
     ioc_nr,
 )
 from .errors import BinderError
-from .log import Debug
+from .fmt import pk_obj
+from .log import KERN_INFO, Debug
 from .node import dec_node_nilocked, dec_node_tmpref, get_node, get_ref, inc_ref_for_node, update_ref_for_handle
 from .stats import Obj
 from .thread import Looper
@@ -124,7 +125,7 @@ def _command(proc: Proc, thread: Thread, cmd: int, cur: WriteCursor, mem: UserMe
         transaction_command(proc, thread, cur.take(_TR_SIZE), cmd == BC_REPLY, mem)
     elif cmd == BC_FREE_BUFFER:
         free_buffer(proc, thread, cur.u64())
-    elif cmd == BC_TRANSACTION_SG or cmd == BC_REPLY_SG:
+    elif (cmd == BC_TRANSACTION_SG or cmd == BC_REPLY_SG) and proc.profile.newer_uapi:
         transaction_command(proc, thread, cur.take(_TR_SG_SIZE), cmd == BC_REPLY_SG, mem)
     elif cmd == BC_INCREFS or cmd == BC_ACQUIRE or cmd == BC_RELEASE or cmd == BC_DECREFS:
         return refcount(proc, thread, cmd, cur.u32())
@@ -199,9 +200,13 @@ def refcount(proc: Proc, thread: Thread, cmd: int, target: int) -> int:
     if ret:
         log.user_error("%d:%d %s %d refcount change on invalid ref %d ret %d",
                        proc.pid, thread.pid, name, int(strong), target, ret)
-    elif ref is not None:
-        log.debug(Debug.USER_REFS, "%d:%d %s ref %d desc %d s %d w %d", proc.pid, thread.pid,
-                  name, ref.debug_id, ref.desc, ref.strong, ref.weak)
+    elif ref is not None and log.debug_mask & Debug.USER_REFS:
+        if proc.profile.texts is not None:  # 3.x named the node too
+            log.printk(KERN_INFO, f"binder: {proc.pid}:{thread.pid} {name} ref {ref.debug_id} desc {ref.desc} "
+                       f"s {ref.strong} w {ref.weak} for node {ref.node.debug_id}")
+        else:
+            log.debug(Debug.USER_REFS, "%d:%d %s ref %d desc %d s %d w %d", proc.pid, thread.pid,
+                      name, ref.debug_id, ref.desc, ref.strong, ref.weak)
     return 0
 
 
@@ -283,8 +288,9 @@ def dead_binder_done(proc: Proc, thread: Thread, cookie: int) -> None:
     """BC_DEAD_BINDER_DONE: the owner of a ref handled its BR_DEAD_BINDER."""
     log = proc.log
     death = next((w for w in proc.delivered_death if isinstance(w, Death) and w.cookie == cookie), None)
-    log.debug(Debug.DEAD_BINDER, "%d:%d BC_DEAD_BINDER_DONE %016x found %s", proc.pid, thread.pid,
-              cookie, f"{id(death) if death is not None else 0:016x}")
+    if log.debug_mask & Debug.DEAD_BINDER:
+        log.debug(Debug.DEAD_BINDER, "%d:%d BC_DEAD_BINDER_DONE %016x found %s", proc.pid, thread.pid,
+                  cookie, pk_obj(death))
     if death is None:
         log.user_error("%d:%d BC_DEAD_BINDER_DONE %016x not found", proc.pid, thread.pid, cookie)
         return

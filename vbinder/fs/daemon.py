@@ -18,6 +18,8 @@ import pyfuse3
 import trio
 
 from ..driver import Driver, debugfs
+from ..driver.profile import DEFAULT as DEFAULT_KERNEL
+from ..driver.profile import profile
 from . import binderfs
 from .fd_channel import FdChannels
 from .host import Host
@@ -55,13 +57,15 @@ def raise_priority(nice: int = NICE) -> None:
         log.debug("priority left as it is: %s", e)
 
 
-def make_driver(devices: list[str], debug_mask: int, host: Host) -> Driver:
-    """The driver core."""
-    return Driver(devices=devices, debug_mask=debug_mask, host=host)
+def make_driver(devices: list[str] | None, debug_mask: int, host: Host, kernel: str = DEFAULT_KERNEL,
+                ratelimit: bool | None = None) -> Driver:
+    """The driver core, as the profile ``kernel`` has it (its devices, unless ``devices``; its
+    kernel's rate limiting, unless ``ratelimit``)."""
+    return Driver(devices=devices, debug_mask=debug_mask, host=host, ratelimit=ratelimit, profile=profile(kernel))
 
 
 # Replaceable, for tests that serve a core with faults injected.
-driver_factory: Callable[[list[str], int, Host], Driver] = make_driver
+driver_factory: Callable[..., Driver] = make_driver
 
 
 def _rendered(render: Callable[[Driver], str], driver: Driver) -> bytes:
@@ -101,17 +105,20 @@ def mount_options(allow_other: bool) -> set[str]:
     return options
 
 
-def serve(mountpoint: str, devices: list[str], debug_mask: int, allow_other: bool = False,
-          verbose: bool = False, ready: Callable[[], None] | None = None, nice: int | None = None) -> None:
+def serve(mountpoint: str, devices: list[str] | None, debug_mask: int, allow_other: bool = False,
+          verbose: bool = False, ready: Callable[[], None] | None = None, nice: int | None = None,
+          kernel: str = DEFAULT_KERNEL, ratelimit: bool | None = None) -> None:
     """Mount at ``mountpoint`` and serve until unmounted or signalled.
 
     ``ready`` is called once the mount answers requests. Raises MountError when mounting fails.
     ``nice``: the priority to take if allowed (:func:`raise_priority`; None: :data:`NICE`), before
-    any thread starts.
+    any thread starts. ``kernel``: the driver's profile (vbinder.driver.profile); ``devices`` None:
+    the profile's.
     """
     raise_priority(NICE if nice is None else nice)
     host = Host(fds=FdChannels())
-    driver = driver_factory(devices, debug_mask, host)
+    driver = driver_factory(devices, debug_mask, host, kernel=kernel, ratelimit=ratelimit)
+    devices = driver.devices
     if verbose:
         klog = logging.getLogger("vbinder.kmsg")
         driver.log.listeners.append(klog.info)
