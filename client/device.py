@@ -13,7 +13,7 @@ import stat
 
 from .errors import TransportError
 from .kernel_transport import KernelTransport
-from .transport import Transport, VbinderTransport
+from .transport import MAP_PRIVATE, MAP_SIZE, Transport, VbinderTransport
 
 
 def find_device(path: str | None = None, name: str = "binder") -> str:
@@ -52,13 +52,14 @@ def vbinder_mounts() -> list[str]:
     return out
 
 
-def open_transport(path: str | None = None, name: str = "binder") -> Transport:
-    """Open the binder device (see :func:`find_device`)."""
+def open_transport(path: str | None = None, name: str = "binder", map_size: int = MAP_SIZE,
+                   map_flags: int = MAP_PRIVATE) -> Transport:
+    """Open the binder device (see :func:`find_device`) and map ``map_size`` bytes of it."""
     dev = find_device(path, name)
     try:
         st = os.stat(dev)
     except OSError as e:
         raise TransportError(e.errno, f"{dev}: {e.strerror}") from None
     if stat.S_ISCHR(st.st_mode):
-        return KernelTransport(dev)
-    return VbinderTransport(dev)
+        return KernelTransport(dev, map_size, map_flags)
+    return VbinderTransport(dev, map_size, map_flags)

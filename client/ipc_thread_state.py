@@ -80,6 +80,7 @@ class IPCThreadState:
         self._unanswered: tuple[int, ...] | None = None  # a sync BR_TRANSACTION taken, not yet executing
         self.calling_pid = 0  # of the call this thread is serving (0: none, or a one-way call)
         self.calling_uid = 0
+        self.stray_answers = 0  # answers no call waited for (:meth:`_stray`)
 
     @classmethod
     def self(cls) -> IPCThreadState:
@@ -262,7 +263,7 @@ class IPCThreadState:
         flags = 0
         if cmd in _COMPLETE:
             if top is None or top.acked:
-                log.warning("binder: %s answers nothing", uapi.BR_NAMES.get(cmd))
+                self._stray(cmd)
                 return None, (cmd, None, 0)
             top.acked = True
             if top.sync:
@@ -273,10 +274,23 @@ class IPCThreadState:
             parcel = self._parcel(tr)
             parcel.is_reply = True
         if top is None:
-            log.warning("binder: %s answers nothing", uapi.BR_NAMES.get(cmd))
+            self._stray(cmd)
             return None, (cmd, parcel, flags)
         self._owed.pop()
         return top, (cmd, parcel, flags)
+
+    def _stray(self, cmd: int) -> None:
+        """An answer that no call of this thread waits for: the driver answered out of order.
+
+        libbinder's thread pool aborts the process there (``*** BAD COMMAND %d received from
+        Binder driver``, then getAndExecuteCommand's error): this client says what happened, counts
+        it in ``stray_answers`` and goes on serving."""
+        self.stray_answers += 1
+        log.error("binder: stray %s (%d): no call of this thread waits for it. The driver's answers came "
+                  "out of order: a one-way call was delivered to this thread while it waited in a call of "
+                  "its own (a 3.x driver's BC_FREE_BUFFER queues a node's next one-way call on the freeing "
+                  "thread), and a nested call took this thread's answer. libbinder aborts here "
+                  "('*** BAD COMMAND %d received from Binder driver')", uapi.BR_NAMES.get(cmd, hex(cmd)), cmd, cmd)
 
     def _settle(self) -> None:
         """Read the answers owed to orphans (see the module's docstring) before sending anything."""

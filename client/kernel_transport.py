@@ -31,29 +31,14 @@ _U64 = struct.Struct("<Q")
 _TRANSACTIONS = (uapi.BR_TRANSACTION, uapi.BR_TRANSACTION_SEC_CTX, uapi.BR_REPLY)
 
 
-class _PyBuffer(ctypes.Structure):
-    """CPython's Py_buffer (to learn the address of a read-only mmap)."""
-
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
-                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
-                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
-
-
-def buffer_address(obj: object) -> int:
-    """The address of the memory behind a buffer object (read-only ones too)."""
-    view = _PyBuffer()
-    get = ctypes.pythonapi.PyObject_GetBuffer
-    get.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
-    get.restype = ctypes.c_int
-    release = ctypes.pythonapi.PyBuffer_Release
-    release.argtypes = [ctypes.POINTER(_PyBuffer)]
-    release.restype = None
-    get(obj, ctypes.byref(view), 0)  # PyBUF_SIMPLE; raises if obj exports no buffer
-    try:
-        return int(view.buf or 0)
-    finally:
-        release(ctypes.byref(view))
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc_mmap = _libc.mmap
+_libc_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc_mmap.restype = ctypes.c_void_p
+_libc_munmap = _libc.munmap
+_libc_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc_munmap.restype = ctypes.c_int
+_MAP_FAILED = (1 << 64) - 1  # (void *) -1
 
 
 class _Exchange(NamedTuple):
@@ -87,18 +72,24 @@ class _Local(threading.local):
 class KernelTransport:
     """A kernel binder device: real ioctls, real memory, a real mapped area."""
 
-    def __init__(self, path: str, map_size: int = MAP_SIZE) -> None:
+    def __init__(self, path: str, map_size: int = MAP_SIZE, map_flags: int = mmap.MAP_PRIVATE) -> None:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self.map_addr = 0
         self.map_size = 0
-        self._map: mmap.mmap | None = None
+        self._map: memoryview | None = None
         self._local = _Local()
         self.extended_errors = ExtendedErrors()  # what the client read of failed calls' extended errors
         try:
             if map_size:
-                self._map = mmap.mmap(self.fd, map_size, mmap.MAP_PRIVATE, mmap.PROT_READ)
-                self.map_addr = buffer_address(self._map)
+                # mmap(2) itself: Python's mmap object would keep a dup of the fd, and the driver
+                # sees each close of it (binder_flush) where libbinder has one fd.
+                addr = _libc_mmap(None, map_size, mmap.PROT_READ, map_flags, self.fd, 0)
+                if addr is None or addr == _MAP_FAILED:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"mmap of {path}: {os.strerror(err)}")
+                self._map = memoryview((ctypes.c_char * map_size).from_address(addr)).cast("B")
+                self.map_addr = addr
                 self.map_size = map_size
         except BaseException:
             os.close(self.fd)
@@ -257,7 +248,7 @@ class KernelTransport:
             end = max(end, offsets_ptr - self.map_addr + offsets_size)
         if start < 0 or end > self.map_size:
             return None
-        raw = m[start:end]
+        raw = bytes(m[start:end])
         # Scatter-gather copies (BINDER_TYPE_PTR) and the security context follow the offsets.
         off_start = offsets_ptr - data_ptr
         for i in range(offsets_size // 8):
@@ -270,10 +261,10 @@ class KernelTransport:
                 end = max(end, bptr - self.map_addr + length)
         if secctx:
             at = secctx - self.map_addr
-            nul = m.find(b"\0", at, self.map_size) if 0 <= at < self.map_size else -1
-            end = max(end, nul + 1 if nul >= 0 else at)
+            nul = bytes(m[at:]).find(b"\0") if 0 <= at < self.map_size else -1
+            end = max(end, at + nul + 1 if nul >= 0 else at)
         if end > len(raw) + start and end <= self.map_size:
-            raw = m[start:end]
+            raw = bytes(m[start:end])
         return raw
 
     def place(self, data: bytes) -> int:
@@ -291,8 +282,9 @@ class KernelTransport:
 
     def close(self) -> None:
         if self._map is not None:
-            self._map.close()
+            self._map.release()
             self._map = None
+            _libc_munmap(self.map_addr, self.map_size)
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

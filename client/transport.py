@@ -25,6 +25,8 @@ from .fd_channel import FdChannel
 from .signals import check_signals, signal_guard
 
 MAP_SIZE: Final = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
+MAP_PRIVATE: Final = 0x02
+MAP_NORESERVE: Final = 0x4000
 _FIRST_READ: Final = 16384  # one pread usually fetches the whole reply
 # Where this client places the memory it sends (out of the driver's mapped-area range).
 _USER_BASE: Final = 0x1000_0000_0000
@@ -90,7 +92,9 @@ class _ThreadState:
 class VbinderTransport:
     """A vbinder device file: every ioctl is one request frame and its reply frame."""
 
-    def __init__(self, path: str, map_size: int = MAP_SIZE) -> None:
+    def __init__(self, path: str, map_size: int = MAP_SIZE, map_flags: int = MAP_PRIVATE) -> None:
+        """``map_size``, ``map_flags``: the mapped area's (0: none); libbinder maps MAP_SIZE with
+        MAP_PRIVATE | MAP_NORESERVE, which the driver prints in its mmap lines."""
         _raise_fsize_limit()
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -110,7 +114,8 @@ class VbinderTransport:
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
                 raise TransportError(errno.EPROTO, f"{path} does not speak vbinder ABI {abi.ABI_VERSION}")
             if map_size:
-                ret, arg = self.ioctl(abi.VBINDER_MMAP, abi.VBINDER_MMAP_ARG.pack(0, map_size, abi.PROT_READ, 2))
+                ret, arg = self.ioctl(abi.VBINDER_MMAP, abi.VBINDER_MMAP_ARG.pack(0, map_size, abi.PROT_READ,
+                                                                                  map_flags))
                 if ret < 0:
                     raise TransportError(-ret, f"mapping {path}: {os.strerror(-ret)}")
                 self.map_addr, self.map_size = abi.VBINDER_MMAP_ARG.unpack(arg)[:2]
