@@ -221,6 +221,9 @@ class Role:
         return got
 
 
+_RUNNING: list[int] = []  # the roles of this run's scenarios, killed if the run ends early
+
+
 class Scenario:
     """Processes forked before any opens the device; this (the controlling) process is ``main``."""
 
@@ -250,6 +253,7 @@ class Scenario:
                     sys.stderr.flush()
                     os._exit(code)
             self.pids[name] = pid
+            _RUNNING.append(pid)
         os.close(results_w)
         self.main = Role("main", target, self.inboxes, os.dup(self.results_r))
         for name in roles:
@@ -416,7 +420,7 @@ class Printer:
     def section(self, title: str, lines: list[str] | str) -> None:
         if isinstance(lines, str):
             lines = lines.splitlines()
-        print(f"== {title}")
+        print(f"== {self.norm(title)}")
         for line in lines:
             print(self.norm(line))
         sys.stdout.flush()
@@ -438,11 +442,24 @@ def run(doc: str | None, body: Callable[[Target, Printer], None]) -> int:
     printer = Printer(args.normalize)
     print(f"== driver: {'vbinder --kernel ' + target.kernel if target.kind == 'vbinder' else 'Linux ' + os.uname().release}"
           if not args.normalize else f"== driver: {target.kind} {target.kernel}")
+    signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(int(4 * WAIT))
     try:
         body(target, printer)
     finally:
+        signal.alarm(0)
+        for pid in _RUNNING:  # (a role left waiting by a failure)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
         target.close()
     return 0
+
+
+def _too_long(_signum: int, _frame: object) -> None:
+    raise TimeoutError(f"the seed did not finish within {4 * WAIT:.0f} s")
 
 
 def nanosleep_until(pred: Callable[[], bool], timeout: float = WAIT) -> bool:
