@@ -23,6 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from seedlib import Printer, Raw, Role, Scenario, Target, bc, mm_gone, names, reap, run  # noqa: E402
+
 from vbinder import uapi  # noqa: E402
 
 DATA = bytes(range(124))  # the seed's call: 124 bytes of data, 4 of offsets

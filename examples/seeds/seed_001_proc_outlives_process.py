@@ -33,11 +33,12 @@ from seedlib import (  # noqa: E402
     Scenario,
     Target,
     bc,
-    nanosleep_until,
     names,
+    nanosleep_until,
     reap,
     run,
 )
+
 from vbinder import uapi  # noqa: E402
 
 PTR, COOKIE = 0x4031B8A8, 0x4031B88C  # the seed's node 5

@@ -26,13 +26,15 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from vbinder import uapi
 from vbinder_client.device import open_transport
+
+from vbinder import uapi
 
 WAIT = 60.0  # the oracle's VM is slow (TCG): a Python process takes seconds to start there
 TR = uapi.TRANSACTION_DATA
@@ -194,6 +196,9 @@ class Role:
         self._outboxes = {r: w for r, (_r, w) in inboxes.items()}
         self._results = results
         self._buf = b""
+        self._stash: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._reading = False
         self.pids: dict[str, int] = {}
 
     def report(self, event: str, **fields: Any) -> None:
@@ -204,21 +209,35 @@ class Role:
         os.write(self._outboxes[role], (json.dumps({"msg": msg, **fields}) + "\n").encode())
 
     def wait(self, msg: str, timeout: float = WAIT) -> dict[str, Any]:
-        """The next message, which must be ``msg``."""
+        """The next message called ``msg`` (others wait for their own waiters; threads may wait
+        for different messages at once)."""
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._inbox], [], [], left)[0]:
-                raise TimeoutError(f"{self.name}: no {msg!r} within {timeout} s")
-            chunk = os.read(self._inbox, 65536)
-            if not chunk:
-                raise EOFError(f"{self.name}: inbox closed")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        got = json.loads(line)
-        if got.get("msg") != msg:
-            raise RuntimeError(f"{self.name}: expected {msg!r}, got {got!r}")
-        return got
+        with self._cond:
+            while True:
+                for i, got in enumerate(self._stash):
+                    if got.get("msg") == msg:
+                        return self._stash.pop(i)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.name}: no {msg!r} within {timeout} s")
+                if self._reading:
+                    self._cond.wait(left)
+                    continue
+                self._reading = True
+                self._cond.release()
+                try:
+                    ready = select.select([self._inbox], [], [], min(left, 0.2))[0]
+                    chunk = os.read(self._inbox, 65536) if ready else b""
+                finally:
+                    self._cond.acquire()
+                    self._reading = False
+                if ready and not chunk:
+                    raise EOFError(f"{self.name}: inbox closed")
+                self._buf += chunk
+                while b"\n" in self._buf:
+                    line, self._buf = self._buf.split(b"\n", 1)
+                    self._stash.append(json.loads(line))
+                self._cond.notify_all()
 
 
 _RUNNING: list[int] = []  # the roles of this run's scenarios, killed if the run ends early
@@ -368,6 +387,30 @@ class Raw:
         return self.t.ioctl(cmd, arg)
 
 
+class Tap:
+    """A transport that records what each thread reads: ``returns`` is (tid, BR name), in order."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.path = inner.path
+        self.map_addr = inner.map_addr
+        self.returns: list[tuple[int, str]] = []
+
+    def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:
+        return self._record(self.inner.write_read(write, read_size))
+
+    def resume(self) -> tuple[int, int, bytes, dict[int, bytes]]:
+        return self._record(self.inner.resume())
+
+    def _record(self, result: tuple[int, int, bytes, dict[int, bytes]]) -> tuple[int, int, bytes, dict[int, bytes]]:
+        tid = threading.get_native_id()
+        self.returns += [(tid, name) for name, _arg in parse_brs(result[2])]
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # ioctl, place, in_flight, close, ...
+
+
 def bc(code: int, *args: int, fmt: str | None = None) -> bytes:
     """A BC command with its arguments (u32 each unless ``fmt`` says otherwise)."""
     return struct.pack("<I" + (fmt if fmt is not None else "I" * len(args)), code, *args)
@@ -410,7 +453,8 @@ class Printer:
         # Debian's module prints binder_alloc.c's lines with binder.c's prefix (binder_linux:)
         line = line.replace("binder_alloc: ", "binder: ")
         line = re.sub(r"(?<!vma )(?<!pagep )\b[0-9a-f]{16}\b", _hexword, line)
-        line = re.sub(r"\b(at |data |ptr |buffer )?[0-9a-f]{12}(?=[-\s)]|$)", lambda m: (m.group(1) or "") + "ADDR", line)
+        line = re.sub(r"\b(at |data |ptr |buffer )?[0-9a-f]{12}(?=[-\s)]|$)",
+                      lambda m: (m.group(1) or "") + "ADDR", line)
         line = re.sub(r"\b(?:7[0-9a-f]{11}|[0-9a-f]{8})(?=-[0-9a-f])", "ADDR", line)
         line = re.sub(r"(?<=-)(?:7[0-9a-f]{11}|[0-9a-f]{8})\b", "ADDR", line)
         line = re.sub(r"\bline \d+$", "line L", line)
@@ -440,8 +484,12 @@ def run(doc: str | None, body: Callable[[Target, Printer], None]) -> int:
     args = parser(doc).parse_args()
     target = Target(args)
     printer = Printer(args.normalize)
-    print(f"== driver: {'vbinder --kernel ' + target.kernel if target.kind == 'vbinder' else 'Linux ' + os.uname().release}"
-          if not args.normalize else f"== driver: {target.kind} {target.kernel}")
+    if args.normalize:
+        print(f"== driver: {target.kind} {target.kernel}")
+    elif target.kind == "vbinder":
+        print(f"== driver: vbinder --kernel {target.kernel}")
+    else:
+        print(f"== driver: Linux {os.uname().release}")
     signal.signal(signal.SIGALRM, _too_long)
     signal.alarm(int(4 * WAIT))
     try:
@@ -480,5 +528,5 @@ def mm_gone(pid: int) -> bool:
         return True
 
 
-__all__ = ["Printer", "Raw", "Role", "Scenario", "Target", "bc", "mm_gone", "names", "nanosleep_until",
+__all__ = ["Printer", "Raw", "Role", "Scenario", "Tap", "Target", "bc", "mm_gone", "names", "nanosleep_until",
            "parse_brs", "reap", "run"]
