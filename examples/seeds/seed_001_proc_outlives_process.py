@@ -13,6 +13,10 @@ manager's dropped reference queued, until the holder exits:
   transactions 0, buffers 0, pages 1``;
 - 6.1: the same state in 6.1's format, and binder_deferred_release's and binder_alloc's lines.
 
+Then another service, with 4 threads, 2 nodes the manager holds and 8 refs, is killed the usual
+way: 3.4 prints the seed's ``binder_release: 1727 threads 4, nodes 2 (ref 2), refs 8, active
+transactions 0, buffers 0, pages 1`` after its ``page 0 ... not freed``.
+
     examples/seeds/seed_001_proc_outlives_process.py [--kernel 3.4|6.1 | --device DEV] [--normalize]
 """
 
@@ -60,6 +64,15 @@ def manager(role: Role) -> None:
     role.wait("drop")  # the victim is dead: its proxy goes
     r.wr(bc(uapi.BC_RELEASE, handle) + bc(uapi.BC_DECREFS, handle), 0)
     role.tell("main", "dropped")
+    # The other service registers two binders and gets seven of the manager's in the reply.
+    add = _transaction(r)
+    data = r.buffers[add[8]]
+    handles = [struct.unpack_from("<I", data, 24 * i + 8)[0] for i in range(2)]
+    objects = b"".join(uapi.FLAT_BINDER_OBJECT.pack(uapi.BINDER_TYPE_BINDER, 0x17F, 0x7000 + 0x100 * i,
+                                                    0x7000 + 0x100 * i) for i in range(7))
+    r.wr(b"".join(bc(uapi.BC_INCREFS, h) + bc(uapi.BC_ACQUIRE, h) for h in handles)
+         + bc(uapi.BC_FREE_BUFFER, add[8], fmt="Q")
+         + r.tx(0, 0, objects, offsets=tuple(24 * i for i in range(7)), reply=True), 0)
     role.wait("exit")
 
 
@@ -107,9 +120,42 @@ def victim(role: Role, hold: tuple[int, int]) -> None:
     loop()
 
 
+def service(role: Role) -> None:
+    """A service that dies the usual way, with 4 threads, 2 nodes (a ref each) and 8 refs: the
+    process of the seed's binder_release line."""
+    role.wait("go")
+    r = Raw(role.device, map_size=VICTIM_MAP)
+    objects = b"".join(uapi.FLAT_BINDER_OBJECT.pack(uapi.BINDER_TYPE_BINDER, 0x17F, ptr, ptr)
+                       for ptr in (0x5000, 0x6000))
+    got = r.wr(bc(uapi.BC_INCREFS, 0) + bc(uapi.BC_ACQUIRE, 0) + r.tx(0, 3, objects, offsets=(0, 24)))
+    while "BR_REPLY" not in names(got):
+        got += r.wr()
+    acks = b""
+    for name, arg in got:
+        if name in ("BR_INCREFS", "BR_ACQUIRE"):
+            acks += bc(uapi.BC_INCREFS_DONE if name == "BR_INCREFS" else uapi.BC_ACQUIRE_DONE) + arg
+        elif name == "BR_REPLY":
+            tr = uapi.TRANSACTION_DATA.unpack(arg)
+            for i in range(7):  # a proxy for each of the manager's binders
+                handle = struct.unpack_from("<I", r.buffers[tr[8]], 24 * i + 8)[0]
+                acks += bc(uapi.BC_INCREFS, handle) + bc(uapi.BC_ACQUIRE, handle)
+            acks += bc(uapi.BC_FREE_BUFFER, tr[8], fmt="Q")
+    r.wr(acks, 0)
+
+    def loop() -> None:
+        r.wr(bc(uapi.BC_ENTER_LOOPER))
+        while True:
+            r.wr()
+
+    for _ in range(3):
+        threading.Thread(target=loop, daemon=True).start()
+    role.tell("main", "ready")
+    loop()
+
+
 def seed(target: Target, out: Printer) -> None:
     hold = os.pipe()
-    sc = Scenario(target, manager=manager, victim=lambda role: victim(role, hold))
+    sc = Scenario(target, manager=manager, victim=lambda role: victim(role, hold), service=service)
     sc.main.wait("ready")
     sc.main.tell("victim", "go")
     holder = sc.main.wait("ready")["holder"]
@@ -127,14 +173,23 @@ def seed(target: Target, out: Printer) -> None:
     reap(holder)
     nanosleep_until(lambda: not os.path.exists(os.path.join(target.debugfs, "proc", str(victim_pid))))
     released = target.log.settle(quiet=1.0)
+    sc.main.tell("service", "go")  # another service, which dies the usual way
+    sc.main.wait("ready")
+    service_pid = sc.pids["service"]
+    nanosleep_until(lambda: target.read(f"proc/{service_pid}").count(": l 12") == 4)
+    target.log.settle()
+    sc.kill("service")
+    nanosleep_until(lambda: not os.path.exists(os.path.join(target.debugfs, "proc", str(service_pid))))
+    service_died = target.log.settle(quiet=1.0)
     target.set_masks(7, alloc=1)
     sc.main.tell("manager", "exit")
     events = sc.finish()
     tids = {e["second"]: "VICTIM_T2" for e in events if e.get("event") == "threads"}
-    out.name_pids({"manager": sc.pids["manager"], "victim": victim_pid}, tids)
+    out.name_pids({"manager": sc.pids["manager"], "victim": victim_pid, "service": service_pid}, tids)
     out.section("log: the victim is killed", died)
     out.section(f"proc/{victim_pid}: after the manager dropped its reference", state)
     out.section("log: the holder exits", released)
+    out.section("log: another service (4 threads, 2 nodes, 8 refs) is killed", service_died)
     for e in events:
         if e.get("event") in ("error", "timeout"):
             out.section(f"{e['role']} failed", [str(e)])

@@ -452,13 +452,13 @@ class Printer:
             return line
         # Debian's module prints binder_alloc.c's lines with binder.c's prefix (binder_linux:)
         line = line.replace("binder_alloc: ", "binder: ")
-        line = re.sub(r"(?<!vma )(?<!pagep )\b[0-9a-f]{16}\b", _hexword, line)
+        line = re.sub(r"(?<!vma )(?<!pagep )(?<![0-9a-fA-F])([uc]?)([0-9a-f]{16})(?![0-9a-fA-F])", _hexword, line)
         line = re.sub(r"\b(at |data |ptr |buffer )?[0-9a-f]{12}(?=[-\s)]|$)",
                       lambda m: (m.group(1) or "") + "ADDR", line)
         line = re.sub(r"\b(?:7[0-9a-f]{11}|[0-9a-f]{8})(?=-[0-9a-f])", "ADDR", line)
         line = re.sub(r"(?<=-)(?:7[0-9a-f]{11}|[0-9a-f]{8})\b", "ADDR", line)
         line = re.sub(r"\bline \d+$", "line L", line)
-        line = re.sub(r"\b\d+\b", lambda m: self.pids.get(int(m.group()), m.group()), line)
+        line = _PID_PLACES.sub(lambda m: self.pids.get(int(m.group()), m.group()), line)
         return line
 
     def section(self, title: str, lines: list[str] | str) -> None:
@@ -470,13 +470,23 @@ class Printer:
         sys.stdout.flush()
 
 
+# Where the driver's texts print a pid or a tid: "binder: P:T ...", "binder_open: P:T", "proc P",
+# "thread T:", "from P:T to P:T", "binder_release: P ...", ... (not sizes or counts that happen to
+# equal a pid).
+_PID_PLACES = re.compile(r"(?:(?<=binder: )|(?<=binder_open: )|(?<=binder_mmap: )|(?<=binder_flush: )"
+                         r"|(?<=_release: )|(?<=proc )|(?<=proc/)|(?<=thread )|(?<=to )|(?<=from )|(?<=:))"
+                         r"\d+(?=[:\s,]|$)")
+
+
 def _hexword(m: re.Match[str]) -> str:
-    word = m.group()
-    if word == "0" * 16:
-        return word
-    if word.startswith("00000000"):
-        return "PTR"  # a hashed pointer (%p, %pK)
-    return "ADDR"
+    """A 64-bit value: a user address (the mapped area, the caller's memory) reads ADDR, a hashed
+    pointer (%p, %pK: eight zeros, then the hash) PTR; NULL and other values stay."""
+    prefix, word = m.group(1), m.group(2)
+    if word.startswith("00007") and word != "0" * 16:
+        return prefix + "ADDR"
+    if not prefix and word.startswith("00000000") and word != "0" * 16:
+        return "PTR"
+    return prefix + word
 
 
 def run(doc: str | None, body: Callable[[Target, Printer], None]) -> int:
@@ -485,7 +495,7 @@ def run(doc: str | None, body: Callable[[Target, Printer], None]) -> int:
     target = Target(args)
     printer = Printer(args.normalize)
     if args.normalize:
-        print(f"== driver: {target.kind} {target.kernel}")
+        print(f"== driver: {target.kernel}")  # (vbinder's or the kernel's: the same output)
     elif target.kind == "vbinder":
         print(f"== driver: vbinder --kernel {target.kernel}")
     else:
