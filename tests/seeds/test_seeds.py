@@ -195,7 +195,7 @@ def test_seed_004_debug_mask_on_3_4() -> None:
                   "TRANSACTION_COMPLETE 1024", "FREE_BUFFER 2048", "INTERNAL_REFS 4096", "BUFFER_ALLOC 8192",
                   "PRIORITY_CAP 16384", "BUFFER_ALLOC_ASYNC 32768"]  # "BINDER_DEBUG_<name> <value>", 2.1
     assert [" ".join(reversed(x.split())) for x in table[:16]] == seed_table
-    assert table[16] == "parameters: debug_mask proc_no_lock stop_on_user_error"  # 2.3: proc_no_lock, stop_on_user_error
+    assert table[16] == "parameters: debug_mask proc_no_lock stop_on_user_error"  # 2.3
     # 4.3's arithmetic, with this layout's header: the buffer's size and the header come back
     alloc = next(x for x in lines if "async free" in x and "alloc_buf" in x)
     freed = next(x for x in lines if "async free" in x and "free_buf" in x)
