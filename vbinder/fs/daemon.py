@@ -89,7 +89,8 @@ def build_tree(driver: Driver, uid: int, gid: int) -> Tree:
                                  ("failed_transaction_log", debugfs.render_failed_transaction_log))}
     for name, read in logs.items():
         tree.add_generated(f"{DEBUGFS}/{name}", read, mode=0o444)
-    binderfs.build(tree, driver, logs)  # dev/binderfs: binder-control, binder_logs/, features/
+    if driver.profile.newer_uapi:  # (3.x had no binderfs)
+        binderfs.build(tree, driver, logs)  # dev/binderfs: binder-control, binder_logs/, features/
     for param in driver.params:
         tree.add_generated(param.path, param.read, param.write if param.writable else None, mode=param.mode)
     tree.add_symlink("proc/binder", "../sys/kernel/debug/binder")
