@@ -66,6 +66,7 @@ class Pending:
         res = self.res
         if res is None:
             assert self.wb is not None
+            self.file.actor.env.who = self.tid
             res = self.file.convert(self.file.client.finish(self.wb, self.tid))
         self.file.actor.env.trace.append([self.file.actor.name, "wr_async result", _summary(res)])
         return res
@@ -87,6 +88,7 @@ class File:
         return res
 
     def _ioctl(self, cmd: int, arg: bytes, thread: int = 0) -> tuple[int, bytes]:
+        self.actor.env.who = self.actor.tids[thread]
         f = self.client.ioctl(cmd, arg, self.actor.tids[thread])
         return f.code, f.arg
 
@@ -112,10 +114,19 @@ class File:
         h, s, w, *_ = uapi.NODE_INFO_FOR_REF.unpack(arg)
         return self._log("node_info_for_ref", {"handle": h, "strong_count": s, "weak_count": w})
 
+    def ioctl(self, cmd: int, arg: bytes) -> object:
+        code, out = self._ioctl(cmd, arg)
+        return self._log("ioctl", [code, out.hex() if code == 0 else arg.hex()])
+
+    def poll(self) -> object:
+        self.actor.env.who = self.actor.tids[0]
+        return self._log("poll", [1] if self.client.file.poll(self.actor.tids[0]) else [])
+
     def thread_exit(self, thread: int = 0) -> object:
         return self._log("thread_exit", self._ioctl(uapi.BINDER_THREAD_EXIT, uapi.S32.pack(0), thread)[0])
 
     def flush(self) -> None:
+        self.actor.env.who = "kworker"  # binder_flush's work is deferred to a kworker
         self.client.file.flush()
         self._log("flush", 0)
 
@@ -126,6 +137,7 @@ class File:
                 "returns": [(br.name, _fields(br)) for br in r.brs]}  # type: ignore[attr-defined]
 
     def _start(self, cmds: list[tuple], read_size: int, tid: int) -> object:
+        self.actor.env.who = tid
         return self.client.write_read(scenarios.encode(cmds, self.client.put), read_size, tid)
 
     def wr(self, cmds: list[tuple], read_size: int = 0, thread: int = 0) -> dict:
@@ -139,6 +151,7 @@ class File:
             return Pending(self, tid, None, wb)
 
     def close(self) -> None:
+        self.actor.env.who = "kworker"  # binder_flush and binder_release: deferred to a kworker
         self.client.file.flush()
         self.client.file.release()
         self._log("close", 0)
@@ -161,11 +174,18 @@ class Actor:
 class ReplayEnv:
     """A scenario environment on a fresh core, actors numbered as in the oracle run."""
 
-    def __init__(self, tids: dict[str, list[int]], devices: tuple[str, ...] = ("binder",)) -> None:
-        self.driver = make_driver(devices=devices)
+    def __init__(self, tids: dict[str, list[int]], devices: tuple[str, ...] = ("binder",),
+                 debug_mask: int | None = None, ratelimit: bool | None = None) -> None:
+        self.driver = make_driver(devices=devices, ratelimit=ratelimit) if debug_mask is None else \
+            make_driver(devices=devices, ratelimit=ratelimit, debug_mask=debug_mask)
         self.tids = tids
         self.snapshots: list[list[object]] = []
         self.trace: list[list[object]] = []
+        # Who runs in the driver now (a tid, "kworker" for deferred work, "reader" for debugfs),
+        # and the log lines each printed.
+        self.who: int | str = 0
+        self.lines: list[tuple[int | str, str]] = []
+        self.driver.log.listeners.append(lambda line: self.lines.append((self.who, line.split("] ", 1)[1])))
 
     def actor(self, name: str, euid: int | None = None, threads: int = 1) -> Actor:
         tids = self.tids[name]
@@ -176,6 +196,7 @@ class ReplayEnv:
         pass
 
     def snapshot(self, tag: str) -> None:
+        self.who = "reader"
         files = dfs.render_all(self.driver)
         snap = {k: files[k] for k in FILES}
         pids = dfs.proc_pids(self.driver)
@@ -185,9 +206,11 @@ class ReplayEnv:
         self.snapshots.append([tag, snap])
 
 
-def run(name: str, tids: dict[str, list[int]], devices: tuple[str, ...] = ("binder",)) -> ReplayEnv:
-    """Run scenario ``name`` on a fresh core; ``tids`` gives each actor's thread ids (pid first)."""
-    env = ReplayEnv(tids, devices)
+def run(name: str, tids: dict[str, list[int]], devices: tuple[str, ...] = ("binder",),
+        debug_mask: int | None = None, ratelimit: bool | None = None) -> ReplayEnv:
+    """Run scenario ``name`` on a fresh core; ``tids`` gives each actor's thread ids (pid first);
+    ``debug_mask`` and ``ratelimit`` as the driver's (None: its defaults)."""
+    env = ReplayEnv(tids, devices, debug_mask, ratelimit)
     scenarios.SCENARIOS[name](env)
     return env
 

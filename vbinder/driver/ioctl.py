@@ -13,7 +13,9 @@ from typing import Final
 from .. import abi, fdabi, uapi
 from ..abi import UserMemory
 from ..uapi import BR_OK
+from . import locks
 from .errors import BinderError, Waiter, WouldBlock
+from .locks import NODE_LOCK, NODE_UNLOCK, PROC_LOCK, PROC_UNLOCK, SPIN, spin
 from .log import Debug
 from .node import dec_node_tmpref, get_ref, new_node
 from .process import Proc
@@ -212,6 +214,8 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
 def _ioctl(proc: Proc, thread: Thread, cmd: int, arg: bytes) -> tuple[int, bytes]:
     """The ioctls that finish at once: (ret, the argument copied back)."""
     if cmd == uapi.BINDER_SET_MAX_THREADS:
+        if proc.log.debug_mask & SPIN:
+            locks.inner(proc.log, 5369, 5371)
         proc.max_threads = uapi.U32.unpack(arg)[0]
     elif cmd == uapi.BINDER_SET_CONTEXT_MGR_EXT:
         return set_ctx_mgr(proc, thread, uapi.FLAT_BINDER_OBJECT.unpack(arg)), b""
@@ -224,10 +228,14 @@ def _ioctl(proc: Proc, thread: Thread, cmd: int, arg: bytes) -> tuple[int, bytes
     elif cmd == uapi.BINDER_GET_NODE_DEBUG_INFO:
         return 0, _node_debug_info(proc, arg)
     elif cmd == uapi.BINDER_ENABLE_ONEWAY_SPAM_DETECTION:
+        if proc.log.debug_mask & SPIN:
+            locks.inner(proc.log, 5533, 5535)
         proc.oneway_spam_detection_enabled = bool(uapi.U32.unpack(arg)[0])
     elif cmd == uapi.BINDER_GET_FROZEN_INFO:
         return _frozen_info(proc, arg)
     elif cmd == uapi.BINDER_GET_EXTENDED_ERROR:
+        if proc.log.debug_mask & SPIN:
+            locks.inner(proc.log, 5319, 5322)
         out = uapi.EXTENDED_ERROR.pack(*thread.ee)
         thread.ee = (0, BR_OK, 0)
         return 0, out
@@ -317,6 +325,8 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
         pending.interrupted = False
         if proc.trace.mask & M_IOCTL:
             proc.trace.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
+        if proc.log.debug_mask & SPIN:
+            locks.inner(proc.log, 4885, 4887)  # its binder_get_thread
     thread.stop_waiting()
     if thread.is_dead or thread.proc is not proc:
         # BINDER_THREAD_EXIT ran meanwhile (by another thread sharing the tid): a fresh thread reads.
@@ -331,6 +341,8 @@ def resume(proc: Proc, pending: Pending | FreezePending, nonblock: bool) -> Done
     if proc.trace.mask & M_READ_DONE:
         proc.trace.emit(TP_READ_DONE, (ret,))
     pending.waited = NOT_WAITED
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 5088, 5091)
     if proc.todo:
         proc.wakeup_proc()
     if ret < 0:
@@ -346,6 +358,11 @@ def interrupt(proc: Proc, pending: Pending | FreezePending | Held) -> None:
     that goes on is a new one, from the top."""
     if not isinstance(pending, Pending):
         return
+    log = proc.log
+    if log.debug_mask & SPIN and pending.waited != NOT_WAITED and not pending.interrupted:
+        # binder_wait_for_work wakes with a signal pending: -EINTR, back through binder_ioctl_write_read
+        locks.inner(log, 4307, 4315)
+        locks.inner(log, 5088, 5091)
     pending.waited = NOT_WAITED
     pending.thread.stop_waiting()
     if proc.todo:
@@ -380,6 +397,8 @@ def fast_path(proc: Proc, tid: int) -> Pending | None:
     if thread is None or thread.last_read is None:
         return None
     read_buffer, read_size = thread.last_read
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 4885, 4887)  # binder_ioctl's binder_get_thread
     tp = proc.trace
     tp.task(tid, proc.pid)
     if tp.mask & M_IOCTL:
@@ -391,6 +410,9 @@ def poll(proc: Proc, tid: int) -> bool:
     """binder_poll: the thread (now a poll thread) would find work."""
     thread = proc.get_thread(tid)
     thread.looper |= Looper.POLL
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 5031, 5035)
+        locks.inner(proc.log, 562, 564)  # binder_has_work
     return thread.has_work(thread.available_for_proc_work())
 
 
@@ -427,11 +449,16 @@ def set_ctx_mgr(proc: Proc, thread: Thread, fbo: tuple[int, int, int, int] | Non
         ctx.mgr_uid = proc.euid
     _type, flags, ptr, cookie = fbo if fbo is not None else (0, 0, 0, 0)
     node = new_node(proc, ptr, cookie, flags, thread.pid)
+    log = proc.log
+    if log.debug_mask & SPIN:
+        spin(log, NODE_LOCK, 5146)
     node.local_weak_refs += 1
     node.local_strong_refs += 1
     node.has_strong_ref = True
     node.has_weak_ref = True
     ctx.mgr_node = node
+    if log.debug_mask & SPIN:
+        spin(log, NODE_UNLOCK, 5152)
     dec_node_tmpref(node)
     return 0
 
@@ -466,6 +493,8 @@ def _frozen_info(proc: Proc, arg: bytes) -> tuple[int, bytes]:
         return -errno.EINVAL, b""
     sync_recv = async_recv = 0
     for p in procs:
+        if proc.log.debug_mask & SPIN:
+            locks.inner(proc.log, 5298, 5303)
         sync_recv |= int(p.sync_recv) | (int(p.txns_pending()) << 1)
         async_recv |= int(p.async_recv)
     return 0, uapi.FROZEN_STATUS_INFO.pack(pid, sync_recv, async_recv)
@@ -479,16 +508,28 @@ def _node_info_for_ref(proc: Proc, arg: bytes) -> tuple[int, bytes]:
     mgr = proc.context.mgr_node
     if mgr is None or mgr.proc is not proc:
         return -errno.EPERM, b""
+    log = proc.log
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        spin(log, PROC_LOCK, 1253)  # binder_get_node_from_ref
     ref = get_ref(proc, handle, True)
     if ref is None:
+        if spinlocks:
+            spin(log, PROC_UNLOCK, 1270)
         return -errno.EINVAL, b""
     node = ref.node
+    if spinlocks:
+        locks.inc_node_tmpref(log, node)
+        spin(log, PROC_UNLOCK, 1265)
+        locks.dec_node_tmpref(log, node)  # binder_put_node (nothing to free: the ref holds it)
     return 0, uapi.NODE_INFO_FOR_REF.pack(handle, node.local_strong_refs + node.internal_strong_refs,
                                           node.local_weak_refs, 0, 0, 0)
 
 
 def _node_debug_info(proc: Proc, arg: bytes) -> bytes:
     ptr = uapi.NODE_DEBUG_INFO.unpack(arg)[0]
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 5203, 5215)
     for node_ptr in sorted(proc.nodes):
         if node_ptr > ptr:
             node = proc.nodes[node_ptr]

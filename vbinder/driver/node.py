@@ -19,7 +19,9 @@ from ..uapi import (
     FLAT_BINDER_FLAG_ACCEPTS_FDS,
     FLAT_BINDER_FLAG_TXN_SECURITY_CTX,
 )
+from . import locks
 from .fmt import U64_MASK
+from .locks import INNER_UNLOCK, NODE_LOCK, NODE_UNLOCK, PROC_LOCK, PROC_UNLOCK, SPIN, spin
 from .log import Debug
 from .stats import Obj
 from .texts_3_4 import p3
@@ -65,7 +67,13 @@ class NodeWork(Work):
             log.debug(Debug.INTERNAL_REFS, "%d:%d node %d u%016x c%016x deleted", proc.pid, thread.pid,
                       node.debug_id, node.ptr, node.cookie)
             del proc.nodes[node.ptr]
+            if log.debug_mask & SPIN:
+                spin(log, INNER_UNLOCK, 4537)
+                spin(log, NODE_LOCK, 4538)  # (to free it after whoever still holds it)
+                spin(log, NODE_UNLOCK, 4548)
             free_node(node)
+        elif log.debug_mask & SPIN:
+            spin(log, INNER_UNLOCK, 4551)
         before = len(out)
         for cond, cmd, name in ((weak and not has_weak, BR_INCREFS, "BR_INCREFS"),
                                 (strong and not has_strong, BR_ACQUIRE, "BR_ACQUIRE"),
@@ -143,6 +151,8 @@ class Ref:
 
 def new_node(proc: Proc, ptr: int, cookie: int, flags: int, tid: int) -> Node:
     """binder_new_node/binder_init_node_ilocked: the node for ``ptr`` (tmp_refs taken)."""
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 796, 798)
     node = proc.nodes.get(ptr)
     if node is not None:
         node.tmp_refs += 1
@@ -159,6 +169,8 @@ def new_node(proc: Proc, ptr: int, cookie: int, flags: int, tid: int) -> Node:
 
 def get_node(proc: Proc, ptr: int) -> Node | None:
     """binder_get_node: takes a tmp ref when found."""
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 725, 727)
     node = proc.nodes.get(ptr)
     if node is not None:
         node.tmp_refs += 1
@@ -225,14 +237,26 @@ def dec_node_nilocked(node: Node, strong: bool, internal: bool) -> bool:
 
 def dec_node(node: Node, strong: bool, internal: bool) -> None:
     """binder_dec_node."""
-    if dec_node_nilocked(node, strong, internal):
+    log = node.driver.log
+    if log.debug_mask & SPIN:
+        locks.node_inner_lock(log, node, 930)
+    free = dec_node_nilocked(node, strong, internal)
+    if log.debug_mask & SPIN:
+        locks.node_inner_unlock(log, node, 932)
+    if free:
         free_node(node)
 
 
 def dec_node_tmpref(node: Node) -> None:
     """binder_dec_node_tmpref / binder_put_node."""
+    log = node.driver.log
+    if log.debug_mask & SPIN:
+        locks.node_inner_lock(log, node, 985)
     node.tmp_refs -= 1
-    if dec_node_nilocked(node, False, True):
+    free = dec_node_nilocked(node, False, True)
+    if log.debug_mask & SPIN:
+        locks.node_inner_unlock(log, node, 1003)
+    if free:
         free_node(node)
 
 
@@ -264,9 +288,14 @@ def get_ref_for_node(proc: Proc, node: Node, create: bool) -> Ref | None:
     ref = Ref(d.next_id(), proc, node, desc)
     proc.refs_by_node[node] = ref
     by_desc[desc] = ref
+    log = d.log
+    if log.debug_mask & SPIN:
+        spin(log, NODE_LOCK, 1109)
     node.refs[ref] = None
-    d.log.debug(Debug.INTERNAL_REFS, "%d new ref %d desc %d for node %d",
-                proc.pid, ref.debug_id, desc, node.debug_id)
+    log.debug(Debug.INTERNAL_REFS, "%d new ref %d desc %d for node %d",
+              proc.pid, ref.debug_id, desc, node.debug_id)
+    if log.debug_mask & SPIN:
+        spin(log, NODE_UNLOCK, 1116)
     return ref
 
 
@@ -279,34 +308,53 @@ def cleanup_ref(ref: Ref) -> None:
                 proc.pid, ref.debug_id, ref.desc, node.debug_id)
     del proc.refs_by_desc[ref.desc]
     del proc.refs_by_node[node]
+    log = d.log
+    if log.debug_mask & SPIN:
+        locks.node_inner_lock(log, node, 1132)
     if ref.strong:
         dec_node_nilocked(node, True, True)
     node.refs.pop(ref, None)
-    if dec_node_nilocked(node, False, True):
+    free = dec_node_nilocked(node, False, True)
+    if log.debug_mask & SPIN:
+        locks.node_inner_unlock(log, node, 1138)
+    if free:
         free_node(node)
     if ref.death is not None:
-        d.log.debug(Debug.DEAD_BINDER, "%d delete ref %d desc %d has death notification",
-                    proc.pid, ref.debug_id, ref.desc)
+        log.debug(Debug.DEAD_BINDER, "%d delete ref %d desc %d has death notification",
+                  proc.pid, ref.debug_id, ref.desc)
+        if log.debug_mask & SPIN:
+            locks.inner(log, 527, 529)  # binder_dequeue_work
         dequeue(ref.death)
         d.stats.obj_deleted[Obj.DEATH] += 1
     d.stats.obj_deleted[Obj.REF] += 1
 
 
 def inc_ref(ref: Ref, strong: bool, target: Thread | None) -> int:
-    """binder_inc_ref_olocked."""
+    """binder_inc_ref_olocked (binder_inc_node on the first count of a kind)."""
     if strong:
         if ref.strong == 0:
-            ret = inc_node(ref.node, True, True, target)
+            ret = _inc_node(ref.node, True, target)
             if ret:
                 return ret
         ref.strong += 1
     else:
         if ref.weak == 0:
-            ret = inc_node(ref.node, False, True, target)
+            ret = _inc_node(ref.node, False, target)
             if ret:
                 return ret
         ref.weak += 1
     return 0
+
+
+def _inc_node(node: Node, strong: bool, target: Thread | None) -> int:
+    """binder_inc_node of an internal count."""
+    log = node.driver.log
+    if log.debug_mask & SPIN:
+        locks.node_inner_lock(log, node, 859)
+    ret = inc_node(node, strong, True, target)
+    if log.debug_mask & SPIN:
+        locks.node_inner_unlock(log, node, 861)
+    return ret
 
 
 def dec_ref(ref: Ref, strong: bool) -> bool:
@@ -333,22 +381,41 @@ def dec_ref(ref: Ref, strong: bool) -> bool:
 
 def update_ref_for_handle(proc: Proc, desc: int, increment: bool, strong: bool) -> tuple[int, Ref | None]:
     """binder_update_ref_for_handle: (ret, ref) with the ref's data as it was left."""
+    log = proc.log
+    if log.debug_mask & SPIN:
+        spin(log, PROC_LOCK, 1310)
     ref = get_ref(proc, desc, strong)
     if ref is None:
+        if log.debug_mask & SPIN:
+            spin(log, PROC_UNLOCK, 1330)
         return -22, None
+    ret = 0
     if increment:
-        return inc_ref(ref, strong, None), ref
-    dec_ref(ref, strong)
-    return 0, ref
+        ret = inc_ref(ref, strong, None)
+    else:
+        dec_ref(ref, strong)
+    if log.debug_mask & SPIN:
+        spin(log, PROC_UNLOCK, 1323)
+    return ret, ref
 
 
 def inc_ref_for_node(proc: Proc, node: Node, strong: bool, target: Thread | None) -> tuple[int, Ref | None]:
     """binder_inc_ref_for_node: (ret, ref)."""
+    log = proc.log
+    if log.debug_mask & SPIN:
+        spin(log, PROC_LOCK, 1375)
     existing = get_ref_for_node(proc, node, False)
+    if existing is None and log.debug_mask & SPIN:
+        spin(log, PROC_UNLOCK, 1378)  # (to allocate the new ref)
+        spin(log, PROC_LOCK, 1382)
     ref = existing or get_ref_for_node(proc, node, True)
     assert ref is not None
     ret = inc_ref(ref, strong, target)
     if ret and existing is None:
         cleanup_ref(ref)
+        if log.debug_mask & SPIN:
+            spin(log, PROC_UNLOCK, 1399)
         return ret, None
+    if log.debug_mask & SPIN:
+        spin(log, PROC_UNLOCK, 1399)
     return ret, ref

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from ..uapi import BR_DEAD_REPLY, ioc_nr
+from . import locks
 from .alloc import Alloc
 from .errors import Waiter
+from .locks import INNER_LOCK, INNER_UNLOCK, NODE_LOCK, NODE_UNLOCK, PROC_LOCK, PROC_UNLOCK, SPIN, spin
 from .log import KERN_ERR, KERN_INFO, Debug, Log
 from .node import cleanup_ref, dec_node_tmpref, free_node
 from .stats import Obj, Stats
@@ -77,6 +79,9 @@ class Proc:
         exited; DESIGN.md, Identity).
         """
         thread = self.threads.get(tid)
+        log = self.log
+        if log.debug_mask & SPIN:
+            locks.inner(log, 4885, 4887)
         now = self.clock()
         if thread is not None and now - thread.last_seen > TID_RECHECK_INTERVAL:
             host = self.driver.host
@@ -85,6 +90,8 @@ class Proc:
                 self.thread_release(thread)
                 thread = None
         if thread is None:
+            if log.debug_mask & SPIN:
+                locks.inner(log, 4892, 4894)
             thread = self.threads[tid] = Thread(self, tid)
             self.driver.stats.obj_created[Obj.THREAD] += 1
             host = self.driver.host
@@ -138,12 +145,21 @@ class Proc:
 
     def release_work(self, lst: WorkList) -> None:
         """binder_release_work."""
+        log = self.log
         while (w := lst.pop()) is not None:
+            if log.debug_mask & SPIN:
+                locks.inner(log, 4788, 4791)
             w.cancel(self)
+        if log.debug_mask & SPIN:
+            locks.release_work_end(log)
 
     def thread_release(self, thread: Thread) -> int:
         """binder_thread_release: a thread exits; returns its active transactions."""
         log = self.log
+        spinlocks = log.debug_mask & SPIN
+        if spinlocks:
+            spin(log, INNER_LOCK, 4938)
+        self.tmp_ref += 1  # (the thread's, until it is freed at the end)
         self.threads.pop(thread.pid, None)
         thread.stop_waiting()
         t = thread.transaction_stack
@@ -167,9 +183,14 @@ class Proc:
                 t = t.from_parent
             else:
                 raise AssertionError("bad transaction stack")
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 5001)
         if send_reply is not None:
             send_failed_reply(send_reply, BR_DEAD_REPLY)
         self.release_work(thread.todo)
+        self.tmp_ref -= 1
+        if spinlocks:
+            locks.thread_dec_tmpref(log, thread, last=True)
         self.driver.stats.obj_deleted[Obj.THREAD] += 1
         return active
 
@@ -181,30 +202,50 @@ class Proc:
             if thread.looper & Looper.WAITING:
                 thread.wake()
                 woke += 1
+        if self.log.debug_mask & SPIN:
+            locks.inner(self.log, 5728, 5738)
         self.log.debug(Debug.OPEN_CLOSE, "binder_flush: %d woke %d threads", self.pid, woke)
 
     def node_release(self, node: Node, refs: int) -> int:
         """binder_node_release: the owner is gone; refs with death notifications are told."""
         d = self.driver
+        log = self.log
+        spinlocks = log.debug_mask & SPIN
         self.release_work(node.async_todo)
+        if spinlocks:
+            spin(log, NODE_LOCK, 5769)
+            spin(log, INNER_LOCK, 5770)
         dequeue(node.work)
         if not node.refs and node.tmp_refs == 1:
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 5777)
+                spin(log, NODE_UNLOCK, 5778)
             free_node(node)
             return refs
         node.proc = None
         node.local_strong_refs = 0
         node.local_weak_refs = 0
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 5787)
         d.dead_nodes[node] = None
         death = 0
         for ref in node.refs:
             refs += 1
             if ref.death is None:
+                if spinlocks:
+                    locks.inner(log, 5801, 5803)
                 continue
+            if spinlocks:
+                spin(log, INNER_LOCK, 5801)
             death += 1
             ref.death.type = WorkType.DEAD_BINDER
             ref.proc.todo.enqueue(ref.death)
             ref.proc.wakeup_proc()
-        self.log.debug(Debug.DEAD_BINDER, "node %d now dead, refs %d, death %d", node.debug_id, refs, death)
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 5814)
+        log.debug(Debug.DEAD_BINDER, "node %d now dead, refs %d, death %d", node.debug_id, refs, death)
+        if spinlocks:
+            spin(log, NODE_UNLOCK, 5820)
         dec_node_tmpref(node)
         return refs
 
@@ -219,18 +260,33 @@ class Proc:
         if ctx.mgr_node is not None and ctx.mgr_node.proc is self:
             log.debug(Debug.DEAD_BINDER, "%s: %d context_mgr_node gone", "binder_deferred_release", self.pid)
             ctx.mgr_node = None
+        spinlocks = log.debug_mask & SPIN
+        if spinlocks:
+            spin(log, INNER_LOCK, 5845)
+        self.tmp_ref += 1  # (until the end)
         self.is_dead = True
         self.is_frozen = self.sync_recv = self.async_recv = False
         threads = active = 0
-        for thread in list(self.threads.values()):
+        for thread in sorted(self.threads.values(), key=lambda th: th.pid):  # (rb_first: by pid)
             threads += 1
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 5862)
             active += self.thread_release(thread)
+            if spinlocks:
+                spin(log, INNER_LOCK, 5865)
         nodes = incoming = 0
         for node in sorted(self.nodes.values(), key=lambda n: n.ptr):
             nodes += 1
             node.tmp_refs += 1
             del self.nodes[node.ptr]
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 5882)
             incoming = self.node_release(node, incoming)
+            if spinlocks:
+                spin(log, INNER_LOCK, 5884)
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 5886)
+            spin(log, PROC_LOCK, 5889)
         outgoing = 0
         for desc in sorted(self.refs_by_desc):
             ref = self.refs_by_desc.get(desc)
@@ -238,10 +294,16 @@ class Proc:
                 continue
             outgoing += 1
             cleanup_ref(ref)
+            if spinlocks:
+                spin(log, PROC_UNLOCK, 5896)
+                spin(log, PROC_LOCK, 5898)
+        if spinlocks:
+            spin(log, PROC_UNLOCK, 5900)
         self.release_work(self.todo)
         self.release_work(self.delivered_death)
         if not self.profile.alloc_module:
             # 3.x: binder_deferred_release frees the buffers and pages itself, then says so.
+            self.tmp_ref -= 1
             buffers, pages = self._free_buffers()
             log.debug(Debug.OPEN_CLOSE, "%s: %d threads %d, nodes %d (ref %d), refs %d, active transactions %d",
                       "binder_deferred_release", self.pid, threads, nodes, incoming, outgoing, active)
@@ -251,6 +313,9 @@ class Proc:
         else:
             log.debug(Debug.OPEN_CLOSE, "%s: %d threads %d, nodes %d (ref %d), refs %d, active transactions %d",
                       "binder_deferred_release", self.pid, threads, nodes, incoming, outgoing, active)
+            self.tmp_ref -= 1
+            if spinlocks:
+                locks.proc_dec_tmpref(log, self)
             self._free_buffers()  # binder_free_proc: the allocator's buffers go with the proc
         d.stats.obj_deleted[Obj.PROC] += 1
 

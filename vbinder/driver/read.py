@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Final
 
 from .. import uapi
 from ..uapi import BR_NOOP, BR_SPAWN_LOOPER
+from . import locks
+from .locks import INNER_LOCK, INNER_UNLOCK, SPIN, spin
 from .log import Debug
 from .thread import Looper
 from .trace import M_WAIT_FOR_WORK, TP_WAIT_FOR_WORK
@@ -51,8 +53,13 @@ def thread_read(proc: Proc, thread: Thread, buffer: int, size: int, consumed: in
         out += U32.pack(BR_NOOP)
     tp = proc.trace
     while True:  # retry:
-        if waited == NOT_WAITED:
+        spinlocks = log.debug_mask & SPIN
+        woken = waited != NOT_WAITED
+        if not woken:
             wait_for_proc_work = thread.available_for_proc_work()
+            if spinlocks:
+                locks.inner(log, 4393, 4395)
+                locks.inner(log, 420, 422)  # binder_worklist_empty, for the tracepoint's arguments
             if tp.mask & M_WAIT_FOR_WORK:
                 tp.emit(TP_WAIT_FOR_WORK, (wait_for_proc_work, thread.transaction_stack is not None,
                                            bool(thread.todo)))
@@ -63,21 +70,39 @@ def thread_read(proc: Proc, thread: Thread, buffer: int, size: int, consumed: in
         else:  # woken in binder_wait_for_work: it checks for the work it waited for
             wait_for_proc_work = waited == WAITED_PROC_WORK
             waited = NOT_WAITED
+            if spinlocks:
+                spin(log, INNER_LOCK, 4307)
+        if spinlocks:
+            if nonblock:
+                locks.inner(log, 562, 564)  # binder_has_work
+            elif not woken:
+                spin(log, INNER_LOCK, 4297)  # binder_wait_for_work
         if not thread.has_work(wait_for_proc_work):
             if nonblock:
                 return -errno.EAGAIN, consumed
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 4305)  # (and sleeps)
             thread.start_waiting(wait_for_proc_work)
             return BLOCKED, consumed
+        if spinlocks and not nonblock:
+            spin(log, INNER_UNLOCK, 4315)
         if _read_work(proc, thread, size, consumed, out, wait_for_proc_work, segments):
             break
     consumed += len(out)
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        spin(log, INNER_LOCK, 4761)
     if (proc.requested_threads == 0 and not proc.waiting_threads
             and proc.requested_threads_started < proc.max_threads
             and thread.looper & (Looper.REGISTERED | Looper.ENTERED)):
         proc.requested_threads += 1
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 4769)
         log.debug(Debug.THREADS, "%d:%d BR_SPAWN_LOOPER", proc.pid, thread.pid)
         out[0:4] = U32.pack(BR_SPAWN_LOOPER)
         proc.stat_br(thread, BR_SPAWN_LOOPER)
+    elif spinlocks:
+        spin(log, INNER_UNLOCK, 4777)
     segments.insert(0, (buffer + consumed - len(out), bytes(out)))
     return 0, consumed
 
@@ -86,14 +111,22 @@ def _read_work(proc: Proc, thread: Thread, size: int, consumed: int, out: bytear
                wait_for_proc_work: bool, segments: list[tuple[int, bytes]]) -> bool:
     """The work loop of binder_thread_read: False when it read nothing to return with (only the
     BR_NOOP, and no reason to return): the kernel's "goto retry"."""
+    log = proc.log
     while True:
+        spinlocks = log.debug_mask & SPIN
+        if spinlocks:
+            spin(log, INNER_LOCK, 4435)
         if thread.todo:
             lst = thread.todo
         elif proc.todo and wait_for_proc_work:
             lst = proc.todo
         else:
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 4442)
             return consumed + len(out) != 4 or thread.looper_need_return
         if size - (consumed + len(out)) < _MIN_READ_SPACE:
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 4451)
             return True
         w = lst.pop()
         assert w is not None

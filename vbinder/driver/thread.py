@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..uapi import BR_OK
 from .errors import Waiter
+from .locks import INNER_LOCK, INNER_UNLOCK, SPIN, spin
 from .log import Debug
 from .stats import Stats
 from .work import ReturnError, Work, WorkList
@@ -98,6 +99,8 @@ class Thread:
         proc = self.proc
         log = proc.log
         log.debug(Debug.THREADS, "%d:%d BC_REGISTER_LOOPER", proc.pid, self.pid)
+        if log.debug_mask & SPIN:
+            spin(log, INNER_LOCK, 4030)
         if self.looper & Looper.ENTERED:
             self.looper |= Looper.INVALID
             log.user_error("%d:%d ERROR: BC_REGISTER_LOOPER called after BC_ENTER_LOOPER", proc.pid, self.pid)
@@ -108,6 +111,8 @@ class Thread:
             proc.requested_threads -= 1
             proc.requested_threads_started += 1
         self.looper |= Looper.REGISTERED
+        if log.debug_mask & SPIN:
+            spin(log, INNER_UNLOCK, 4044)
 
     def enter_looper(self) -> None:
         """BC_ENTER_LOOPER: the application's own thread joins the pool."""

@@ -28,10 +28,12 @@ from ..uapi import (
     TF_CLEAR_BUF,
     TF_ONE_WAY,
 )
+from . import locks
 from .alloc import Buffer
 from .errors import BinderError, TransactionError, failed_line
 from .fds import FdFixup, apply_fd_fixups, free_txn_fixups
 from .fmt import pk, pk_obj, u32, zd
+from .locks import INNER_LOCK, INNER_UNLOCK, NODE_LOCK, NODE_UNLOCK, PROC_LOCK, PROC_UNLOCK, SPIN, spin
 from .log import Debug
 from .node import dec_node, dec_node_tmpref, get_ref, inc_node
 from .stats import Obj
@@ -99,6 +101,9 @@ class Transaction(Work):
         """The BINDER_WORK_TRANSACTION case: BR_TRANSACTION (or _SEC_CTX) or BR_REPLY, and the
         buffer's bytes at its address in the reader's mapped area (and its files' fixup segment)."""
         proc = thread.proc
+        log = proc.log
+        if log.debug_mask & SPIN:
+            spin(log, INNER_UNLOCK, 4460)
         buf = self.buffer
         assert buf is not None
         node = buf.target_node
@@ -130,7 +135,6 @@ class Transaction(Work):
                 end_named_call(tp, proc.pid, thread.marks, -1)
             else:
                 begin_served_call(tp, proc.pid, thread.marks, self.debug_id, self.name)
-        log = proc.log
         if log.debug_mask & Debug.TRANSACTION:
             log.debug(Debug.TRANSACTION, "%d:%d %s %d %d:%d, cmd %u size %d-%d ptr %016x-%016x",
                       proc.pid, thread.pid,
@@ -138,11 +142,15 @@ class Transaction(Work):
                       "BR_TRANSACTION_SEC_CTX" if cmd == BR_TRANSACTION_SEC_CTX else "BR_REPLY",
                       self.debug_id, t_from.proc.pid if t_from else 0, t_from.pid if t_from else 0, cmd,
                       buf.data_size, buf.offsets_size, data_ptr, offsets_ptr)
+        if t_from is not None and log.debug_mask & SPIN:
+            locks.thread_dec_tmpref(log, t_from)
         buf.allow_user_free = True
         segments.append((buf.user_data, bytes(buf.data)))
         if fixups:
             segments.append((fdabi.FIXUPS_ADDR, fixups))
         if cmd != BR_REPLY and not (self.flags & TF_ONE_WAY):
+            if log.debug_mask & SPIN:
+                locks.inner(log, 4747, 4751)
             self.to_parent = thread.transaction_stack
             self.to_thread = thread
             thread.transaction_stack = self
@@ -290,6 +298,8 @@ def _start(proc: Proc, thread: Thread, tr: tuple[int, ...], reply: bool) -> Send
     e.data_size = tr[6]
     e.offsets_size = tr[7]
     e.context_name = proc.context.name
+    if proc.log.debug_mask & SPIN:
+        locks.inner(proc.log, 2951, 2953)
     thread.ee = (debug_id, BR_OK, 0)
     return Sending(proc, thread, reply, debug_id, e)
 
@@ -298,8 +308,13 @@ def _find_reply_target(s: Sending) -> None:
     """A reply goes to the thread whose call is on top of the sender's transaction stack."""
     proc, thread = s.proc, s.thread
     log = proc.log
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        spin(log, INNER_LOCK, 2956)
     in_reply_to = thread.transaction_stack
     if in_reply_to is None:
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 2959)
         log.user_error("%d:%d got reply transaction with no transaction stack", proc.pid, thread.pid)
         raise TransactionError(BR_FAILED_REPLY, -errno.EPROTO)
     if in_reply_to.to_thread is not thread:
@@ -307,10 +322,16 @@ def _find_reply_target(s: Sending) -> None:
                        proc.pid, thread.pid, in_reply_to.debug_id,
                        in_reply_to.to_proc.pid if in_reply_to.to_proc else 0,
                        in_reply_to.to_thread.pid if in_reply_to.to_thread else 0)
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 2976)
         raise TransactionError(BR_FAILED_REPLY, -errno.EPROTO)
     thread.transaction_stack = in_reply_to.to_parent
+    if spinlocks:
+        spin(log, INNER_UNLOCK, 2984)
     s.in_reply_to = in_reply_to
     target_thread = get_txn_from(in_reply_to)
+    if target_thread is not None and spinlocks:
+        spin(log, INNER_LOCK, 1519)  # binder_get_txn_from_and_acq_inner
     if target_thread is None:
         log.debug(Debug.FAILED_TRANSACTION, "%d:%d reply target not found", thread.pid, proc.pid)
         raise TransactionError(BR_DEAD_REPLY)
@@ -319,11 +340,15 @@ def _find_reply_target(s: Sending) -> None:
                        proc.pid, thread.pid,
                        target_thread.transaction_stack.debug_id if target_thread.transaction_stack else 0,
                        in_reply_to.debug_id)
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 3002)
         s.in_reply_to = None
         raise TransactionError(BR_FAILED_REPLY, -errno.EPROTO)
     s.target_thread = target_thread
     target_proc = s.target_proc = target_thread.proc
     target_proc.tmp_ref += 1
+    if spinlocks:
+        spin(log, INNER_UNLOCK, 3012)
     _log_target(s)
 
 
@@ -332,13 +357,18 @@ def _find_call_target(s: Sending, handle: int, oneway: bool) -> None:
     target proc that waits in this thread's stack of calls, if any (else to any of its threads)."""
     proc, thread = s.proc, s.thread
     log = proc.log
+    spinlocks = log.debug_mask & SPIN
     if handle:
+        if spinlocks:
+            spin(log, PROC_LOCK, 3024)
         ref = get_ref(proc, handle, True)
         if ref is None:
             log.user_error("%d:%d got transaction to invalid handle, %u", proc.pid, thread.pid, handle)
             node, error = None, BR_FAILED_REPLY
         else:
             node, error = _get_node_refs_for_txn(ref.node), BR_DEAD_REPLY
+        if spinlocks:
+            spin(log, PROC_UNLOCK, 3036)
     else:
         mgr = proc.context.mgr_node
         node, error = (_get_node_refs_for_txn(mgr) if mgr is not None else None), BR_DEAD_REPLY
@@ -354,8 +384,12 @@ def _find_call_target(s: Sending, handle: int, oneway: bool) -> None:
     if proc is s.target_proc:
         log.debug(Debug.FAILED_TRANSACTION, "%d:%d self transactions not allowed", thread.pid, proc.pid)
         raise TransactionError(BR_FAILED_REPLY, -errno.EINVAL)
+    if spinlocks:
+        spin(log, INNER_LOCK, 3084)
     if not oneway:
         s.target_thread = _caller_in_target(s)
+    if spinlocks:
+        spin(log, INNER_UNLOCK, 3141)
     _log_target(s)
 
 
@@ -367,6 +401,8 @@ def _caller_in_target(s: Sending) -> Thread | None:
     if w is not None and w.type == WorkType.TRANSACTION and proc.profile.todo_check:
         proc.log.user_error("%d:%d new transaction not allowed when there is a transaction on thread todo",
                             proc.pid, thread.pid)
+        if proc.log.debug_mask & SPIN:
+            spin(proc.log, INNER_UNLOCK, 3101)
         raise TransactionError(BR_FAILED_REPLY, -errno.EPROTO)
     tmp = thread.transaction_stack
     if tmp is None:
@@ -375,6 +411,8 @@ def _caller_in_target(s: Sending) -> Thread | None:
         proc.log.user_error("%d:%d got new transaction with bad transaction stack, transaction %d has target %d:%d",
                             proc.pid, thread.pid, tmp.debug_id,
                             tmp.to_proc.pid if tmp.to_proc else 0, tmp.to_thread.pid if tmp.to_thread else 0)
+        if proc.log.debug_mask & SPIN:
+            spin(proc.log, INNER_UNLOCK, 3120)
         raise TransactionError(BR_FAILED_REPLY, -errno.EPROTO)
     while tmp is not None:
         frm = tmp.from_
@@ -394,12 +432,17 @@ def _log_target(s: Sending) -> None:
 
 def _get_node_refs_for_txn(node: Node) -> Node | None:
     """binder_get_node_refs_for_txn: a strong local ref and a tmp ref on a live node."""
-    if node.proc is None:
-        return None
-    inc_node(node, True, False, None)
-    node.tmp_refs += 1
-    node.proc.tmp_ref += 1
-    return node
+    log = node.driver.log
+    if log.debug_mask & SPIN:
+        locks.node_inner_lock(log, node, 2874)
+    proc = node.proc
+    if proc is not None:
+        inc_node(node, True, False, None)
+        node.tmp_refs += 1
+        proc.tmp_ref += 1
+    if log.debug_mask & SPIN:
+        locks.node_inner_unlock(log, node, 2883)
+    return node if proc is not None else None
 
 
 def _build(s: Sending, tr: tuple[int, ...], extra_buffers_size: int, mem: UserMemory) -> Transaction:
@@ -499,13 +542,22 @@ def _submit_reply(s: Sending, t: Transaction) -> None:
     target_proc, tcomplete = s.target_proc, s.tcomplete
     assert target_thread is not None and in_reply_to is not None
     assert target_proc is not None and tcomplete is not None
+    log = s.proc.log
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        locks.inner(log, 505, 507)  # binder_enqueue_thread_work
+        spin(log, INNER_LOCK, 3605)
     thread.enqueue_work(tcomplete)
     if target_thread.is_dead:
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 3608)
         s.proc.log.debug(Debug.FAILED_TRANSACTION, "%d:%d dead process or thread", s.proc.pid, thread.pid)
         raise TransactionError(BR_DEAD_REPLY)
     pop_transaction(target_thread, in_reply_to)
     target_thread.enqueue_work(t)
     target_proc.outstanding_txns += 1
+    if spinlocks:
+        spin(log, INNER_UNLOCK, 3615)
     target_thread.wake()
     free_transaction(in_reply_to)
 
@@ -514,6 +566,7 @@ def _submit_call(s: Sending, t: Transaction) -> None:
     """A sync call: on the sender's stack until its reply; BR_TRANSACTION_COMPLETE waits for it."""
     thread, target_proc, tcomplete = s.thread, s.target_proc, s.tcomplete
     assert target_proc is not None and tcomplete is not None
+    log = s.proc.log
     if s.proc.profile.defer_tcomplete:
         thread.enqueue_deferred_work(tcomplete)
     else:
@@ -521,8 +574,12 @@ def _submit_call(s: Sending, t: Transaction) -> None:
     t.need_reply = True
     t.from_parent = thread.transaction_stack
     thread.transaction_stack = t
+    if log.debug_mask & SPIN:
+        locks.inner(log, 3620, 3632)
     error = proc_transaction(t, target_proc, s.target_thread)
     if error:
+        if log.debug_mask & SPIN:
+            locks.inner(log, 3636, 3638)
         pop_transaction(thread, t)
         raise _not_delivered(s, error)
 
@@ -531,6 +588,8 @@ def _submit_oneway(s: Sending, t: Transaction) -> None:
     """A one-way call: BR_TRANSACTION_COMPLETE at once."""
     target_proc, tcomplete = s.target_proc, s.tcomplete
     assert target_proc is not None and tcomplete is not None
+    if s.proc.log.debug_mask & SPIN:
+        locks.inner(s.proc.log, 505, 507)  # binder_enqueue_thread_work
     s.thread.enqueue_work(tcomplete)
     error = proc_transaction(t, target_proc, None)
     if error:
@@ -548,6 +607,10 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
     """binder_proc_transaction: queue ``t`` for ``proc`` (0, or BR_DEAD_REPLY/BR_FROZEN_REPLY)."""
     assert t.buffer is not None
     node: Node = t.buffer.target_node  # type: ignore[assignment]
+    log = proc.log
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        spin(log, NODE_LOCK, 2775)
     oneway = bool(t.flags & TF_ONE_WAY)
     pending_async = False
     if oneway:
@@ -555,10 +618,15 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
             pending_async = True
         else:
             node.has_async_transaction = True
+    if spinlocks:
+        spin(log, INNER_LOCK, 2784)
     if proc.is_frozen:
         proc.sync_recv |= not oneway
         proc.async_recv |= oneway
     if (proc.is_frozen and not oneway) or proc.is_dead or (thread is not None and thread.is_dead):
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 2792)
+            spin(log, NODE_UNLOCK, 2793)
         return BR_FROZEN_REPLY if proc.is_frozen else BR_DEAD_REPLY
     if thread is None and not pending_async:
         thread = proc.select_thread()
@@ -573,6 +641,9 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
             dequeue(outdated)
             proc.outstanding_txns -= 1
         node.async_todo.enqueue(t)
+        if spinlocks:  # (the outdated one is freed after the locks are dropped)
+            spin(log, INNER_UNLOCK, 2823)
+            spin(log, NODE_UNLOCK, 2824)
         if outdated is not None:
             old = outdated.buffer
             assert old is not None
@@ -586,6 +657,9 @@ def proc_transaction(t: Transaction, proc: Proc, thread: Thread | None) -> int:
             t.driver.stats.obj_deleted[Obj.TRANSACTION] += 1
     if not pending_async:
         proc.wakeup_thread(thread)
+        if spinlocks:
+            spin(log, INNER_UNLOCK, 2823)
+            spin(log, NODE_UNLOCK, 2824)
     proc.outstanding_txns += 1
     return 0
 
@@ -615,7 +689,12 @@ def _done(s: Sending) -> None:
     """The transaction is on its way: the refs taken while finding the target go."""
     target_proc = s.target_proc
     assert target_proc is not None
+    log = s.proc.log
+    if s.target_thread is not None and log.debug_mask & SPIN:
+        locks.thread_dec_tmpref(log, s.target_thread)
     target_proc.tmp_ref -= 1
+    if log.debug_mask & SPIN:
+        locks.proc_dec_tmpref(log, target_proc)
     if s.target_node is not None:
         dec_node_tmpref(s.target_node)
     s.entry.debug_id_done = s.debug_id
@@ -633,8 +712,14 @@ def _failed(s: Sending, tr: tuple[int, ...], err: TransactionError) -> None:
                 proc.pid, thread.pid, "reply" if s.reply else ("async" if tr[3] & TF_ONE_WAY else "call"),
                 target_proc.pid if target_proc else 0, target_thread.pid if target_thread else 0,
                 s.debug_id, err.reply, err.param, tr[6], tr[7], line)
+    log = d.log
+    spinlocks = log.debug_mask & SPIN
+    if target_thread is not None and spinlocks:
+        locks.thread_dec_tmpref(log, target_thread)
     if target_proc is not None:
         target_proc.tmp_ref -= 1
+        if spinlocks:
+            locks.proc_dec_tmpref(log, target_proc)
     e = s.entry
     e.return_error = err.reply
     e.return_error_param = err.param
@@ -645,11 +730,17 @@ def _failed(s: Sending, tr: tuple[int, ...], err: TransactionError) -> None:
     if in_reply_to is not None:
         set_txn_from_error(in_reply_to, s.debug_id, err.reply, err.param)
         thread.return_error.cmd = BR_TRANSACTION_COMPLETE
+        if spinlocks:
+            locks.inner(log, 505, 507)  # binder_enqueue_thread_work
         thread.enqueue_work(thread.return_error)
         send_failed_reply(in_reply_to, err.reply)
     else:
+        if spinlocks:
+            locks.inner(log, 3746, 3749)
         thread.ee = (s.debug_id, err.reply, err.param)
         thread.return_error.cmd = err.reply
+        if spinlocks:
+            locks.inner(log, 505, 507)  # binder_enqueue_thread_work
         thread.enqueue_work(thread.return_error)
 
 
@@ -663,6 +754,8 @@ def _undo(s: Sending) -> None:
         buf = t.buffer
         if buf is not None:
             assert target_proc is not None and s.tcomplete is not None
+            if s.tcomplete.queued and d.log.debug_mask & SPIN:
+                locks.inner(d.log, 527, 529)  # binder_dequeue_work (not delivered: it was queued)
             dequeue(s.tcomplete)
             tp = target_proc.trace
             if tp.mask & M_FAILED_BUFFER_RELEASE:
@@ -699,6 +792,9 @@ def pop_transaction(target_thread: Thread, t: Transaction) -> None:
 
 def free_transaction(t: Transaction) -> None:
     """binder_free_transaction."""
+    log = t.driver.log
+    if log.debug_mask & SPIN:
+        locks.free_transaction(log, t)
     target_proc = t.to_proc
     if target_proc is not None:
         target_proc.outstanding_txns -= 1
@@ -731,6 +827,8 @@ def send_failed_reply(t: Transaction, error_code: int) -> None:
     while True:
         target_thread = get_txn_from(t)
         if target_thread is not None:
+            if log.debug_mask & SPIN:
+                spin(log, INNER_LOCK, 1519)  # binder_get_txn_from_and_acq_inner
             log.debug(Debug.FAILED_TRANSACTION, "send failed reply for transaction %d to %d:%d",
                       t.debug_id, target_thread.proc.pid, target_thread.pid)
             pop_transaction(target_thread, t)
@@ -740,6 +838,9 @@ def send_failed_reply(t: Transaction, error_code: int) -> None:
                 target_thread.wake()
             else:
                 log.warn("Unexpected reply error: %u", target_thread.reply_error.cmd)
+            if log.debug_mask & SPIN:
+                spin(log, INNER_UNLOCK, 1644)
+                locks.thread_dec_tmpref(log, target_thread)
             free_transaction(t)
             return
         nxt = t.from_parent
@@ -766,5 +867,13 @@ def cleanup_transaction(t: Transaction, reason: str, error_code: int) -> None:
 def set_txn_from_error(t: Transaction, debug_id: int, command: int, param: int) -> None:
     """binder_set_txn_from_error: the original caller's extended error, if not set yet."""
     frm = get_txn_from(t)
-    if frm is not None and frm.ee[1] == BR_OK:
+    if frm is None:
+        return
+    log = t.driver.log
+    if log.debug_mask & SPIN:
+        spin(log, INNER_LOCK, 1519)  # binder_get_txn_from_and_acq_inner
+    if frm.ee[1] == BR_OK:
         frm.ee = (debug_id, command, param)
+    if log.debug_mask & SPIN:
+        spin(log, INNER_UNLOCK, 2902)
+        locks.thread_dec_tmpref(log, frm)

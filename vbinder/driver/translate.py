@@ -27,8 +27,10 @@ from ..uapi import (
     BINDER_TYPE_WEAK_HANDLE,
     BR_FAILED_REPLY,
 )
+from . import locks
 from .errors import TransactionError
 from .fds import KIND_FD, release_fd_array, translate_fd, translate_fd_array
+from .locks import NODE_LOCK, NODE_UNLOCK, PROC_LOCK, PROC_UNLOCK, SPIN, spin
 from .log import KERN_INFO, Debug
 from .node import (
     dec_node,
@@ -360,25 +362,41 @@ def translate_handle(obj: list[int], t: Transaction, thread: Thread) -> int:
     target_proc = t.to_proc
     otype, _flags, handle, _cookie = obj
     handle &= 0xFFFFFFFF
+    log = proc.log
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        spin(log, PROC_LOCK, 1253)  # binder_get_node_from_ref
     src = get_ref(proc, handle, otype == BINDER_TYPE_HANDLE)
     if src is None:
-        proc.log.user_error("%d:%d got transaction with invalid handle, %d", proc.pid, thread.pid, handle)
+        if spinlocks:
+            spin(log, PROC_UNLOCK, 1270)
+        log.user_error("%d:%d got transaction with invalid handle, %d", proc.pid, thread.pid, handle)
         return -errno.EINVAL
     node = src.node
     node.tmp_refs += 1
+    if spinlocks:
+        locks.inc_node_tmpref(log, node)
+        spin(log, PROC_UNLOCK, 1265)
+        spin(log, NODE_LOCK, 2221)
     try:
         if node.proc is target_proc:
             strong = otype == BINDER_TYPE_HANDLE
             obj[0] = BINDER_TYPE_BINDER if strong else BINDER_TYPE_WEAK_BINDER
             obj[2] = node.ptr
             obj[3] = node.cookie
+            if spinlocks:
+                locks.inner(log, 2230, 2237)
             inc_node(node, strong, False, None)
             if proc.trace.mask & M_REF_TO_NODE:
                 proc.trace.emit(TP_REF_TO_NODE, (t.debug_id, src.debug_id, src.desc, node.debug_id, node.ptr))
-            proc.log.debug(Debug.TRANSACTION, "        ref %d desc %d -> node %d u%016x",
-                           src.debug_id, src.desc, node.debug_id, node.ptr)
+            log.debug(Debug.TRANSACTION, "        ref %d desc %d -> node %d u%016x",
+                      src.debug_id, src.desc, node.debug_id, node.ptr)
+            if spinlocks:
+                spin(log, NODE_UNLOCK, 2245)
         else:
             assert target_proc is not None
+            if spinlocks:
+                spin(log, NODE_UNLOCK, 2249)
             ret, dest = inc_ref_for_node(target_proc, node, otype == BINDER_TYPE_HANDLE, None)
             if ret:
                 return ret
@@ -573,11 +591,16 @@ def free_buf(proc: Proc, buffer: Buffer, thread: Thread | None = None, is_failur
     (queued for the proc; 3.x queued it on the freeing thread's own todo, where a thread in a
     call of its own reads it before its reply: the seeds' nested sync-in-async crash).
     ``thread``: the one freeing it; ``is_failure``: of a transaction that was not delivered."""
+    log = proc.log
+    if log.debug_mask & SPIN:
+        locks.inner(log, 3771, 3776)
     if buffer.transaction is not None:
         buffer.transaction.buffer = None
         buffer.transaction = None
     node = buffer.target_node
     if buffer.async_transaction and node is not None:
+        if log.debug_mask & SPIN:
+            locks.node_inner_lock(log, node, 3782)
         assert node.has_async_transaction
         w = node.async_todo.pop()
         if w is None:
@@ -587,6 +610,8 @@ def free_buf(proc: Proc, buffer: Buffer, thread: Thread | None = None, is_failur
         else:
             proc.todo.enqueue(w)
             proc.wakeup_proc()
+        if log.debug_mask & SPIN:
+            locks.node_inner_unlock(log, node, 3794)
     if proc.trace.mask & M_BUFFER_RELEASE:
         trace_buffer(proc.trace, TP_BUFFER_RELEASE, buffer)
     release_entire_buffer(proc, buffer, is_failure, thread)

@@ -25,6 +25,7 @@ from ..uapi import (
     BR_TRANSACTION_COMPLETE,
 )
 from .fmt import u32
+from .locks import INNER_UNLOCK, SPIN, spin
 from .log import Debug
 from .stats import Obj
 from .trace import M_NAMES, end_named_call
@@ -70,6 +71,8 @@ class Work:
         """Its case of binder_thread_read: append its BR command to ``out`` (and the buffers it
         hands over to ``segments``); True when the read ends after it."""
         proc = thread.proc
+        if proc.log.debug_mask & SPIN:
+            spin(proc.log, INNER_UNLOCK, 4625)
         proc.log.err("%d:%d: bad work type %d", proc.pid, thread.pid, self.type)
         return False
 
@@ -92,10 +95,12 @@ class ReturnError(Work):
         self.cmd = cmd
 
     def deliver(self, thread: Thread, out: bytearray, segments: list[tuple[int, bytes]]) -> bool:
+        proc = thread.proc
+        if proc.log.debug_mask & SPIN:
+            spin(proc.log, INNER_UNLOCK, 4468)
         cmd = self.cmd
         out += U32.pack(cmd)
         self.cmd = BR_OK
-        proc = thread.proc
         proc.stat_br(thread, cmd)
         if thread.marks and proc.trace.mask & M_NAMES:
             end_named_call(proc.trace, proc.pid, thread.marks, -1)  # a named call failed
@@ -126,10 +131,12 @@ class TransactionComplete(Work):
             cmd = BR_ONEWAY_SPAM_SUSPECT
         else:
             cmd = BR_TRANSACTION_COMPLETE
+        log = proc.log
+        if log.debug_mask & SPIN:
+            spin(log, INNER_UNLOCK, 4484)
         proc.driver.stats.obj_deleted[Obj.TRANSACTION_COMPLETE] += 1
         out += U32.pack(cmd)
         proc.stat_br(thread, cmd)
-        log = proc.log
         if log.debug_mask & Debug.TRANSACTION_COMPLETE:
             log.debug(Debug.TRANSACTION_COMPLETE, "%d:%d BR_TRANSACTION_COMPLETE", proc.pid, thread.pid)
         return False
@@ -166,9 +173,13 @@ class Death(Work):
         proc.log.debug(Debug.DEATH_NOTIFICATION, "%d:%d %s %016x", proc.pid, thread.pid,
                        "BR_CLEAR_DEATH_NOTIFICATION_DONE" if cleared else "BR_DEAD_BINDER", self.cookie)
         if cleared:
+            if proc.log.debug_mask & SPIN:
+                spin(proc.log, INNER_UNLOCK, 4605)
             proc.driver.stats.obj_deleted[Obj.DEATH] += 1
         else:
             proc.delivered_death.enqueue(self)
+            if proc.log.debug_mask & SPIN:
+                spin(proc.log, INNER_UNLOCK, 4611)
         out += U32.pack(cmd) + U64.pack(self.cookie)
         proc.stat_br(thread, cmd)
         return not cleared  # DEAD_BINDER notifications can cause transactions

@@ -35,8 +35,10 @@ from ..uapi import (
     BR_OK,
     ioc_nr,
 )
+from . import locks
 from .errors import BinderError
 from .fmt import pk_obj
+from .locks import INNER_LOCK, INNER_UNLOCK, NODE_LOCK, NODE_UNLOCK, PROC_LOCK, PROC_UNLOCK, SPIN, spin
 from .log import KERN_INFO, Debug
 from .node import dec_node_nilocked, dec_node_tmpref, get_node, get_ref, inc_ref_for_node, update_ref_for_handle
 from .stats import Obj
@@ -223,9 +225,16 @@ def refcount_done(proc: Proc, thread: Thread, cmd: int, ptr_cookie: bytes) -> No
     if cookie != node.cookie:
         log.user_error("%d:%d %s u%016x node %d cookie mismatch %016x != %016x", proc.pid,
                        thread.pid, name, node_ptr, node.debug_id, cookie, node.cookie)
-    elif not (node.pending_strong_ref if acquire else node.pending_weak_ref):
+        dec_node_tmpref(node)
+        return
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        locks.node_inner_lock(log, node, 3928)
+    if not (node.pending_strong_ref if acquire else node.pending_weak_ref):
         log.user_error("%d:%d %s node %d has no pending %s request", proc.pid, thread.pid, name,
                        node.debug_id, "acquire" if acquire else "increfs")
+        if spinlocks:
+            locks.node_inner_unlock(log, node, 3934 if acquire else 3944)
     else:
         if acquire:
             node.pending_strong_ref = False
@@ -234,6 +243,8 @@ def refcount_done(proc: Proc, thread: Thread, cmd: int, ptr_cookie: bytes) -> No
         dec_node_nilocked(node, acquire, False)
         log.debug(Debug.USER_REFS, "%d:%d %s node %d ls %d lw %d tr %d", proc.pid, thread.pid, name,
                   node.debug_id, node.local_strong_refs, node.local_weak_refs, node.tmp_refs)
+        if spinlocks:
+            locks.node_inner_unlock(log, node, 3959)
     dec_node_tmpref(node)
 
 
@@ -249,55 +260,82 @@ def death_notification(proc: Proc, thread: Thread, cmd: int, handle_cookie: byte
     target, cookie = HANDLE_COOKIE.unpack(handle_cookie)
     request = cmd == BC_REQUEST_DEATH_NOTIFICATION
     name = "BC_REQUEST_DEATH_NOTIFICATION" if request else "BC_CLEAR_DEATH_NOTIFICATION"
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        spin(log, PROC_LOCK, 4097)
     ref = get_ref(proc, target, False)
     if ref is None:
         log.user_error("%d:%d %s invalid ref %d", proc.pid, thread.pid, name, target)
+        if spinlocks:
+            spin(log, PROC_UNLOCK, 4106)
         return
     log.debug(Debug.DEATH_NOTIFICATION, "%d:%d %s %016x ref %d desc %d s %d w %d for node %d",
               proc.pid, thread.pid, name, cookie, ref.debug_id, ref.desc, ref.strong, ref.weak,
               ref.node.debug_id)
+    if spinlocks:
+        spin(log, NODE_LOCK, 4121)
+    unlock = 4185  # the line of the node's unlock (the proc's is the next)
     if request:
         if ref.death is not None:
             log.user_error("%d:%d BC_REQUEST_DEATH_NOTIFICATION death notification already set",
                            proc.pid, thread.pid)
-            return
-        proc.driver.stats.obj_created[Obj.DEATH] += 1
-        death = ref.death = Death(cookie)
-        if ref.node.proc is None:  # already dead: tell at once
-            death.type = WorkType.DEAD_BINDER
-            proc.todo.enqueue(death)
-            proc.wakeup_proc()
-        return
-    active = ref.death
-    if active is None:
-        log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification not active", proc.pid, thread.pid)
-        return
-    if active.cookie != cookie:
-        log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification cookie mismatch %016x != %016x",
-                       proc.pid, thread.pid, active.cookie, cookie)
-        return
-    ref.death = None
-    if not active.queued:
-        active.type = WorkType.CLEAR_DEATH_NOTIFICATION
-        _queue_clear(proc, thread, active)
+            unlock = 4126
+        else:
+            proc.driver.stats.obj_created[Obj.DEATH] += 1
+            death = ref.death = Death(cookie)
+            if ref.node.proc is None:  # already dead: tell at once
+                if spinlocks:
+                    spin(log, INNER_LOCK, 4138)
+                death.type = WorkType.DEAD_BINDER
+                proc.todo.enqueue(death)
+                proc.wakeup_proc()
+                if spinlocks:
+                    spin(log, INNER_UNLOCK, 4142)
     else:
-        active.type = WorkType.DEAD_BINDER_AND_CLEAR
+        active = ref.death
+        if active is None:
+            log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification not active", proc.pid, thread.pid)
+            unlock = 4148
+        elif active.cookie != cookie:
+            log.user_error("%d:%d BC_CLEAR_DEATH_NOTIFICATION death notification cookie mismatch %016x != %016x",
+                           proc.pid, thread.pid, active.cookie, cookie)
+            unlock = 4158
+        else:
+            ref.death = None
+            if spinlocks:
+                spin(log, INNER_LOCK, 4163)
+            if not active.queued:
+                active.type = WorkType.CLEAR_DEATH_NOTIFICATION
+                _queue_clear(proc, thread, active)
+            else:
+                active.type = WorkType.DEAD_BINDER_AND_CLEAR
+            if spinlocks:
+                spin(log, INNER_UNLOCK, 4183)
+    if spinlocks:
+        spin(log, NODE_UNLOCK, unlock)
+        spin(log, PROC_UNLOCK, unlock + 1)
 
 
 def dead_binder_done(proc: Proc, thread: Thread, cookie: int) -> None:
     """BC_DEAD_BINDER_DONE: the owner of a ref handled its BR_DEAD_BINDER."""
     log = proc.log
+    if log.debug_mask & SPIN:
+        spin(log, INNER_LOCK, 4197)
     death = next((w for w in proc.delivered_death if isinstance(w, Death) and w.cookie == cookie), None)
     if log.debug_mask & Debug.DEAD_BINDER:
         log.debug(Debug.DEAD_BINDER, "%d:%d BC_DEAD_BINDER_DONE %016x found %s", proc.pid, thread.pid,
                   cookie, pk_obj(death))
     if death is None:
         log.user_error("%d:%d BC_DEAD_BINDER_DONE %016x not found", proc.pid, thread.pid, cookie)
+        if log.debug_mask & SPIN:
+            spin(log, INNER_UNLOCK, 4217)
         return
     dequeue(death)
     if death.type == WorkType.DEAD_BINDER_AND_CLEAR:  # cleared meanwhile: now say so
         death.type = WorkType.CLEAR_DEATH_NOTIFICATION
         _queue_clear(proc, thread, death)
+    if log.debug_mask & SPIN:
+        spin(log, INNER_UNLOCK, 4235)
 
 
 def _queue_clear(proc: Proc, thread: Thread, death: Death) -> None:

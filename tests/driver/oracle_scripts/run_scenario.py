@@ -13,9 +13,12 @@ processes exactly; all actors are forked before any opens a device (oracle READM
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import pickle
+import re
+import select
 import struct
 import sys
 import threading
@@ -78,6 +81,16 @@ def _serve(rfd: int, wfd: int, files: list, put) -> None:  # noqa: ANN001
                     res = files[args[0]].node_info_for_ref(args[1])
                 except OSError as e:
                     res = -e.errno
+            elif op == "ioctl":  # (cmd, argument): (ret or -errno, the argument after)
+                buf = bytearray(args[2])
+                try:
+                    res = [fcntl.ioctl(files[args[0]].fd, args[1], buf, True), buf.hex()]
+                except OSError as e:
+                    res = [-e.errno, buf.hex()]
+            elif op == "poll":  # binder_poll, not waiting
+                p = select.poll()
+                p.register(files[args[0]].fd, select.POLLIN)
+                res = [ev for _fd, ev in p.poll(0)]
             elif op == "thread_exit":
                 res = files[args[0]].thread_exit()
             elif op == "flush":  # close a dup of the fd: binder_flush
@@ -152,6 +165,12 @@ class File:
 
     def node_info_for_ref(self, handle: int) -> object:
         return self._call("node_info_for_ref", handle)
+
+    def ioctl(self, cmd: int, arg: bytes) -> object:
+        return self._call("ioctl", cmd, arg)
+
+    def poll(self) -> object:
+        return self._call("poll")
 
     def thread_exit(self, thread: int = 0) -> object:
         return self._call("thread_exit", thread=thread)
@@ -248,8 +267,43 @@ class Env:
             os.waitpid(a.pid, 0)
 
 
+TRACING = "/sys/kernel/tracing"
+
+
+def _trace_locks() -> None:
+    """Every binder_debug(BINDER_DEBUG_SPINLOCKS, ...) call, whatever the mask, in the trace ring:
+    a kprobe on binder_debug (variadic, so never inlined), its mask and the lock helper's
+    __func__ and line (the third and fourth arguments: rdx and rcx on x86-64). binder_debug's
+    output is rate-limited; the trace is not."""
+    def write(path: str, text: str) -> None:
+        with open(os.path.join(TRACING, path), "w") as f:
+            f.write(text)
+
+    write("buffer_size_kb", "16384")
+    write("kprobe_events", "p:vbinder/spin binder_debug mask=%di:u32 func=+0(%dx):string line=%cx:s32\n")
+    write("events/vbinder/spin/filter", "mask == 16384")
+    write("events/vbinder/spin/enable", "1")
+    write("tracing_on", "1")
+
+
+def _lock_lines() -> list[list[object]]:
+    """The traced lock lines: [tid, function, line], in order."""
+    with open(os.path.join(TRACING, "tracing_on"), "w") as f:
+        f.write("0")
+    out: list[list[object]] = []
+    with open(os.path.join(TRACING, "trace")) as f:
+        for line in f:
+            m = re.search(r"-(\d+)\s+\[\d+\].*func=\"(\w+)\" line=(-?\d+)", line)
+            if m:
+                out.append([int(m.group(1)), m.group(2), int(m.group(3))])
+    return out
+
+
 def main() -> None:
     name = sys.argv[1]
+    spinlocks = os.environ.get("ORACLE_SPINLOCKS") == "1"
+    if spinlocks:
+        _trace_locks()
     env = Env()
     scenarios.SCENARIOS[name](env)
     env.finish()
@@ -258,6 +312,9 @@ def main() -> None:
            "pids": {a.name: a.pid for a in env.actors},
            "tids": {a.name: a.tids for a in env.actors},
            "snapshots": env.snapshots, "trace": env.trace}
+    if spinlocks:
+        out["runner"] = os.getpid()
+        out["spinlocks"] = _lock_lines()
     path = os.path.join(os.environ.get("ORACLE_OUT", "."), name + ".json")
     with open(path, "w") as f:
         json.dump(out, f, indent=1)

@@ -45,11 +45,19 @@ def _pack_chars(c1: str, c2: str, c3: str, c4: int) -> int:
 
 BINDER_TYPE_BINDER = _pack_chars("s", "b", "*", 0x85)
 BINDER_TYPE_HANDLE = _pack_chars("s", "h", "*", 0x85)
+BINDER_GET_NODE_DEBUG_INFO = _ioc(3, "b", 11, 24)
+BINDER_GET_FROZEN_INFO = _ioc(3, "b", 15, 12)
+BINDER_ENABLE_ONEWAY_SPAM_DETECTION = _ioc(1, "b", 16, 4)
 
 
 def flat_binder(ptr: int, cookie: int, flags: int = 0) -> bytes:
     """A flat_binder_object for a local object (BINDER_TYPE_BINDER)."""
     return struct.pack("<IIQQ", BINDER_TYPE_BINDER, flags, ptr, cookie)
+
+
+def flat_handle(handle: int) -> bytes:
+    """A flat_binder_object for a ref (BINDER_TYPE_HANDLE)."""
+    return struct.pack("<IIQQ", BINDER_TYPE_HANDLE, 0, handle, 0)
 
 
 # -- abstract commands: tuples, encoded by each environment with ``encode`` ---------------------
@@ -402,6 +410,62 @@ def oneway_spam(env) -> None:  # noqa: ANN001
     srv.close()
 
 
+def paths(env) -> None:  # noqa: ANN001
+    """What the other scenarios leave out (their lock lines: tests/driver/test_spinlocks.py):
+    handles sent back to their node's owner and on to a third process, an invalid handle in a
+    reply, refused commands, the ioctls that look at nodes, refs and frozen state, a poll, a node
+    deleted when its owner reads its work, a death notification asked for on a dead node."""
+    server = env.actor("S")
+    owner = env.actor("O")
+    third = env.actor("T")
+    env.start()
+    srv = _server_open(env, server)
+    s = srv.wr_async([enter()], 256)
+    own = _client_open(env, owner)
+    o = own.wr_async([txn(0, 1, flat_binder(0x1000, 0x2000) + flat_binder(0x5000, 0x6000), offsets=(0, 24),
+                          flags=TF_ACCEPT_FDS)], 256)
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([ref("INCREFS", 1), ref("ACQUIRE", 1), ref("INCREFS", 2), ref("ACQUIRE", 2), free(tr["buffer"]),
+            reply(0, flat_handle(1), offsets=(0,))], 0)  # the owner's own node, back to it
+    rep = first(o.result(), "BR_REPLY")
+    own.wr([enter(), node_done("INCREFS_DONE", 0x1000, 0x2000), node_done("ACQUIRE_DONE", 0x1000, 0x2000),
+            node_done("INCREFS_DONE", 0x5000, 0x6000), node_done("ACQUIRE_DONE", 0x5000, 0x6000),
+            node_done("ACQUIRE_DONE", 0x5000, 0x6000), free(rep["buffer"])], 0)  # the third: none pending
+    own.ioctl(BINDER_GET_NODE_DEBUG_INFO, struct.pack("<QQII", 0, 0, 0, 0))
+    own.ioctl(BINDER_ENABLE_ONEWAY_SPAM_DETECTION, struct.pack("<I", 1))
+    own.poll()
+    srv.wr([], 256)  # the reply's BR_TRANSACTION_COMPLETE
+    srv.node_info_for_ref(1)
+    srv.node_info_for_ref(9)
+    srv.ioctl(BINDER_GET_FROZEN_INFO, struct.pack("<III", owner.pid, 0, 0))
+    # the server drops its refs on the second node: the owner's read of its node work deletes it
+    srv.wr([ref("RELEASE", 2), ref("DECREFS", 2)], 0)
+    own.wr([], 256)
+    # a third process gets a ref to the owner's node in a reply; then a reply with a bad handle
+    thr = _client_open(env, third)
+    s = srv.wr_async([], 256)
+    t = thr.wr_async([txn(0, 2, b"give")], 256)
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([free(tr["buffer"]), reply(0, flat_handle(1), offsets=(0,))], 256)
+    rep = first(t.result(), "BR_REPLY")
+    thr.wr([ref("INCREFS", 1), free(rep["buffer"])], 0)
+    s = srv.wr_async([], 256)
+    t = thr.wr_async([txn(0, 3, b"bad")], 256)
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([free(tr["buffer"]), reply(0, flat_handle(9), offsets=(0,))], 256)
+    t.result()
+    # refused commands
+    srv.wr([reply(0, b"none")], 256)  # no transaction to reply to
+    srv.wr([request_death(9, 0xD9), dead_binder_done(0xBAD)], 0)
+    thr.wr([txn(9, 4, b"x")], 256)  # a call to an invalid handle
+    # the owner dies; the third process asks for a death notification on its dead node
+    own.close()
+    thr.wr([enter(), request_death(1, 0xD1)], 256)
+    thr.wr([dead_binder_done(0xD1), clear_death(1, 0xD1)], 256)
+    thr.close()
+    srv.close()
+
+
 SCENARIOS = {"smoke": smoke, "objects_death": objects_death, "queues": queues, "procfiles": procfiles,
-             "threads": threads, "log_wrap": log_wrap, "oneway_spam": oneway_spam}
+             "threads": threads, "log_wrap": log_wrap, "oneway_spam": oneway_spam, "paths": paths}
 DEVICES = {"procfiles": ("binder", "hwbinder")}
