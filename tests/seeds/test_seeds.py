@@ -5,9 +5,10 @@ Each seed script (examples/seeds) runs on a fresh vbinder mount of each profile:
 - ``--kernel 6.1``: its output must be the real kernel's, recorded on the oracle
   (``expected/<seed>.6.1.txt``, tests/seeds/record.py; tests/kernel/test_seeds_on_kernel.py
   checks the kernel still prints it);
-- ``--kernel 3.4``: it must print what the seed quotes, verbatim but for pids, times and
-  addresses (:class:`Quote`: a seed's line with those tokens marked; the pattern is checked to
-  give back the seed's own line, and must match a line of the output).
+- ``--kernel 3.x``, the README's command for the seed, as written: it must print what the seed
+  quotes, verbatim but for pids, times and addresses (:class:`Quote`: a seed's line with those
+  tokens marked; the pattern is checked to give back the seed's own line, and must match a line
+  of the output).
 
 The 3.4 profile runs on a 64-bit layout: sizes are multiples of 8 and ``struct binder_buffer``
 has 80 bytes where the seeds' 32-bit devices had 40 (seed 004 says so); ``pagep`` is x86-64's page
@@ -18,6 +19,7 @@ made are a device's history, not the driver's.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -25,11 +27,34 @@ from pathlib import Path
 import pytest
 
 from tests.seeds.run_seeds import seed_scripts
-from tests.support import daemon_env, fuse_usable
+from tests.support import REPO, daemon_env, fuse_usable
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "expected"
 SEEDS = sorted(seed_scripts())
+
+
+def readme_commands() -> dict[str, list[str]]:
+    """README "Reproducing the seeds": each seed's command as written, by seed (the script and its
+    arguments, after the interpreter)."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Reproducing the seeds"):]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None, "README: no commands under Reproducing the seeds"
+    out: dict[str, list[str]] = {}
+    for line in block.group(1).splitlines():
+        argv = shlex.split(line.split("#", 1)[0])
+        assert argv[0] == ".venv/bin/python", line
+        out[Path(argv[1]).stem] = argv[1:]
+    return out
+
+
+def test_the_readme_has_one_command_per_seed() -> None:
+    commands = readme_commands()
+    assert sorted(commands) == SEEDS
+    for name, argv in commands.items():
+        assert (REPO / argv[0]).resolve() == seed_scripts()[name].resolve()
+        assert argv[1:] == ["--kernel", "3.x"], argv
 
 
 def run_seed(name: str, *args: str) -> str:
@@ -38,7 +63,7 @@ def run_seed(name: str, *args: str) -> str:
     if reason:
         pytest.skip(reason)
     r = subprocess.run([sys.executable, str(seed_scripts()[name]), *args], capture_output=True, text=True,
-                       env=daemon_env(), stdin=subprocess.DEVNULL, timeout=400)
+                       env=daemon_env(), stdin=subprocess.DEVNULL, timeout=400, cwd=REPO)
     assert r.returncode == 0, f"{name} {args}: exit {r.returncode}\n{r.stdout}\n{r.stderr[-4000:]}"
     assert " failed\n" not in r.stdout, r.stdout + r.stderr[-4000:]
     return r.stdout
@@ -76,7 +101,7 @@ class Quote:
 
 
 def _check(name: str, quotes: list[Quote]) -> list[str]:
-    out = run_seed(name, "--kernel", "3.4")
+    out = run_seed(name, *readme_commands()[name][1:])  # the README's command: --kernel 3.x
     lines = [line.rstrip("\n") for line in out.splitlines()]
     missing = [f"{q.text!r} x{q.count} (found {q.found(lines)})" for q in quotes if q.found(lines) != q.count]
     assert not missing, f"{name} on 3.4 does not print the seed's lines:\n" + "\n".join(missing) + "\n\n" + out
