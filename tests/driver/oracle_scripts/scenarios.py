@@ -413,8 +413,9 @@ def oneway_spam(env) -> None:  # noqa: ANN001
 def paths(env) -> None:  # noqa: ANN001
     """What the other scenarios leave out (their lock lines: tests/driver/test_spinlocks.py):
     handles sent back to their node's owner and on to a third process, an invalid handle in a
-    reply, refused commands, the ioctls that look at nodes, refs and frozen state, a poll, a node
-    deleted when its owner reads its work, a death notification asked for on a dead node."""
+    reply, refused commands (a call from under an unanswered one among them), the ioctls that
+    look at nodes, refs and frozen state, a poll, a node deleted when its owner reads its work,
+    a death notification asked for on a dead node."""
     server = env.actor("S")
     owner = env.actor("O")
     third = env.actor("T")
@@ -458,6 +459,13 @@ def paths(env) -> None:  # noqa: ANN001
     srv.wr([reply(0, b"none")], 256)  # no transaction to reply to
     srv.wr([request_death(9, 0xD9), dead_binder_done(0xBAD)], 0)
     thr.wr([txn(9, 4, b"x")], 256)  # a call to an invalid handle
+    s = srv.wr_async([], 256)
+    thr.wr([txn(0, 5, b"first")], 0)  # on its stack, unanswered
+    thr.wr([txn(0, 6, b"second")], 256)  # a call from under it: bad transaction stack
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([free(tr["buffer"]), reply(0, b"ok\0\0")], 256)
+    res = thr.wr([], 256)
+    thr.wr([free(first(res, "BR_REPLY")["buffer"])], 0)
     # the owner dies; the third process asks for a death notification on its dead node
     own.close()
     thr.wr([enter(), request_death(1, 0xD1)], 256)
