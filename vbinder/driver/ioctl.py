@@ -251,9 +251,18 @@ def _freeze(proc: Proc, thread: Thread, arg: bytes) -> int | FreezePending:
     procs = proc.driver.procs_of(pid)
     if not procs:
         return -errno.EINVAL
+    log = proc.log
+    spinlocks = log.debug_mask & SPIN
+    if spinlocks:
+        for _p in procs:
+            locks.inner(log, 5486, 5488)  # a tmp ref on each target
     if not enable:
         for p in procs:
+            if spinlocks:
+                locks.inner(log, 5242, 5246)
             p.sync_recv = p.async_recv = p.is_frozen = False
+            if spinlocks:
+                locks.proc_dec_tmpref(log, p)
         return 0
     for p in procs:
         p.sync_recv = p.async_recv = False
@@ -477,11 +486,20 @@ def _freeze_wait(proc: Proc, pending: FreezePending) -> Done | WouldBlock:
 def _freeze_done(pending: FreezePending) -> int:
     """The end of binder_ioctl_freeze for each proc, in order: -EAGAIN while transactions remain."""
     ret = 0
+    log = pending.thread.proc.log
+    spinlocks = log.debug_mask & SPIN
     for p in pending.procs:
+        if spinlocks and ret == 0:  # (6.1 freezes one proc, waits and checks it, then the next)
+            locks.inner(log, 5255, 5259)
+            locks.inner(log, 5269, 5272)
         if ret == 0 and p.txns_pending():
             ret = -errno.EAGAIN
+            if spinlocks:
+                locks.inner(log, 5276, 5278)
         if ret:
             p.is_frozen = False
+        if spinlocks:
+            locks.proc_dec_tmpref(log, p)
     return ret
 
 

@@ -48,6 +48,7 @@ BINDER_TYPE_HANDLE = _pack_chars("s", "h", "*", 0x85)
 BINDER_GET_NODE_DEBUG_INFO = _ioc(3, "b", 11, 24)
 BINDER_GET_FROZEN_INFO = _ioc(3, "b", 15, 12)
 BINDER_ENABLE_ONEWAY_SPAM_DETECTION = _ioc(1, "b", 16, 4)
+BINDER_FREEZE = _ioc(1, "b", 14, 12)
 
 
 def flat_binder(ptr: int, cookie: int, flags: int = 0) -> bytes:
@@ -414,8 +415,8 @@ def paths(env) -> None:  # noqa: ANN001
     """What the other scenarios leave out (their lock lines: tests/driver/test_spinlocks.py):
     handles sent back to their node's owner and on to a third process, an invalid handle in a
     reply, refused commands (a call from under an unanswered one among them), the ioctls that
-    look at nodes, refs and frozen state, a poll, a node deleted when its owner reads its work,
-    a death notification asked for on a dead node."""
+    look at nodes, refs and frozen state, a sync call to a frozen process, a poll, a node
+    deleted when its owner reads its work, a death notification asked for on a dead node."""
     server = env.actor("S")
     owner = env.actor("O")
     third = env.actor("T")
@@ -442,6 +443,11 @@ def paths(env) -> None:  # noqa: ANN001
     # the server drops its refs on the second node: the owner's read of its node work deletes it
     srv.wr([ref("RELEASE", 2), ref("DECREFS", 2)], 0)
     own.wr([], 256)
+    # the owner frozen: a sync call to it is refused (BR_FROZEN_REPLY), then it thaws
+    srv.ioctl(BINDER_FREEZE, struct.pack("<III", owner.pid, 1, 0))
+    srv.wr([txn(1, 7, b"frozen?")], 256)
+    srv.ioctl(BINDER_GET_FROZEN_INFO, struct.pack("<III", owner.pid, 0, 0))
+    srv.ioctl(BINDER_FREEZE, struct.pack("<III", owner.pid, 0, 0))
     # a third process gets a ref to the owner's node in a reply; then a reply with a bad handle
     thr = _client_open(env, third)
     s = srv.wr_async([], 256)
