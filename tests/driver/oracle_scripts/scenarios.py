@@ -414,7 +414,8 @@ def oneway_spam(env) -> None:  # noqa: ANN001
 def paths(env) -> None:  # noqa: ANN001
     """What the other scenarios leave out (their lock lines: tests/driver/test_spinlocks.py):
     handles sent back to their node's owner and on to a third process, an invalid handle in a
-    reply, refused commands (a call from under an unanswered one among them), the ioctls that
+    reply, refused commands (a call from under an unanswered one, a call with a call at the head of
+    its thread's todo), the ioctls that
     look at nodes, refs and frozen state, a sync call to a frozen process, a poll, a node
     deleted when its owner reads its work, a death notification asked for on a dead node."""
     server = env.actor("S")
@@ -443,6 +444,18 @@ def paths(env) -> None:  # noqa: ANN001
     # the server drops its refs on the second node: the owner's read of its node work deletes it
     srv.wr([ref("RELEASE", 2), ref("DECREFS", 2)], 0)
     own.wr([], 256)
+    # a call back into the owner's thread while the owner's call waits: sitting at the head of its
+    # todo, it refuses the owner's next sync call
+    own.wr([txn(0, 8, b"call")], 0)
+    tr = first(srv.wr([], 256), "BR_TRANSACTION")
+    srv.wr([txn(1, 9, b"back")], 0)
+    own.wr([], 8 + 75)  # room for its BR_TRANSACTION_COMPLETE, not for the call back
+    back = first(own.wr([txn(0, 10, b"again")], 256), "BR_TRANSACTION")
+    own.wr([], 256)  # its BR_FAILED_REPLY (until it is read, the thread's writes stop)
+    own.wr([free(back["buffer"]), reply(0, b"r\0\0\0")], 256)
+    rep = first(srv.wr([], 256), "BR_REPLY")
+    srv.wr([free(rep["buffer"]), free(tr["buffer"]), reply(0, b"ok\0\0")], 256)
+    own.wr([free(first(own.wr([], 256), "BR_REPLY")["buffer"])], 0)
     # the owner frozen: a sync call to it is refused (BR_FROZEN_REPLY), then it thaws
     srv.ioctl(BINDER_FREEZE, struct.pack("<III", owner.pid, 1, 0))
     srv.wr([txn(1, 7, b"frozen?")], 256)
