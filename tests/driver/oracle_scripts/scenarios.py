@@ -414,8 +414,8 @@ def oneway_spam(env) -> None:  # noqa: ANN001
 def paths(env) -> None:  # noqa: ANN001
     """What the other scenarios leave out (their lock lines: tests/driver/test_spinlocks.py):
     handles sent back to their node's owner and on to a third process, an invalid handle in a
-    reply, refused commands (a call from under an unanswered one, a call with a call at the head of
-    its thread's todo), the ioctls that
+    reply, refused commands (a call or a reply from under an unanswered call, a call with a call at
+    the head of its thread's todo, a freeze while a call is pending), the ioctls that
     look at nodes, refs and frozen state, a sync call to a frozen process, a poll, a node
     deleted when its owner reads its work, a death notification asked for on a dead node."""
     server = env.actor("S")
@@ -433,7 +433,8 @@ def paths(env) -> None:  # noqa: ANN001
     rep = first(o.result(), "BR_REPLY")
     own.wr([enter(), node_done("INCREFS_DONE", 0x1000, 0x2000), node_done("ACQUIRE_DONE", 0x1000, 0x2000),
             node_done("INCREFS_DONE", 0x5000, 0x6000), node_done("ACQUIRE_DONE", 0x5000, 0x6000),
-            node_done("ACQUIRE_DONE", 0x5000, 0x6000), free(rep["buffer"])], 0)  # the third: none pending
+            node_done("ACQUIRE_DONE", 0x5000, 0x6000), node_done("INCREFS_DONE", 0x5000, 0x6000),
+            free(rep["buffer"])], 0)  # the last two: none pending
     own.ioctl(BINDER_GET_NODE_DEBUG_INFO, struct.pack("<QQII", 0, 0, 0, 0))
     own.ioctl(BINDER_ENABLE_ONEWAY_SPAM_DETECTION, struct.pack("<I", 1))
     own.poll()
@@ -448,6 +449,7 @@ def paths(env) -> None:  # noqa: ANN001
     # todo, it refuses the owner's next sync call
     own.wr([txn(0, 8, b"call")], 0)
     tr = first(srv.wr([], 256), "BR_TRANSACTION")
+    srv.ioctl(BINDER_FREEZE, struct.pack("<III", owner.pid, 1, 0))  # -EAGAIN: its call is pending
     srv.wr([txn(1, 9, b"back")], 0)
     own.wr([], 8 + 75)  # room for its BR_TRANSACTION_COMPLETE, not for the call back
     back = first(own.wr([txn(0, 10, b"again")], 256), "BR_TRANSACTION")
@@ -481,6 +483,7 @@ def paths(env) -> None:  # noqa: ANN001
     s = srv.wr_async([], 256)
     thr.wr([txn(0, 5, b"first")], 0)  # on its stack, unanswered
     thr.wr([txn(0, 6, b"second")], 256)  # a call from under it: bad transaction stack
+    thr.wr([reply(0, b"no")], 256)  # a reply to its own call
     tr = first(s.result(), "BR_TRANSACTION")
     srv.wr([free(tr["buffer"]), reply(0, b"ok\0\0")], 256)
     res = thr.wr([], 256)
