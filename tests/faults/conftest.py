@@ -26,6 +26,7 @@ from tests.support import fuse_usable
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "long: a long fuzz/fault/load run (make faults-long; skipped otherwise)")
+    config.addinivalue_line("markers", "mount_options(*options): more `vbinder mount` options for fault_daemon")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -38,14 +39,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def fault_daemon(tmp_path: Path) -> Iterator[FaultDaemon]:
-    """A mounted counting daemon (tests/faults/counting_daemon.py); stopped with SIGTERM."""
+def fault_daemon(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FaultDaemon]:
+    """A mounted counting daemon (tests/faults/counting_daemon.py); stopped with SIGTERM. A test
+    marked ``mount_options(...)`` gets its mount with those options."""
     reason = fuse_usable()
     if reason:
         pytest.skip(reason)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    daemon = FaultDaemon(mnt, tmp_path / "daemon.log")
+    marker = request.node.get_closest_marker("mount_options")
+    daemon = FaultDaemon(mnt, tmp_path / "daemon.log", *(marker.args if marker is not None else ()))
     baseline = debugfs_snapshot(mnt)
     ok = False
     try:

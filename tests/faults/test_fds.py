@@ -450,6 +450,7 @@ except FailedTransactionError:
     assert "file descriptors cannot be passed" in r.stderr
 
 
+@pytest.mark.mount_options("--no-ratelimit")  # every line (6.1 would keep 10 per 5 s)
 def test_fd_fixup_lines_name_the_receivers_fds(fault_daemon: FaultDaemon, fd_server: subprocess.Popen[str],
                                                tmp_path: Path) -> None:
     """With debug_mask TRANSACTION, 6.1 prints "fd fixup txn ID fd N" with the receiver's new fd:
