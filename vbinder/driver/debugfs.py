@@ -11,6 +11,10 @@ followed it.
 
 Pointers print with ``%pK`` as :func:`.fmt.pk` says.
 
+With debug_mask's SPINLOCKS bit the printers print 6.1's lock lines where 6.1's take and drop
+their locks (``log`` is the driver's log then, None with the bit off: one mask test per file), as
+often as 6.1 runs them: :func:`_show`.
+
 The ``proc/<pid>`` entries are ``Driver.debugfs_procs`` (binder_open creates one for the first
 proc of a pid, binder_release of that proc removes it): see :func:`proc_pids`.
 
@@ -23,10 +27,25 @@ names).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 from ..uapi import BC_STAT_NAMES, BR_STAT_NAMES  # binder.c's string tables, as 6.1 prints them
 from .fmt import U64_MASK, d32, pk, pk_obj, zd
+from .locks import (
+    INNER_LOCK,
+    INNER_UNLOCK,
+    NODE_LOCK,
+    NODE_UNLOCK,
+    PROC_LOCK,
+    PROC_UNLOCK,
+    SPIN,
+    dec_node_tmpref,
+    inner,
+    node_inner_lock,
+    node_inner_unlock,
+    spin,
+)
 from .stats import OBJ_NAMES, Stats
 from .texts_3_4 import p, p3
 from .work import WorkType
@@ -37,6 +56,7 @@ _BR_NAMES_3_4 = 18  # BR_ERROR .. BR_FAILED_REPLY
 if TYPE_CHECKING:
     from .alloc import Alloc
     from .driver import Driver
+    from .log import Log
     from .node import Node, Ref
     from .process import Proc
     from .thread import Thread
@@ -99,14 +119,18 @@ def _print_node(out: list[str], node: Node) -> None:
             w.debug_print(out, node.proc, "    ", "    pending async transaction")
 
 
-def _print_ref(out: list[str], ref: Ref) -> None:
-    """print_binder_ref_olocked."""
+def _print_ref(out: list[str], ref: Ref, log: Log | None) -> None:
+    """print_binder_ref_olocked (under the ref's node's lock)."""
     node = ref.node
+    if log is not None:
+        spin(log, NODE_LOCK, 6111)
     death = pk_obj(ref.death)
     if node.driver.profile.debugfs == "3.4":
         death = p(death)
     out.append(f"  ref {ref.debug_id}: desc {ref.desc} {'' if node.proc is not None else 'dead '}node"
                f" {node.debug_id} s {ref.strong} w {ref.weak} d {death}\n")
+    if log is not None:
+        spin(log, NODE_UNLOCK, 6117)
 
 
 def _print_allocated(out: list[str], alloc: Alloc) -> None:
@@ -129,27 +153,51 @@ def _print_pages(out: list[str], alloc: Alloc) -> None:
     out.append(f"  pages high watermark: {alloc.pages_high}\n")
 
 
-def _print_proc(out: list[str], proc: Proc, print_all: bool) -> None:
-    """print_binder_proc."""
+def _print_proc(out: list[str], proc: Proc, print_all: bool, log: Log | None) -> None:
+    """print_binder_proc. Its locks: the proc's inner lock over the threads and nodes, dropped
+    around each node printed (which holds a tmp ref on the node meanwhile, dropped when the next one
+    is printed: binder_put_node), the proc lock over the refs, the inner lock over the todo."""
     start_pos = len(out)
     out.append(f"proc {proc.pid}\n")
     if proc.profile.debugfs != "3.4":
         out.append(f"context {proc.context.name}\n")
     header_pos = len(out)
+    if log is not None:
+        spin(log, INNER_LOCK, 6133)
     for thread in sorted(proc.threads.values(), key=_by_pid):
         _print_thread(out, thread, print_all)
+    last_node: Node | None = None
     for node in sorted(proc.nodes.values(), key=_by_ptr):
         if not print_all and not node.has_async_transaction:
             continue
+        if log is not None:
+            spin(log, INNER_UNLOCK, 6151)
+            if last_node is not None:
+                dec_node_tmpref(log, last_node)
+            node_inner_lock(log, node, 6154)
         _print_node(out, node)
+        if log is not None:
+            node_inner_unlock(log, node, 6156)
+            spin(log, INNER_LOCK, 6158)
+        last_node = node
+    if log is not None:
+        spin(log, INNER_UNLOCK, 6160)
+        if last_node is not None:
+            dec_node_tmpref(log, last_node)
     if print_all:
+        if log is not None:
+            spin(log, PROC_LOCK, 6165)
         for ref in sorted(proc.refs_by_desc.values(), key=_by_desc):
-            _print_ref(out, ref)
+            _print_ref(out, ref, log)
+        if log is not None:
+            spin(log, PROC_UNLOCK, 6172)
     _print_allocated(out, proc.alloc)
     for w in proc.todo:
         w.debug_print(out, proc, "  ", "  pending transaction")
     if proc.delivered_death:
         out.append("  has delivered dead binder\n")
+    if log is not None:
+        inner(log, 6175, 6183)
     if not print_all and len(out) == header_pos:
         del out[start_pos:]
 
@@ -181,8 +229,9 @@ def _print_stats(out: list[str], prefix: str, stats: Stats, legacy: bool = False
             out.append(f"{prefix}{name}: active {created - deleted} total {created}\n")
 
 
-def _print_proc_stats(out: list[str], proc: Proc) -> None:
-    """print_binder_proc_stats."""
+def _print_proc_stats(out: list[str], proc: Proc, log: Log | None) -> None:
+    """print_binder_proc_stats: the threads and nodes counted under the proc's inner lock, the
+    refs under its proc lock, the todo under its inner lock."""
     alloc = proc.alloc
     legacy = proc.profile.debugfs == "3.4"
     out.append(f"proc {proc.pid}\n")
@@ -193,7 +242,12 @@ def _print_proc_stats(out: list[str], proc: Proc) -> None:
                f"/{d32(proc.max_threads)}\n"
                f"  ready threads {len(proc.waiting_threads)}\n"
                f"  free async space {zd(alloc.get_free_async_space())}\n")
+    if log is not None:
+        inner(log, 6299, 6316)
     out.append(f"  nodes: {len(proc.nodes)}\n")
+    if log is not None:
+        spin(log, PROC_LOCK, 6321)
+        spin(log, PROC_UNLOCK, 6329)
     strong = weak = 0
     for ref in proc.refs_by_desc.values():
         strong += ref.strong
@@ -202,6 +256,8 @@ def _print_proc_stats(out: list[str], proc: Proc) -> None:
     out.append(f"  buffers: {alloc.count_allocated()}\n")
     if not legacy:
         _print_pages(out, alloc)
+    if log is not None:
+        inner(log, 6338, 6343)
     pending = sum(1 for w in proc.todo if w.type == WorkType.TRANSACTION)
     out.append(f"  pending transactions: {pending}\n")
     _print_stats(out, "  ", proc.stats, legacy)
@@ -233,44 +289,85 @@ def _print_log_entry(out: list[str], e: LogEntry | None) -> None:
 # -- the files ----------------------------------------------------------------------------------
 
 
+PAGE_SIZE: Final = 4096
+
+
+def _show(driver: Driver, show: Callable[[list[str], Log | None], None]) -> str:
+    """seq_read of a debugfs file: ``show`` prints the file into a list of strings.
+
+    With the SPINLOCKS bit, ``show`` gets the log and prints its lock lines, as often as 6.1 runs
+    it: seq_read first gives it a page, and while its text does not fit (a NUL included: 4096
+    bytes do not fit a page) frees that buffer and runs it again in one twice as large.
+    (The transactions file's rollback of a header that did not fit can hide an overflow from
+    seq_read in 6.1, which then shows the file without that thread or proc: not modelled.)
+    """
+    out: list[str] = []
+    log = driver.log
+    if not log.debug_mask & SPIN:
+        show(out, None)
+        return "".join(out)
+    size = PAGE_SIZE
+    while True:
+        show(out, log)
+        text = "".join(out)
+        if len(text.encode(errors="surrogateescape")) < size:
+            return text
+        out.clear()
+        size <<= 1
+
+
 def render_state(driver: Driver) -> str:
     """state_show: dead nodes (newest first), then every proc with print_all."""
-    out = ["binder state:\n"]
-    if driver.dead_nodes:
-        out.append("dead nodes:\n")
-        # binder_dead_nodes is an hlist: the node that died last comes first.
+    def show(out: list[str], log: Log | None) -> None:
+        out.append("binder state:\n")
+        if driver.dead_nodes:
+            out.append("dead nodes:\n")
+        # binder_dead_nodes is an hlist: the node that died last comes first. Each node printed is
+        # held by a tmp ref (under binder_dead_nodes_lock, no line) until the next one is printed.
+        last_node: Node | None = None
         for node in reversed(driver.dead_nodes):
+            if log is not None:
+                if last_node is not None:
+                    dec_node_tmpref(log, last_node)
+                spin(log, NODE_LOCK, 6370)
             _print_node(out, node)
-    for proc in driver.procs:
-        _print_proc(out, proc, True)
-    return "".join(out)
+            if log is not None:
+                spin(log, NODE_UNLOCK, 6372)
+            last_node = node
+        if log is not None and last_node is not None:
+            dec_node_tmpref(log, last_node)
+        for proc in driver.procs:
+            _print_proc(out, proc, True, log)
+    return _show(driver, show)
 
 
 def render_stats(driver: Driver) -> str:
     """stats_show: the global counters, then each proc's."""
-    out = ["binder stats:\n"]
-    _print_stats(out, "", driver.stats, driver.profile.debugfs == "3.4")
-    for proc in driver.procs:
-        _print_proc_stats(out, proc)
-    return "".join(out)
+    def show(out: list[str], log: Log | None) -> None:
+        out.append("binder stats:\n")
+        _print_stats(out, "", driver.stats, driver.profile.debugfs == "3.4")
+        for proc in driver.procs:
+            _print_proc_stats(out, proc, log)
+    return _show(driver, show)
 
 
 def render_transactions(driver: Driver) -> str:
     """transactions_show: every proc without print_all (empty threads and procs left out)."""
-    out = ["binder transactions:\n"]
-    for proc in driver.procs:
-        _print_proc(out, proc, False)
-    return "".join(out)
+    def show(out: list[str], log: Log | None) -> None:
+        out.append("binder transactions:\n")
+        for proc in driver.procs:
+            _print_proc(out, proc, False, log)
+    return _show(driver, show)
 
 
 def render_proc(driver: Driver, pid: int) -> str:
     """proc_show: every proc of ``pid``, whatever its context, each under its own header."""
-    out: list[str] = []
-    for proc in driver.procs:
-        if proc.pid == pid:
-            out.append("binder proc state:\n")
-            _print_proc(out, proc, True)
-    return "".join(out)
+    def show(out: list[str], log: Log | None) -> None:
+        for proc in driver.procs:
+            if proc.pid == pid:
+                out.append("binder proc state:\n")
+                _print_proc(out, proc, True, log)
+    return _show(driver, show)
 
 
 def _render_log(log: TransactionLog, legacy: bool) -> str:
