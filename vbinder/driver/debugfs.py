@@ -298,8 +298,9 @@ def _show(driver: Driver, show: Callable[[list[str], Log | None], None]) -> str:
     With the SPINLOCKS bit, ``show`` gets the log and prints its lock lines, as often as 6.1 runs
     it: seq_read first gives it a page, and while its text does not fit (a NUL included: 4096
     bytes do not fit a page) frees that buffer and runs it again in one twice as large.
-    (The transactions file's rollback of a header that did not fit can hide an overflow from
-    seq_read in 6.1, which then shows the file without that thread or proc: not modelled.)
+    (Not modelled: in the transactions file, a thread's or proc's header that is the write to
+    overflow leaves the count at the header's end, so 6.1 rolls that thread or proc back with what
+    followed it, and seq_read, seeing no overflow, shows the file without it.)
     """
     out: list[str] = []
     log = driver.log
