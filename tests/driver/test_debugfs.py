@@ -45,6 +45,9 @@ ORACLE_SCENARIOS = {
     "procfiles": "proc_show (every context of a pid), binder_open/binder_release's proc/<pid> entry",
     "oneway_spam": "print_binder_work_ilocked's default case (ONEWAY_SPAM_SUSPECT: unknown work: type 3), "
                    "free async space, pages, a long async_todo",
+    "printers": "files longer than a page: dead nodes with refs from two procs, a call in flight carrying "
+                "nodes, two nodes' async_todo (transactions_show prints both), a dead binder pending and "
+                "one delivered (their lock lines: test_spinlocks.py)",
 }
 
 

@@ -496,6 +496,69 @@ def paths(env) -> None:  # noqa: ANN001
     srv.close()
 
 
+def printers(env) -> None:  # noqa: ANN001
+    """What debugfs's printers lock (tests/driver/test_spinlocks.py): every file read while there
+    are dead nodes (one with refs from two procs), a proc with two threads, nodes with refs and
+    death notifications, a sync call in flight carrying two nodes, one-way calls waiting on a
+    proc's todo and in a node's async_todo (two nodes with async transactions: the transactions
+    file prints both), a dead binder waiting on a proc's todo and one delivered; the files are
+    longer than a page (seq_read runs their printers again)."""
+    server = env.actor("S", threads=2)
+    owner = env.actor("O")
+    holder = env.actor("H")
+    env.start()
+    srv = server.open("binder")
+    srv.version()
+    srv.max_threads(4)
+    assert srv.ctx_mgr() == 0
+    s = srv.wr_async([enter()], 256)
+    # the owner's three nodes, referenced by the server (death notifications on two)
+    own = _client_open(env, owner)
+    data = flat_binder(0x1000, 0x2000) + flat_binder(0x3000, 0x4000) + flat_binder(0x5000, 0x6000)
+    o = own.wr_async([txn(0, 1, data, offsets=(0, 24, 48), flags=TF_ACCEPT_FDS)], 256)
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([ref("INCREFS", 1), ref("ACQUIRE", 1), ref("INCREFS", 2), ref("ACQUIRE", 2), ref("INCREFS", 3),
+            ref("ACQUIRE", 3), request_death(1, 0xD1), request_death(2, 0xD2), free(tr["buffer"]),
+            reply(0, b"ok\0\0")], 0)
+    rep = first(o.result(), "BR_REPLY")
+    own.wr([node_done("INCREFS_DONE", 0x1000, 0x2000), node_done("ACQUIRE_DONE", 0x1000, 0x2000),
+            node_done("INCREFS_DONE", 0x3000, 0x4000), node_done("ACQUIRE_DONE", 0x3000, 0x4000),
+            node_done("INCREFS_DONE", 0x5000, 0x6000), node_done("ACQUIRE_DONE", 0x5000, 0x6000),
+            free(rep["buffer"])], 0)
+    srv.wr([], 256)
+    # the holder gets a ref to the owner's first node, with a death notification
+    hold = _client_open(env, holder)
+    s = srv.wr_async([], 256)
+    h = hold.wr_async([txn(0, 2, b"give")], 256)
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([free(tr["buffer"]), reply(0, flat_handle(1), offsets=(0,))], 256)
+    rep = first(h.result(), "BR_REPLY")
+    hold.wr([ref("INCREFS", 1), ref("ACQUIRE", 1), request_death(1, 0xE1), free(rep["buffer"])], 0)
+    # the holder's call in flight, carrying two of its nodes; the server sends one-way calls to them
+    s = srv.wr_async([], 256)
+    h = hold.wr_async([txn(0, 3, flat_binder(0x7000, 0x8000) + flat_binder(0x9000, 0xA000), offsets=(0, 24),
+                           flags=TF_ACCEPT_FDS)], 256)
+    tr = first(s.result(), "BR_TRANSACTION")
+    srv.wr([txn(4, 10, b"to the first node", flags=TF_ONE_WAY), txn(5, 11, b"to the second", flags=TF_ONE_WAY)]
+           + [txn(4 + i % 2, 12 + i, b"queued %d" % i, flags=TF_ONE_WAY) for i in range(24)], 256)
+    # a second server thread, a looper; the owner dies: its nodes are dead, their deaths queued
+    srv.version(thread=1)
+    srv.wr([enter()], 0, thread=1)
+    own.close()
+    srv.wr([], 88, thread=1)  # one BR_DEAD_BINDER (no room for the next: 76 bytes must be left)
+    env.snapshot("everything")
+    # the call answered; the holder reads its work, the server its other death
+    srv.wr([free(tr["buffer"]), reply(0, b"ok\0\0")], 256)
+    hold_res = h.result()
+    srv.wr([dead_binder_done(0xD1)], 256, thread=1)
+    env.snapshot("answered")
+    hold.wr([free(first(hold_res, "BR_REPLY")["buffer"])], 0)
+    hold.close()
+    srv.close()
+    env.snapshot("end")
+
+
 SCENARIOS = {"smoke": smoke, "objects_death": objects_death, "queues": queues, "procfiles": procfiles,
-             "threads": threads, "log_wrap": log_wrap, "oneway_spam": oneway_spam, "paths": paths}
+             "threads": threads, "log_wrap": log_wrap, "oneway_spam": oneway_spam, "paths": paths,
+             "printers": printers}
 DEVICES = {"procfiles": ("binder", "hwbinder")}
