@@ -430,6 +430,32 @@ def test_kmsg(vbinder_mount: Path) -> None:
     assert "binder: " in text and "malformed frame" in text and text.endswith("\n")
 
 
+def test_debugfs_reader_s_lock_lines(vbinder_mount: Path) -> None:
+    """debug_mask's SPINLOCKS bit: reading state prints the locks 6.1's state_show takes for a proc
+    (its inner lock over threads and nodes, its proc lock over refs, its inner lock over its todo);
+    with the bit off it prints none."""
+    fd = os.open(vbinder_mount / "dev" / "binder", os.O_RDWR)
+    mask = vbinder_mount / "sys" / "module" / "binder" / "parameters" / "debug_mask"
+    state_file = vbinder_mount / "sys" / "kernel" / "debug" / "binder" / "state"
+    try:
+        # (read here: a `cat` would close the binder fd at its exec, a binder_flush with lines of its own)
+        mask.write_text("16384\n")
+        assert f"proc {os.getpid()}\n" in state_file.read_text()
+        mask.write_text("0\n")
+        assert f"proc {os.getpid()}\n" in state_file.read_text()
+    finally:
+        os.close(fd)
+    kfd = os.open(vbinder_mount / "proc" / "kmsg", os.O_RDONLY)
+    try:
+        text = os.read(kfd, 65536).decode()
+    finally:
+        os.close(kfd)
+    locks = [line.split("binder: ", 1)[1] for line in text.splitlines() if "binder: _binder_" in line]
+    assert locks == ["_binder_inner_proc_lock: line=6133", "_binder_inner_proc_unlock: line=6160",
+                     "_binder_proc_lock: line=6165", "_binder_proc_unlock: line=6172",
+                     "_binder_inner_proc_lock: line=6175", "_binder_inner_proc_unlock: line=6183"]
+
+
 def test_kmsg_reader_can_be_killed(vbinder_mount: Path) -> None:
     """A blocked `cat proc/kmsg` dies of Ctrl-C (SIGINT) at once."""
     cat = subprocess.Popen(["cat", str(vbinder_mount / "proc" / "kmsg")], stdin=subprocess.DEVNULL,
