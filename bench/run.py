@@ -33,7 +33,9 @@ from bench.harness import (
 from bench.worker import FLOOR_CHANNELS
 
 MIB = 1 << 20
-SIZES = (0, 128, 4096, 65536, MIB - 65536)
+STRING = -100  # the echo of a 100-character string (D-Bus's `s`, AIDL's String): people's usual call
+SIZES = (0, 128, 4096, 65536, MIB - 65536, STRING)
+NO_STRINGS = {"vbinder_c"}  # bench/cecho.c echoes bytes only
 STATE = "sys/kernel/debug/binder/state"
 DEBUG_MASK_FILE = "sys/module/binder/parameters/debug_mask"
 VERBOSE_MASK = 0x7FFF  # every binder.c debug_mask bit of 6.1 (USER_ERROR .. SPINLOCKS)
@@ -310,6 +312,8 @@ class Run:
             self.step(f"echo {_size(size)}: {names}", partial(self._sweep_size, live, size))
 
     def _sweep_size(self, ts: list[Transport], size: int) -> None:
+        if size == STRING:
+            ts = [t for t in ts if t.key not in NO_STRINGS]
         n, reps, warm = self.cfg.calls(size)
         acc: dict[str, tuple[list[int], list[int], list[int]]] = {t.key: ([], [], []) for t in ts}
 
@@ -845,6 +849,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def _size(n: int) -> str:
+    if n == STRING:
+        return f"string ({-STRING} chars)"
     if n == 0:
         return "0 B"
     if n == MIB - 65536:

@@ -51,6 +51,7 @@ ECHO = 1
 ONEWAY = 2
 MAKE_BINDERS = 3
 BLOCK = 4
+ECHO_STRING = 5
 BENCH_DESCRIPTOR = "vbinder.bench.IBench"
 MAKE_CHUNK = 250
 
@@ -103,23 +104,32 @@ def raise_fsize() -> None:
 
 
 class Caller:
-    """Times ``call(payload)`` round trips; the commands every client kind shares."""
+    """Times ``call(payload)`` round trips; the commands every client kind shares.
 
-    def __init__(self, call: Callable[[bytes], bytes]) -> None:
+    A negative size (:data:`STRING`) is a call with a string argument of that many characters,
+    made by ``call_str`` (D-Bus's ``s``, AIDL's ``String``); transports without strings send its
+    UTF-8 bytes."""
+
+    def __init__(self, call: Callable[[bytes], bytes], call_str: Callable[[str], str] | None = None) -> None:
         self.call = call
+        self.call_str = call_str or (lambda s: call(s.encode()).decode())
+
+    def _for(self, size: int) -> tuple[Callable[[Any], Any], Any]:
+        if size < 0:
+            return self.call_str, "x" * -size
+        return self.call, b"\xa5" * size
 
     def warmup(self, size: int, n: int, **_: Any) -> int:
-        payload = b"\xa5" * size
+        call, payload = self._for(size)
         for _i in range(n):
-            back = self.call(payload)
-        if n and len(back) != size:
-            raise RuntimeError(f"echo returned {len(back)} bytes for {size}")
+            back = call(payload)
+        if n and back != payload:
+            raise RuntimeError(f"echo returned {len(back)} for {len(payload)}")
         return n
 
     def sync(self, size: int, n: int, reps: int, **_: Any) -> dict[str, list[int]]:
         """``reps`` repetitions of ``n`` calls: every call's time and every repetition's, in ns."""
-        payload = b"\xa5" * size
-        call = self.call
+        call, payload = self._for(size)
         pc = time.perf_counter_ns
         samples: list[int] = []
         walls: list[int] = []
@@ -135,8 +145,7 @@ class Caller:
 
     def sync_for(self, size: int, start: float, duration: float, **_: Any) -> dict[str, Any]:
         """Calls from ``start`` (time.monotonic, shared by all processes) for ``duration`` seconds."""
-        payload = b"\xa5" * size
-        call = self.call
+        call, payload = self._for(size)
         pc = time.perf_counter_ns
         while (left := start - time.monotonic()) > 0:
             time.sleep(min(left, 0.01))
@@ -185,6 +194,10 @@ def _bench_classes() -> tuple[type, type, type]:
         @method(ECHO)
         def echo(self, data: Parcel, reply: Parcel) -> None:
             reply.write_byte_array(data.read_byte_array())
+
+        @method(ECHO_STRING)
+        def echo_string(self, data: Parcel, reply: Parcel) -> None:
+            reply.write_string16(data.read_string16())
 
         @method(ONEWAY, oneway=True)
         def oneway(self, data: Parcel, reply: Parcel) -> None:
@@ -265,10 +278,14 @@ class VbinderClient(Caller):
             self.proxies.append(proxy(b))
         self.held: list[Any] = []
         self.target = 0
-        super().__init__(self._echo)
+        super().__init__(self._echo, self._echo_string)
 
     def _echo(self, payload: bytes) -> bytes:
         return self.proxies[self.target].call(ECHO, lambda p: p.write_byte_array(payload)).read_byte_array()
+
+    def _echo_string(self, text: str) -> str:
+        back = self.proxies[self.target].call(ECHO_STRING, lambda p: p.write_string16(text)).read_string16()
+        return back or ""
 
     def use(self, target: int) -> int:
         self.target = target
@@ -392,7 +409,10 @@ class DbusClient(Caller):
         def call(payload: bytes) -> bytes:
             return conn.send_and_get_reply(new_method_call(target, "Echo", "ay", (payload,))).body[0]
 
-        super().__init__(call)
+        def call_str(text: str) -> str:
+            return conn.send_and_get_reply(new_method_call(target, "Echo", "s", (text,))).body[0]
+
+        super().__init__(call, call_str)
 
 
 # -- C programs through the preload library (bench/cecho.c) -------------------------------------------
@@ -402,7 +422,7 @@ def start_cecho(exe: str, mount: str, mode: str, name: str) -> Any:
     """``cecho MODE NAME`` under the preload library, once it printed "ready"."""
     from vbinder.preload import library
 
-    env = {**os.environ, "LD_PRELOAD": str(library()), "VBINDER_MOUNT": mount}
+    env = {**os.environ, "LD_PRELOAD": str(library()), "VBINDER_MOUNT": mount, "VBINDER_PRELOAD_DEBUG": "1"}
     p = subprocess.Popen([exe, mode, name], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
     assert p.stdout is not None
     line = p.stdout.readline()
@@ -504,7 +524,8 @@ def role_pong(kind: str, **args: Any) -> None:
         while True:
             msg = conn.receive()
             if msg.header.message_type == MessageType.method_call:
-                conn.send(new_method_return(msg, "ay", (msg.body[0],)))
+                arg = msg.body[0]
+                conn.send(new_method_return(msg, "s" if isinstance(arg, str) else "ay", (arg,)))
     else:
         raise ValueError(kind)
 

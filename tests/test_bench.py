@@ -48,16 +48,16 @@ def _results(p50: dict[str, float]) -> Results:
 
 
 def test_bound_leaves_room_between_the_five_request_floor_and_each_target() -> None:
-    text = "\n".join(bound(_results({"floor": 100.0, "floor5": 120.0, "dbus": 200.0, "vbinder": 180.0})))
+    text = "\n".join(bound(_results({"floor": 100.0, "floor5": 120.0, "dbus": 250.0, "vbinder": 180.0})))
     assert "120 µs, 1.20 × its four-request round trip" in text
     assert "adds 60.0 µs" in text
-    assert "1.5 × the floor = 150 µs leaves 30.0 µs per call for that work (2.00 × what it takes now)" in text
-    assert "0.65 × D-Bus = 130 µs leaves 10.0 µs" in text
+    assert "1.4 × the floor = 140 µs leaves 20.0 µs per call for that work (3.00 × what it takes now)" in text
+    assert "0.6 × D-Bus = 150 µs leaves 30.0 µs" in text
 
 
 def test_bound_says_when_a_target_is_below_the_five_request_floor() -> None:
     text = "\n".join(bound(_results({"floor": 100.0, "floor5": 125.0, "dbus": 180.0, "vbinder": 200.0})))
-    assert "0.65 × D-Bus = 117 µs is below the five-request floor itself" in text
-    assert "1.5 × the floor = 150 µs leaves 25.0 µs" in text
+    assert "0.6 × D-Bus = 108 µs is below the five-request floor itself" in text
+    assert "1.4 × the floor = 140 µs leaves 15.0 µs" in text
     assert bound(_results({"floor": 100.0, "vbinder": 200.0})) == [
         "not measured (needs the floor, its five-request variant and vbinder)"]
