@@ -210,8 +210,8 @@ static int server(const char *name)
     put_i32(&p, 0);     /* allowIsolated */
     put_i32(&p, 8);     /* dumpPriority */
     size_t len;
-    call(0, 5, &p, &len);  /* addService (Android 16's code, the service manager's default: docs/android-versions.md);
-                            * refs of the new node come with the reply */
+    call(0, 3, &p, &len);  /* addService, Android 11 to 14's code (the benchmark's service manager
+                            * speaks 14); refs of the new node come with the reply */
     uint32_t max = 0;
     ioctl(fd, BINDER_SET_MAX_THREADS, &max);
     pthread_t t;

@@ -241,13 +241,17 @@ def render(r: Results) -> str:
               "byte array through `vbinder_client`; the *string* row: a 100-character string argument echoed "
               "(D-Bus `s`, an AIDL `String` as String16 for vbinder, its UTF-8 bytes for the floor and the "
               "socket); *vbinder, C*: the same call between a C client and a "
-              "C server on the kernel's ABI (`bench/cecho.c`), through the preload library (`vbinder run`). "
+              "C server on the kernel's ABI (`bench/cecho.c`), through the preload library (`vbinder run`) with its "
+              "chained wait turned on (`VBINDER_CHAINED=1`, docs/abi-chained.md); "
+              "*v1 only*: the same with both ends keeping to the device ABI version 1 (`VBINDER_CHAINED=0`: "
+              "five FUSE requests a call, without the chained wait of docs/abi-chained.md). "
               "The transports take turns: each repetition of each payload "
               "runs them one after the other, in a rotated order, so that the machine's load changes hit them "
               "alike.", ""]
     cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("unix", "Unix socket"),
             ("dbus", "D-Bus (jeepney)"),
-            ("vbinder", "vbinder, mask 0"), ("vbinder_c", "vbinder, C"),
+            ("vbinder", "vbinder, mask 0"), ("vbinder_v1", "vbinder, v1 only"), ("vbinder_c", "vbinder, C"),
+            ("vbinder_c_v1", "vbinder, C, v1 only"),
             ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}"), ("vbinder_traced", "vbinder, traced")]
     rows = []
     for size in SIZES:
@@ -271,15 +275,17 @@ def render(r: Results) -> str:
     rows = []
     for size in SIZES:
         row = [_size(size)]
-        for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_c", "vbinder_verbose"):
+        for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_v1", "vbinder_c", "vbinder_verbose"):
             st = r.rtt.get(key, {}).get(size, {})
             row.append(num(st.get("cps")))
-        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_c", "vbinder_verbose", "vbinder_traced"):
+        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_v1", "vbinder_c", "vbinder_c_v1",
+                    "vbinder_verbose", "vbinder_traced"):
             row.append(us(r.rtt.get(key, {}).get(size, {}).get("cpu_us")))
         rows.append(row)
-    lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "vbinder C /s",
-                    "verbose /s", "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs", "vbinder CPU µs",
-                    "vbinder C CPU µs", "verbose CPU µs", "traced CPU µs"], rows)
+    lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "v1 only /s",
+                    "vbinder C /s", "verbose /s", "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs",
+                    "vbinder CPU µs", "v1 only CPU µs", "vbinder C CPU µs", "C v1 only CPU µs", "verbose CPU µs",
+                    "traced CPU µs"], rows)
     lines.append("")
 
     lines += ["## Oneway calls (0 B)", "",

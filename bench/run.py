@@ -35,7 +35,8 @@ from bench.worker import FLOOR_CHANNELS
 MIB = 1 << 20
 STRING = -100  # the echo of a 100-character string (D-Bus's `s`, AIDL's String): people's usual call
 SIZES = (0, 128, 4096, 65536, MIB - 65536, STRING)
-NO_STRINGS = {"vbinder_c"}  # bench/cecho.c echoes bytes only
+NO_STRINGS = {"vbinder_c", "vbinder_c_v1"}  # bench/cecho.c echoes bytes only
+V1_ONLY = {"VBINDER_CHAINED": "0"}  # clients that keep to ABI v1 (docs/abi-chained.md): 5 requests a call
 STATE = "sys/kernel/debug/binder/state"
 DEBUG_MASK_FILE = "sys/module/binder/parameters/debug_mask"
 VERBOSE_MASK = 0x7FFF  # every binder.c debug_mask bit of 6.1 (USER_ERROR .. SPINLOCKS)
@@ -276,8 +277,12 @@ class Run:
                 assert self.daemon is not None
                 if "vbinder" in c:
                     vb.append(Transport("vbinder", procs["client0"], self.daemon.pid))
+                    if "client_v1" in procs:
+                        vb.append(Transport("vbinder_v1", procs["client_v1"], self.daemon.pid))
                     if "cclient" in procs:
                         vb.append(Transport("vbinder_c", procs["cclient"], self.daemon.pid))
+                    if "cclient_v1" in procs:
+                        vb.append(Transport("vbinder_c_v1", procs["cclient_v1"], self.daemon.pid))
                 if "verbose" in c and (self.mount / DEBUG_MASK_FILE).exists():
                     vb.append(self.verbose_in_place(procs["client0"]))
                 if "traced" in c and (self.mount / TRACING).exists():
@@ -288,7 +293,8 @@ class Run:
                 stop()
             self._others = []
             if vb:
-                self.step("vbinder: oneway calls", partial(self.oneway, [t for t in vb if t.key != "vbinder_c"]))
+                self.step("vbinder: oneway calls", partial(self.oneway, [t for t in vb if t.key in
+                                                                           ("vbinder", "vbinder_verbose")]))
             if procs and "aggregate" in c:
                 self.aggregate(procs)
             if procs and "growth" in c:
@@ -442,7 +448,11 @@ class Run:
     # -- vbinder -------------------------------------------------------------------------------------
 
     def start_vbinder(self, mask: int, servers: int) -> dict[str, Any]:
-        """The daemon, the service manager, ``servers`` echo servers, an aux server and client0."""
+        """The daemon, the service manager, ``servers`` echo servers, an aux server and client0.
+
+        Every process speaks Android 14's IServiceManager, as bench/cecho.c does (its codes:
+        docs/android-versions.md)."""
+        os.environ["VBINDER_ANDROID"] = "14"  # the workers inherit it
         if self.daemon is not None:  # left by a start that failed half-way
             self.sup.unmount(self.daemon)
             self.daemon = None
@@ -457,7 +467,13 @@ class Run:
         targets = [f"echo{i}" for i in range(servers)]
         client0 = self.sup.worker("client0", "client", {"kind": "vbinder", "device": self.device,
                                                         "targets": [*targets, "aux"]})
-        return {"sm": sm, "echo": echo, "aux": aux, "client0": client0, "targets": targets}
+        procs = {"sm": sm, "echo": echo, "aux": aux, "client0": client0, "targets": targets}
+        if "vbinder" in self.sections:  # the same call by clients of ABI v1 only, in the same run
+            procs["echo_v1"] = self.sup.worker("echo_v1", "server", {"device": self.device, "name": "echo_v1",
+                                                                     "counter": None, "env": V1_ONLY})
+            procs["client_v1"] = self.sup.worker("client_v1", "client", {
+                "kind": "vbinder", "device": self.device, "targets": ["echo_v1"], "env": V1_ONLY})
+        return procs
 
     def start_cecho(self) -> dict[str, Worker]:
         """The C client and server of bench/cecho.c, through the preload library (vbinder run)."""
@@ -467,12 +483,17 @@ class Run:
         if r.returncode != 0:
             raise BenchError(f"compiling bench/cecho.c failed:\n{r.stderr}")
         args = {"exe": str(exe), "mount": str(self.mount)}
-        server = self.sup.worker("cserver", "cserver", {**args, "name": "cecho"})
-        client = self.sup.worker("cclient", "client", {"kind": "cecho", **args, "target": "cecho"})
-        return {"cserver": server, "cclient": client}
+        chained = {"VBINDER_CHAINED": "1"}  # the preload library's chained wait is opt-in (docs/abi-chained.md)
+        server = self.sup.worker("cserver", "cserver", {**args, "name": "cecho", "env": chained})
+        client = self.sup.worker("cclient", "client", {"kind": "cecho", **args, "target": "cecho", "env": chained})
+        server_v1 = self.sup.worker("cserver_v1", "cserver", {**args, "name": "cecho_v1", "env": V1_ONLY})
+        client_v1 = self.sup.worker("cclient_v1", "client", {"kind": "cecho", **args, "target": "cecho_v1",
+                                                              "env": V1_ONLY})
+        return {"cserver": server, "cclient": client, "cserver_v1": server_v1, "cclient_v1": client_v1}
 
     def stop_vbinder(self, procs: dict[str, Any]) -> None:
-        ws = [*(procs[k] for k in ("cclient", "cserver") if k in procs),
+        ws = [*(procs[k] for k in ("cclient", "cserver", "cclient_v1", "cserver_v1", "client_v1", "echo_v1")
+                if k in procs),
               procs["client0"], procs["aux"], *procs["echo"], procs["sm"]]
         self.sup.kill(*ws)
         if self.daemon is not None:

@@ -611,6 +611,7 @@ ROLES: dict[str, Callable[..., None]] = {
 
 def main() -> None:
     role, args = sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    os.environ.update(args.pop("env", None) or {})  # e.g. VBINDER_CHAINED=0: a client of ABI v1 only
     if role not in ("daemon", "floorfs"):
         die_with_parent()
     try:

@@ -50,12 +50,15 @@ _FAILURES: Final = frozenset((uapi.BR_DEAD_REPLY, uapi.BR_FAILED_REPLY, uapi.BR_
 class _Owed:
     """A transaction or reply this thread sent, whose answer has not been read yet."""
 
-    __slots__ = ("sync", "acked", "orphan")
+    __slots__ = ("sync", "acked", "orphan", "chain")
 
-    def __init__(self, sync: bool) -> None:
+    def __init__(self, sync: bool, chain: bool = False) -> None:
         self.sync = sync  # a call that waits for BR_REPLY (else BR_TRANSACTION_COMPLETE ends it)
         self.acked = False  # BR_TRANSACTION_COMPLETE read
         self.orphan = False  # nobody waits for the answer any more: drop it
+        # A reply after which the thread reads (its looper, or the wait of its own call, goes
+        # on): its BR_TRANSACTION_COMPLETE may chain that read (docs/abi-chained.md).
+        self.chain = chain
 
 
 # (command, BR_REPLY's parcel or None, BR_REPLY's flags)
@@ -119,7 +122,10 @@ class IPCThreadState:
                 write = b""
             top = self._owed[-1] if self._owed else None
             try:
-                if top is not None and not top.sync and not top.acked:
+                if top is not None and top.chain and not top.acked and read_size:
+                    # A reply whose BR_TRANSACTION_COMPLETE chains the thread's next read: may wait.
+                    result = self.transport.write_read(write, read_size, True)
+                elif top is not None and not top.sync and not top.acked:
                     # A one-way call's or a reply's BR_TRANSACTION_COMPLETE (or error) comes at once.
                     with signal_guard.immediate():
                         result = self.transport.write_read(write, read_size)
@@ -186,14 +192,15 @@ class IPCThreadState:
         self.out += _U32.pack(cmd) + TR.pack(handle, 0, code, flags, 0, 0, len(payload), len(offsets),
                                               daddr, oaddr)
 
-    def _send(self, cmd: int, flags: int, handle: int, code: int, data: Parcel, sync: bool) -> _Answer:
+    def _send(self, cmd: int, flags: int, handle: int, code: int, data: Parcel, sync: bool,
+              chain: bool = False) -> _Answer:
         """Send a transaction or reply and wait for its answer (orphaned if an exception ends the wait)."""
         owed = None
         try:
             with signal_guard:
                 self._settle()
                 self.write_transaction(cmd, flags, handle, code, data)
-                owed = _Owed(sync)
+                owed = _Owed(sync, chain)
                 self._owed.append(owed)
             return self._wait(owed)
         except BaseException:
@@ -310,16 +317,17 @@ class IPCThreadState:
             self.out += _U32.pack(uapi.BC_FREE_BUFFER) + uapi.U64.pack(data_ptr)
         return parcel
 
-    def send_reply(self, reply: Parcel, flags: int) -> None:
-        """BC_REPLY. A failed reply (the caller died) is logged, not raised, as libbinder's sendReply."""
-        cmd, _parcel, _flags = self._send(uapi.BC_REPLY, flags, 0xFFFFFFFF, 0, reply, False)
+    def send_reply(self, reply: Parcel, flags: int, chain: bool = False) -> None:
+        """BC_REPLY. A failed reply (the caller died) is logged, not raised, as libbinder's sendReply.
+        ``chain``: the thread reads next (see _Owed)."""
+        cmd, _parcel, _flags = self._send(uapi.BC_REPLY, flags, 0xFFFFFFFF, 0, reply, False, chain)
         if cmd not in _COMPLETE:
             log.info("binder: reply not delivered (%s)", uapi.BR_NAMES.get(cmd, hex(cmd)))
 
-    def send_status(self, status: int) -> None:
+    def send_status(self, status: int, chain: bool = False) -> None:
         data = Parcel()
         data.write_int32(status)
-        self.send_reply(data, uapi.TF_STATUS_CODE)
+        self.send_reply(data, uapi.TF_STATUS_CODE, chain)
 
     # -- executing what the driver returns --------------------------------------------------------
 
@@ -401,10 +409,13 @@ class IPCThreadState:
         try:
             if oneway:
                 return
+            # The looper, or the wait of this thread's own call, reads next: the reply chains that
+            # read, unless fds of the call are to be closed first (below: the read may wait long).
+            chain = not reply.owns_file_descriptors() and not (data is not None and data.owns_file_descriptors())
             if status:
-                self.send_status(status)
+                self.send_status(status, chain)
             else:
-                self.send_reply(reply, 0)  # (which may pass on an fd the call brought)
+                self.send_reply(reply, 0, chain)  # (which may pass on an fd the call brought)
         finally:
             reply.close_file_descriptors()
             if data is not None:

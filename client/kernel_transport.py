@@ -133,8 +133,10 @@ class KernelTransport:
             return ret, bytes(buf)
         return ret, b""
 
-    def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:
-        """BINDER_WRITE_READ with ``write`` (BC commands whose pointers were made by ``place``).
+    def write_read(self, write: bytes, read_size: int, chain: bool = False
+                   ) -> tuple[int, int, bytes, dict[int, bytes]]:
+        """BINDER_WRITE_READ with ``write`` (BC commands whose pointers were made by ``place``);
+        ``chain`` is vbinder's (docs/abi-chained.md): the kernel needs no such thing.
 
         Returns (ret, write_consumed, what was read, transaction buffers by address), the
         buffers being the bytes of each BR_TRANSACTION/BR_REPLY read, from the mapped area.

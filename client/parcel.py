@@ -659,6 +659,11 @@ class Parcel:
                 if fd < 0x8000_0000:
                     self._own(fd)
 
+    def owns_file_descriptors(self) -> bool:
+        """Whether the parcel holds fds it closes (see :meth:`close_file_descriptors`)."""
+        owned = self._owned
+        return owned is not None and bool(owned.fds)
+
     def close_file_descriptors(self) -> None:
         """Close the fds the parcel owns (also done when it is garbage-collected)."""
         owned = self._owned

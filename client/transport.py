@@ -47,7 +47,8 @@ class Transport(Protocol):
 
     def ioctl(self, cmd: int, arg: bytes) -> tuple[int, bytes]: ...
 
-    def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]: ...
+    def write_read(self, write: bytes, read_size: int, chain: bool = False
+                   ) -> tuple[int, int, bytes, dict[int, bytes]]: ...
 
     def in_flight(self) -> int | None: ...
 
@@ -75,7 +76,8 @@ def _raise_fsize_limit() -> None:
 class _ThreadState:
     """What one thread keeps in a :class:`VbinderTransport`: its key and memory, and its exchange."""
 
-    __slots__ = ("tid", "key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name")
+    __slots__ = ("tid", "key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name", "chained",
+                 "second")
 
     def __init__(self) -> None:
         tid = threading.get_native_id()
@@ -87,6 +89,9 @@ class _ThreadState:
         self.last_read_size = 0
         self.rbuf: ctypes.Array[ctypes.c_char] | None = None  # the guarded pread's buffer
         self.name: bytes | None = None  # the next call's name (VBINDER_TRACE_NAMES)
+        # The result of a chained read (docs/abi-chained.md): the next read-only write_read's.
+        self.chained: tuple[int, int, bytes, dict[int, bytes]] | None = None
+        self.second: abi.Frame | None = None  # its frame, until the first frame's result is made
 
 
 class VbinderTransport:
@@ -109,10 +114,14 @@ class VbinderTransport:
         # whose tid was another's before gets numbers above that one's (the daemon drops a set
         # whose number is not above its thread's last).
         self._fd_seq = itertools.count(1)
+        self.chained = False  # the daemon offers the chained wait (docs/abi-chained.md)
         try:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
                 raise TransportError(errno.EPROTO, f"{path} does not speak vbinder ABI {abi.ABI_VERSION}")
+            if os.environ.get("VBINDER_CHAINED", "1") != "0":
+                ret, arg = self.ioctl(fdabi.VBINDER_FEATURES, bytes(fdabi.FEATURES.size))
+                self.chained = ret == 0 and bool(fdabi.FEATURES.unpack(arg)[0] & fdabi.FEATURE_CHAINED)
             if map_size:
                 ret, arg = self.ioctl(abi.VBINDER_MMAP, abi.VBINDER_MMAP_ARG.pack(0, map_size, abi.PROT_READ,
                                                                                   map_flags))
@@ -151,6 +160,7 @@ class VbinderTransport:
 
         With ``wait`` (a read phase that may wait) in the main thread under :data:`signal_guard`,
         the pread is :meth:`_guarded_pread`, which a Ctrl-C ends without losing the reply.
+        A chained reply's second frame becomes the thread's ``chained`` result.
         """
         fd = self.fd
         key = st.key
@@ -159,9 +169,14 @@ class VbinderTransport:
         else:
             data = os.pread(fd, _FIRST_READ, key)
         total = abi.reply_total(data)
+        if abi.is_chained(data):  # docs/abi-chained.md: the second frame follows the first
+            if total + abi.HEADER_SIZE > len(data):
+                data += os.pread(fd, total + abi.HEADER_SIZE - len(data), key + len(data))
+            total += abi.reply_total(data[total:])
         if total > len(data):
             data += os.pread(fd, total - len(data), key + len(data))
-        return abi.decode_reply(data)
+        first, st.second = abi.decode_chained(data)
+        return first
 
     def _guarded_pread(self, st: _ThreadState, fd: int) -> bytes:
         """The waiting pread of the main thread under :data:`signal_guard`.
@@ -200,10 +215,16 @@ class VbinderTransport:
             return self.extended_errors.handed_out(f.code, f.arg)
         return f.code, f.arg
 
-    def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:
+    def write_read(self, write: bytes, read_size: int, chain: bool = False
+                   ) -> tuple[int, int, bytes, dict[int, bytes]]:
         """BINDER_WRITE_READ with ``write`` (BC commands whose pointers were made by ``place``).
 
         Returns (ret, write_consumed, what was read, transaction buffers by address).
+
+        ``chain``: the thread's next call will read (with the same ``read_size``); if the daemon
+        offers the chained wait and this read returns only BR_TRANSACTION_COMPLETE, that read
+        runs at once and the next write_read that reads returns its result (docs/abi-chained.md).
+        Commands that call writes go first, in a request of their own.
 
         If SIGINT's handler raises (KeyboardInterrupt) while its read phase waits (see
         :class:`SignalGuard`), the exchange stays in flight: :meth:`in_flight` says so, and
@@ -212,6 +233,20 @@ class VbinderTransport:
         that read phase had produced its reply, which :meth:`resume` then returns.
         """
         local = self._thread()
+        chained = local.chained
+        if chained is not None and read_size:
+            local.chained = None
+            if write or local.segments or local.name is not None:
+                try:
+                    sent = self.write_read(write, 0)  # the write phase alone
+                except BaseException:
+                    local.chained = chained
+                    raise
+                if sent[0] < 0:
+                    local.chained = chained  # the write failed: the kernel would not have read
+                    return sent
+                return chained[0], sent[1], chained[2], chained[3]
+            return chained
         read_buffer = local.read_buffer
         data_segments = local.segments
         local.segments = []
@@ -232,7 +267,8 @@ class VbinderTransport:
             if f is None:
                 waddr = read_buffer + 0x10000
                 arg = uapi.WRITE_READ.pack(len(write), 0, waddr, read_size, 0, read_buffer)
-                cmd = uapi.BINDER_WRITE_READ
+                chain = chain and self.chained and read_size > 0
+                cmd = abi.VBINDER_WRITE_READ_CHAINED if chain else uapi.BINDER_WRITE_READ
                 fds = self.fds
                 if fds is not None and write:
                     numbers = fdabi.fds_in_write(write, data_segments)
@@ -240,7 +276,7 @@ class VbinderTransport:
                         seq = next(self._fd_seq) & 0xFFFF_FFFF
                         fds.stage(local.tid, seq, numbers)
                         cmd = fdabi.VBINDER_WRITE_READ_FDS
-                        arg += uapi.U32.pack(seq) + uapi.U32.pack(0)
+                        arg += uapi.U32.pack(seq) + uapi.U32.pack(fdabi.WR_CHAIN if chain else 0)
                 request = abi.encode_request(cmd, arg, [*data_segments, (waddr, write)])
                 try:
                     self._send(local, request)
@@ -310,6 +346,10 @@ class VbinderTransport:
                 fds.freed(write[:consumed])  # before new buffers: their addresses may be the freed ones'
             if fixups is not None:
                 buffers = fds.apply(fixups, buffers)
+        second = local.second
+        if second is not None:  # a chained read's result, made after the first's (its frees first)
+            local.second = None
+            local.chained = self._result(local, second, b"", [])
         return f.code, consumed, read, buffers
 
     def place(self, data: bytes) -> int:

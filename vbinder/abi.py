@@ -44,6 +44,12 @@ VBINDER_MUNMAP: Final = uapi.IOW("v", 2, VBINDER_MUNMAP_ARG.size)
 VBINDER_TRACE_NAMES: Final = uapi.IOR("v", 3, 4)
 NAME_ADDR: Final = 0xFFFF_FFFF_FFF0_0000  # above user space: no pointer of the caller points there
 NAME_MAX: Final = 1024
+# Extension (docs/abi-chained.md, VBINDER_FEATURES bit 1): a BINDER_WRITE_READ after which the
+# thread's next ioctl is the read-only one of the fast path. When its read phase returns only
+# BR_NOOP + BR_TRANSACTION_COMPLETE, the daemon runs that read at once: the reply is the first
+# frame, marked CHAINED_MAGIC, then the second's (REPLY_MAGIC).
+VBINDER_WRITE_READ_CHAINED: Final = uapi.IOWR("v", 7, uapi.WRITE_READ.size)
+CHAINED_MAGIC: Final = b"VBRC"
 
 PROT_READ: Final = 1
 PROT_WRITE: Final = 2
@@ -184,13 +190,37 @@ def decode_reply(buf: bytes | bytearray | memoryview) -> Frame:
 
 
 def reply_total(header: bytes | bytearray | memoryview) -> int:
-    """The ``total`` of a reply, from its first 24 bytes."""
+    """The ``total`` of a reply, from its first 24 bytes (of its first frame, if chained)."""
     fields = REPLY_HEADER.unpack_from(header)
     magic: bytes = fields[0]
     total: int = fields[4]
-    if magic != REPLY_MAGIC:
+    if magic != REPLY_MAGIC and magic != CHAINED_MAGIC:
         raise FrameError("bad reply magic")
     return total
+
+
+def is_chained(header: bytes | bytearray | memoryview) -> bool:
+    """Whether a reply starts with a chained first frame (another frame follows it)."""
+    return header[:4] == CHAINED_MAGIC
+
+
+def decode_chained(buf: bytes) -> tuple[Frame, Frame | None]:
+    """A whole reply: its frame, or (docs/abi-chained.md) its two frames when chained."""
+    if buf[:4] != CHAINED_MAGIC:
+        return decode_reply(buf), None
+    first_total = reply_total(buf)
+    first = _decode(buf[:first_total], REPLY_HEADER, CHAINED_MAGIC, check_overlap=False)
+    return first, decode_reply(buf[first_total:])
+
+
+def encode_chained(first: bytes) -> bytes:
+    """A reply frame marked as the first of a chained reply."""
+    return CHAINED_MAGIC + first[4:]
+
+
+def unchain(first: bytes) -> bytes:
+    """The first frame of a chained reply as a reply of its own (the chained read did not run)."""
+    return REPLY_MAGIC + first[4:]
 
 
 class UserMemory:

@@ -18,6 +18,7 @@ from .abi import UserMemory
 # -- negotiation: vbinder's ioctls 4, 5, 6 ---------------------------------------------------------
 
 FEATURE_FDS: Final = 1 << 0  # VBINDER_FEATURES bit 0: the fd channel
+FEATURE_CHAINED: Final = 1 << 1  # bit 1: the chained wait (docs/abi-chained.md)
 FEATURES: Final = struct.Struct("<Q")
 VBINDER_FEATURES: Final = uapi.IOR("v", 4, FEATURES.size)
 TOKEN_SIZE: Final = 32
@@ -25,9 +26,10 @@ NAME_SIZE: Final = 64
 CHANNEL: Final = struct.Struct(f"<{TOKEN_SIZE}s{NAME_SIZE}s")  # struct vbinder_fd_channel: token, name
 VBINDER_FD_CHANNEL: Final = uapi.IOR("v", 5, CHANNEL.size)
 # BINDER_WRITE_READ whose transactions carry fds the thread staged, with the request's sequence
-# number: struct vbinder_write_read_fds { struct binder_write_read bwr; u32 seq; u32 reserved; }
+# number: struct vbinder_write_read_fds { struct binder_write_read bwr; u32 seq; u32 flags; }
 WRITE_READ_FDS: Final = struct.Struct("<QQQQQQII")
 VBINDER_WRITE_READ_FDS: Final = uapi.IOWR("v", 6, WRITE_READ_FDS.size)
+WR_CHAIN: Final = 1  # its flags (0 before the chained wait): chained, as VBINDER_WRITE_READ_CHAINED
 
 # -- records ------------------------------------------------------------------------------------------
 

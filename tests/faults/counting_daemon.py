@@ -6,7 +6,8 @@ Tests only: the product has no such file. It adds ``sys/kernel/debug/binder/vbin
 (issue "Nothing stuck, nothing lost") with numbers: the driver's procs, threads, nodes, refs,
 buffers and object counts, which debugfs ``state`` and ``stats`` show too (the tests compare
 those with their baseline as well), and what debugfs cannot show: the device files still open
-in the daemon, their keys, waiting preads, bytes held in frames, and the watchdog's watches.
+in the daemon, their keys, waiting preads, bytes held in frames, the watchdog's watches, and the
+FUSE requests (reads, writes) on device files per opening process (docs/abi-chained.md's count).
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ class CountingOperations(daemon.Operations):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _ops.append(self)
+        self.requests: dict[int, list[int]] = {}  # opener's pid -> [device reads, device writes]
+
+    def _count(self, fh: int, i: int) -> None:
+        h = self.handles.get(fh)
+        if isinstance(h, DeviceHandle):
+            self.requests.setdefault(h.tgid, [0, 0])[i] += 1
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        self._count(fh, 0)
+        return await super().read(fh, off, size)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        self._count(fh, 1)
+        return await super().write(fh, off, buf)
 
 
 def counts(driver: Any) -> dict[str, Any]:
@@ -53,7 +68,8 @@ def counts(driver: Any) -> dict[str, Any]:
         files = [h.file for h in ops.handles.values() if isinstance(h, DeviceHandle)]
         out.update(device_files=len(files), keys=sum(len(f.keys) for f in files),
                    waiting_preads=sum(f.waiting for f in files), held_bytes=sum(f.held for f in files),
-                   watches=len(ops.watchdog.watches), polling=len(ops._polling))
+                   watches=len(ops.watchdog.watches), polling=len(ops._polling),
+                   requests={str(pid): rw for pid, rw in ops.requests.items()})
         fds = ops.host.fds
         if fds is not None:  # the fd channels (docs/abi-fds.md): files held, staged, channels
             out.update(fd_files=len(fds.files.fds), fd_staged=fds.files.staged, fd_channels=len(fds.channels),

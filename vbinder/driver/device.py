@@ -12,15 +12,19 @@ import errno
 from dataclasses import dataclass
 from typing import Final
 
-from .. import abi
+from .. import abi, uapi
 from . import ioctl
 from .errors import BinderError, Waiter, WouldBlock
 from .process import Proc
+from .thread import Looper
 
 MAX_KEYS: Final = 1024
 MAX_WAITING: Final = 256
 MAX_HELD_BYTES: Final = 64 << 20
 PARTIAL_TIMEOUT: Final = 10.0
+# What a read phase returns, alone, for a reply or a one-way call: a chained request's chained
+# read runs only after this (docs/abi-chained.md).
+_LONE_COMPLETE: Final = uapi.U32.pack(uapi.BR_NOOP) + uapi.U32.pack(uapi.BR_TRANSACTION_COMPLETE)
 
 
 @dataclass(slots=True)
@@ -33,6 +37,14 @@ class _Key:
     pending: ioctl.Pending | ioctl.FreezePending | ioctl.Held | None = None  # a read phase not yet produced
     ticket: Waiter | None = None  # the waiting pread of ``pending``
     reply: bytes | None = None  # produced, not yet read to its end
+    first: bytes | None = None  # a chained reply's first frame, while its chained read runs
+
+
+def _reads_next(looper: int) -> bool:
+    """A looper thread (entered or registered, not exited) that does not poll: after a reply, its
+    next step is a read, so a chained read may run (docs/abi-chained.md). A thread that polls
+    waits in poll(2) instead, with other fds: its read must not start before the poll says so."""
+    return bool(looper & (Looper.ENTERED | Looper.REGISTERED)) and not looper & (Looper.EXITED | Looper.POLL)
 
 
 class DeviceFile:
@@ -146,6 +158,8 @@ class DeviceFile:
         """A complete request: check it, cancel what it replaces, run its write phase."""
         if k.reply is not None:
             raise self._refuse(tid, errno.EBUSY, "new request before the last reply was read")
+        if k.first is not None:  # only another thread using this one's key gets here
+            raise self._refuse(tid, errno.EBUSY, "new request while a chained read waits")
         try:
             frame = abi.decode_request(frame_bytes)
         except abi.FrameError as e:
@@ -196,41 +210,76 @@ class DeviceFile:
             return self._read_reply(k, 0, size)
         return self._run_read(k, tid, size)
 
-    def abandon(self, offset: int, ticket: Waiter) -> None:
-        """The pread waiting on ``ticket`` was interrupted: its read phase stays in flight."""
+    def abandon(self, offset: int, size: int, ticket: Waiter) -> bytes | None:
+        """The pread waiting on ``ticket`` was interrupted: its read phase stays in flight.
+
+        If that was the chained read of a chained reply, the pread returns the first frame
+        instead, as a reply of its own: that ioctl is done, the chained one not started."""
         tid, _pos = abi.split_offset(offset)
         k = self.keys.get(tid)
         if k is None or k.ticket is not ticket:
-            return
+            return None
         k.ticket = None
         self.waiting -= 1
         if k.pending is not None:
             ioctl.interrupt(self.proc, k.pending)
+        return None if k.first is None else self._unchain(k, size)
+
+    def _unchain(self, k: _Key, size: int) -> bytes:
+        """The chained read of ``k`` did not run: its first frame is the reply, alone."""
+        first = k.first
+        assert first is not None
+        k.first = None
+        k.reply = abi.unchain(first)  # as long as ``first``: ``held`` stays
+        return self._read_reply(k, 0, size)
 
     def _run_read(self, k: _Key, tid: int, size: int) -> bytes | WouldBlock:
         assert k.pending is not None
         if isinstance(k.pending, ioctl.Held):
             h = k.pending
             if ioctl.held(self.proc):
-                return self._wait(k, tid, WouldBlock(self.proc.driver.hold_waiter()))
+                return self._wait(k, tid, WouldBlock(self.proc.driver.hold_waiter()), size)
             outcome = ioctl.start(self.proc, h.tid, h.cmd, h.arg, h.mem)
             if isinstance(outcome, ioctl.Done):
                 k.pending = None
                 self._set_reply(k, outcome)
                 return self._read_reply(k, 0, size)
             k.pending = outcome
-        done = ioctl.resume(self.proc, k.pending, self.nonblock)
+        pending = k.pending
+        done = ioctl.resume(self.proc, pending, self.nonblock)
         if isinstance(done, WouldBlock):
-            return self._wait(k, tid, done)
+            return self._wait(k, tid, done, size)
         k.pending = None
+        if k.first is not None:  # the chained read produced: both frames go in one reply
+            first, k.first = k.first, None
+            self.held -= len(first)
+            reply = first + abi.encode_reply(done.ret, done.arg, done.segments)
+            self.held += len(reply)
+            k.reply = reply
+            return self._read_reply(k, 0, size)
+        if (isinstance(pending, ioctl.Pending) and pending.chain and done.ret == 0 and len(done.segments) == 1
+                and done.segments[0][1] == _LONE_COMPLETE and done.segments[0][0] == pending.bwr[5]
+                and _reads_next(pending.thread.looper)
+                and not self.nonblock and not ioctl.held(self.proc)):
+            chained = ioctl.fast_path(self.proc, tid)
+            if chained is not None:
+                # docs/abi-chained.md: the read the client makes next runs now.
+                first = abi.encode_chained(abi.encode_reply(done.ret, done.arg, done.segments))
+                self.held += len(first)
+                k.first = first
+                k.pending = chained
+                return self._run_read(k, tid, size)
         self._set_reply(k, done)
         return self._read_reply(k, 0, size)
 
-    def _wait(self, k: _Key, tid: int, wb: WouldBlock) -> WouldBlock:
-        """The read phase of ``k`` waits on ``wb``'s ticket (EAGAIN past MAX_WAITING preads)."""
+    def _wait(self, k: _Key, tid: int, wb: WouldBlock, size: int) -> bytes | WouldBlock:
+        """The read phase of ``k`` waits on ``wb``'s ticket (EAGAIN past MAX_WAITING preads; a
+        chained read answers its first frame instead)."""
         if self.waiting >= MAX_WAITING:
             assert k.pending is not None
             ioctl.interrupt(self.proc, k.pending)
+            if k.first is not None:
+                return self._unchain(k, size)
             raise self._refuse(tid, errno.EAGAIN, "too many waiting preads")
         k.ticket = wb.waiter
         self.waiting += 1
@@ -258,6 +307,7 @@ class DeviceFile:
 
     def release(self) -> None:
         for k in self.keys.values():
+            k.first = None
             self._cancel_pending(k)
         self.keys.clear()
         ioctl.release(self.proc)

@@ -35,6 +35,7 @@ from .trace import (
 from .write import thread_write
 
 WR: Final = uapi.WRITE_READ
+FEATURES: Final = fdabi.FEATURE_CHAINED  # the extensions of the core itself (the host adds its own)
 # The vma flags and page protection 6.1's binder_mmap and binder_vma_close print
 # (include/linux/mm.h; x86's protection_map). A mapping of the device (opened read-write) starts
 # with VM_MAY{READ,WRITE,EXEC}, the bits of its prot, VM_SHARED|VM_MAYSHARE for MAP_SHARED, and
@@ -109,7 +110,7 @@ class Pending:
     """The read phase of a BINDER_WRITE_READ, still to run (``waited``: how it went to sleep, once
     it has: it goes on from there when woken)."""
 
-    __slots__ = ("thread", "bwr", "interrupted", "waited", "tail")
+    __slots__ = ("thread", "bwr", "interrupted", "waited", "tail", "chain")
 
     def __init__(self, thread: Thread, bwr: list[int], tail: bytes = b"") -> None:
         self.thread = thread
@@ -117,6 +118,7 @@ class Pending:
         self.interrupted = False  # a signal ended its wait: for traces, the kernel's ioctl returned -EINTR
         self.waited = NOT_WAITED
         self.tail = tail  # what VBINDER_WRITE_READ_FDS copies back after the struct
+        self.chain = False  # the client reads next: a lone BR_TRANSACTION_COMPLETE chains that read
 
 
 class FreezePending:
@@ -172,8 +174,8 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
     if tp.mask & M_IOCTL:
         if not _vbinder_cmd(cmd):
             tp.emit(TP_IOCTL, (cmd, 0))  # the argument's user pointer is never seen by the daemon
-        elif cmd == fdabi.VBINDER_WRITE_READ_FDS:  # it stands for a BINDER_WRITE_READ
-            tp.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))
+        elif cmd == fdabi.VBINDER_WRITE_READ_FDS or cmd == abi.VBINDER_WRITE_READ_CHAINED:
+            tp.emit(TP_IOCTL, (uapi.BINDER_WRITE_READ, 0))  # they stand for a BINDER_WRITE_READ
     if uapi.ioc_size(cmd) != len(arg):
         return _finish(proc, None, tid, cmd, -errno.EINVAL)
     if cmd == abi.VBINDER_ABI_VERSION:
@@ -187,12 +189,17 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
     thread = proc.get_thread(tid)
     if cmd == uapi.BINDER_WRITE_READ:
         return _write_read(proc, thread, arg, mem)
+    if cmd == abi.VBINDER_WRITE_READ_CHAINED:
+        outcome = _write_read(proc, thread, arg, mem)
+        if isinstance(outcome, Pending):
+            outcome.chain = True
+        return outcome
     host = proc.driver.host
+    if cmd == fdabi.VBINDER_FEATURES:
+        return Done(0, fdabi.FEATURES.pack(FEATURES | (host.features() if host is not None else 0)))
     if host is not None and host.features() & fdabi.FEATURE_FDS:
         if cmd == fdabi.VBINDER_WRITE_READ_FDS:
             return _write_read_fds(proc, thread, arg, mem)
-        if cmd == fdabi.VBINDER_FEATURES:
-            return Done(0, fdabi.FEATURES.pack(host.features()))
         if cmd == fdabi.VBINDER_FD_CHANNEL:
             answer = host.fd_channel(proc)
             return Done(answer) if isinstance(answer, int) else Done(0, answer)
@@ -308,6 +315,7 @@ def _write_read_fds(proc: Proc, thread: Thread, arg: bytes, mem: UserMemory) -> 
         host.end_fds(proc, thread.pid)
     if isinstance(outcome, Pending):
         outcome.tail = tail
+        outcome.chain = bool(uapi.U32.unpack_from(tail, 4)[0] & fdabi.WR_CHAIN)
     else:
         outcome.arg += tail
     return outcome

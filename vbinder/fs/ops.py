@@ -385,7 +385,9 @@ class Operations(pyfuse3.Operations):
             while True:
                 ended = await self._wait(ticket, tid, deadline)
                 if ended is not None:
-                    h.file.abandon(off, ticket)
+                    first = h.file.abandon(off, size, ticket)
+                    if first is not None:  # a chained read: its first reply is the answer
+                        return first
                     raise FUSEError(ended or errno.EINTR)
                 got = h.file.resume(off, size, ticket)
                 if not isinstance(got, WouldBlock):

@@ -17,6 +17,7 @@
 
 static const char REQUEST_MAGIC[4] = {'V', 'B', 'Q', '1'};
 static const char REPLY_MAGIC[4] = {'V', 'B', 'R', '1'};
+static const char CHAINED_MAGIC[4] = {'V', 'B', 'R', 'C'};  /* docs/abi-chained.md */
 
 struct header {
     char magic[4];
@@ -104,9 +105,15 @@ uint64_t vb_reply_total(const uint8_t *header)
 {
     struct header h;
     memcpy(&h, header, sizeof h);
-    if (memcmp(h.magic, REPLY_MAGIC, 4) || h.total < VB_HEADER_SIZE || h.total > VB_MAX_FRAME)
+    if ((memcmp(h.magic, REPLY_MAGIC, 4) && memcmp(h.magic, CHAINED_MAGIC, 4)) || h.total < VB_HEADER_SIZE
+        || h.total > VB_MAX_FRAME)
         return 0;
     return h.total;
+}
+
+int vb_reply_chained(const uint8_t *header)
+{
+    return memcmp(header, CHAINED_MAGIC, 4) == 0;
 }
 
 int vb_reply_parse(struct vb_reply *r, const uint8_t *buf, size_t len)
@@ -115,7 +122,8 @@ int vb_reply_parse(struct vb_reply *r, const uint8_t *buf, size_t len)
     if (len < VB_HEADER_SIZE)
         return -EPROTO;
     memcpy(&h, buf, sizeof h);
-    if (memcmp(h.magic, REPLY_MAGIC, 4) || h.total != len || PAD8(h.arg_len) > len - VB_HEADER_SIZE)
+    if ((memcmp(h.magic, REPLY_MAGIC, 4) && memcmp(h.magic, CHAINED_MAGIC, 4)) || h.total != len
+        || PAD8(h.arg_len) > len - VB_HEADER_SIZE)
         return -EPROTO;
     r->ret = (int32_t)h.code;
     r->arg = buf + VB_HEADER_SIZE;

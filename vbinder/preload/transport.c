@@ -33,6 +33,7 @@ static void thread_free(void *p)
         current = NULL;
     vb_buf_free(&t->req);
     vb_buf_free(&t->rep);
+    vb_buf_free(&t->stash);
     free(t);
 }
 
@@ -56,8 +57,12 @@ struct vb_thread *vb_thread(void)
 
 void vb_thread_forget_fast_path(void)
 {
-    if (current)
+    if (current) {
         current->fast_token = 0;
+        current->stash.len = 0;  /* the daemon forgot the thread (or this is a forked child) */
+        current->stash_token = 0;
+        current->chain_token = 0;
+    }
 }
 
 /* Keys are large file offsets: the soft RLIMIT_FSIZE must allow them (DESIGN.md, Identity). */
@@ -92,11 +97,27 @@ static ssize_t sys_pread(int fd, void *buf, size_t n, off_t at)
     return syscall(SYS_pread64, fd, buf, n, at);
 }
 
-/* pread the whole reply at `key` into t->rep. */
+/* pread reply bytes at `key` into t->rep until it holds `total`. */
+static int fill(int fd, struct vb_buf *b, off_t key, uint64_t total)
+{
+    if (total > b->len && vb_buf_reserve(b, total - b->len))
+        return -ENOMEM;
+    while (b->len < total) {
+        ssize_t n = sys_pread(fd, b->data + b->len, total - b->len, key + (off_t)b->len);
+        if (n <= 0)
+            return n < 0 ? -errno : -EPROTO;
+        b->len += (size_t)n;
+    }
+    return 0;
+}
+
+/* pread the whole reply at `key` into t->rep; `reply` is its (first) frame. A chained reply
+ * (docs/abi-chained.md) has a second frame, at t->second_at. */
 static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *reply)
 {
     struct vb_buf *b = &t->rep;
     b->len = 0;
+    t->second_at = 0;
     if (vb_buf_reserve(b, FIRST_READ))
         return -ENOMEM;
     ssize_t n = sys_pread(fd, b->data, FIRST_READ, key);
@@ -104,19 +125,26 @@ static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *repl
         return -errno;
     if (n < VB_HEADER_SIZE)
         return -EPROTO;
-    uint64_t total = vb_reply_total(b->data);
-    if (total < (uint64_t)n)
-        return -EPROTO;
     b->len = (size_t)n;
-    if (vb_buf_reserve(b, total - b->len))
-        return -ENOMEM;
-    while (b->len < total) {
-        n = sys_pread(fd, b->data + b->len, total - b->len, key + (off_t)b->len);
-        if (n <= 0)
-            return n < 0 ? -errno : -EPROTO;
-        b->len += (size_t)n;
+    uint64_t first = vb_reply_total(b->data), total = first;
+    if (!first)
+        return -EPROTO;
+    int err;
+    if (vb_reply_chained(b->data)) {
+        if ((err = fill(fd, b, key, first + VB_HEADER_SIZE)))
+            return err;
+        uint64_t second = vb_reply_total(b->data + first);
+        if (!second || vb_reply_chained(b->data + first))
+            return -EPROTO;
+        total += second;
     }
-    return vb_reply_parse(reply, b->data, b->len);
+    if (total < b->len)
+        return -EPROTO;
+    if ((err = fill(fd, b, key, total)))
+        return err;
+    if (first < total)
+        t->second_at = (size_t)first;
+    return vb_reply_parse(reply, b->data, (size_t)first);
 }
 
 int vb_exchange(int fd, struct vb_thread *t, struct vb_reply *reply)
@@ -139,6 +167,28 @@ int vb_read_only(int fd, struct vb_thread *t, struct vb_reply *reply)
     if (err)
         return err;
     return receive(fd, t, thread_key_offset(), reply);
+}
+
+int vb_chain_ok(int fd, struct vb_thread *t, uint64_t token)
+{
+    if (t->chain_token == token)
+        return t->chain_ok > 0;
+    /* Off unless asked for (docs/abi-chained.md): a program may work between a reply and its
+     * next read (print, release objects, poll other fds), which a chained read would delay. */
+    const char *env = getenv("VBINDER_CHAINED");
+    int ok = -1;
+    if (env && !strcmp(env, "1")) {
+        uint64_t features = 0;
+        struct vb_reply reply;
+        if (vb_simple_ioctl(fd, VB_IOC_FEATURES, &features, sizeof features, &reply) == 0 && reply.ret == 0
+            && reply.arg_len == sizeof features) {
+            memcpy(&features, reply.arg, sizeof features);
+            ok = features & VB_FEATURE_CHAINED ? 1 : -1;
+        }
+    }
+    t->chain_token = token;
+    t->chain_ok = ok;
+    return ok > 0;
 }
 
 int vb_simple_ioctl(int fd, uint32_t cmd, const void *arg, uint32_t arg_len, struct vb_reply *reply)

@@ -37,6 +37,11 @@ struct vb_munmap_arg { uint64_t addr, size; };
 #define VB_IOC_ABI_VERSION _IOR('v', 0, uint32_t)
 #define VB_IOC_MMAP _IOWR('v', 1, struct vb_mmap_arg)
 #define VB_IOC_MUNMAP _IOW('v', 2, struct vb_munmap_arg)
+/* Extensions (docs/abi-chained.md): VBINDER_FEATURES, and the chained BINDER_WRITE_READ (its
+ * argument is struct binder_write_read's 48 bytes). */
+#define VB_IOC_FEATURES _IOR('v', 4, uint64_t)
+#define VB_FEATURE_CHAINED (1ull << 1)
+#define VB_IOC_WRITE_READ_CHAINED _IOC(_IOC_READ | _IOC_WRITE, 'v', 7, 48)
 
 /* A growable byte buffer (a thread's request or reply frame). */
 struct vb_buf {
@@ -68,6 +73,7 @@ struct vb_reply {
     const uint8_t *pos, *end; /* the segments not yet visited */
 };
 uint64_t vb_reply_total(const uint8_t *header);  /* from its first 24 bytes; 0: not a reply */
+int vb_reply_chained(const uint8_t *header);      /* 1: a chained reply's first frame (another follows) */
 int vb_reply_parse(struct vb_reply *r, const uint8_t *buf, size_t len);  /* 0 or -EPROTO */
 /* The next copy-to-user segment: 1, 0 at the end, -EPROTO. */
 int vb_reply_segment(struct vb_reply *r, uint64_t *addr, const uint8_t **data, uint64_t *len);
@@ -79,12 +85,24 @@ struct vb_thread {
     /* The last BINDER_WRITE_READ of this thread whose read phase the daemon ran: a read-only one
      * with the same read buffer on the same open file may use the ABI's read-only fast path. */
     uint64_t fast_token, fast_buffer, fast_size;
+    /* docs/abi-chained.md: where the last reply's second frame starts in `rep` (0: none); whether
+     * the daemon of the open file `chain_token` offers the chained wait (1 yes, -1 no); the read
+     * a chained request ran for the thread's next BINDER_WRITE_READ on `stash_token` (its BR
+     * commands in `stash`, its result `stash_ret`). */
+    size_t second_at;
+    uint64_t chain_token;
+    int chain_ok;
+    struct vb_buf stash;
+    uint64_t stash_token;
+    int32_t stash_ret;
 };
 struct vb_thread *vb_thread(void);  /* NULL when out of memory */
 void vb_thread_forget_fast_path(void);
 /* pwrite the request in t->req, pread its reply into t->rep: 0 or -errno (-EINTR: a signal
  * ended the wait of its read phase, which stays in flight in the daemon). */
 int vb_exchange(int fd, struct vb_thread *t, struct vb_reply *reply);
+/* Whether the daemon of this open file offers the chained wait (asked once per thread and file). */
+int vb_chain_ok(int fd, struct vb_thread *t, uint64_t token);
 /* Only the pread: the read phase in flight, else the ABI's read-only fast path (-ENOMSG: none). */
 int vb_read_only(int fd, struct vb_thread *t, struct vb_reply *reply);
 /* A request with no user memory (every ioctl but BINDER_WRITE_READ, and vbinder's own). */
@@ -132,6 +150,7 @@ int vb_area_describe(char *out, size_t size);
 /* VBINDER_WRITE_READ_FDS: a BINDER_WRITE_READ whose transactions take the fds staged as `seq`. */
 struct vb_write_read_fds { uint64_t bwr[6]; uint32_t seq, reserved; };
 #define VB_IOC_WRITE_READ_FDS _IOWR('v', 6, struct vb_write_read_fds)
+#define VB_WR_CHAIN 1u  /* its `reserved`, now flags: chained (docs/abi-chained.md) */
 #define VB_FD_FIXUPS 0xffffffff00000000ull  /* the address of a reply's fixup segment */
 
 struct vb_channel;

@@ -243,6 +243,8 @@ struct job {
     struct command *cmds;
     size_t ncmds;
     struct ranges ranges;
+    uint32_t last_cmd;             /* the last command of the write buffer (0: none) */
+    int chain;                     /* ask for the chained wait (docs/abi-chained.md) */
 };
 
 /* Walk the write buffer as binder_thread_write would, noting what each command points to. A
@@ -289,6 +291,7 @@ static int walk(struct job *j)
             bytes += j->ranges.v[i].len;
         j->cmds[j->ncmds++] = (struct command){cmd, end, first, j->ranges.n - first, bytes, fds_first,
                                                j->fds.n - fds_first};
+        j->last_cmd = end >= limit ? cmd : 0;
         pos = end;
     }
     return 0;
@@ -306,10 +309,11 @@ static int build(struct job *j, struct vb_thread *t, size_t c0, size_t c1, int l
         arg.write_size = j->bwr.write_consumed + to;
     arg.read_size = last && !j->read_fault ? j->read_size : 0;
     struct vb_frame f;
-    struct vb_write_read_fds with_fds = {.seq = seq};
+    int chain = last && j->chain && arg.read_size;  /* docs/abi-chained.md */
+    struct vb_write_read_fds with_fds = {.seq = seq, .reserved = chain ? VB_WR_CHAIN : 0};
     memcpy(with_fds.bwr, &arg, sizeof arg);
     if (seq ? vb_frame_begin(&f, &t->req, VB_IOC_WRITE_READ_FDS, &with_fds, sizeof with_fds)
-            : vb_frame_begin(&f, &t->req, BINDER_WRITE_READ, &arg, sizeof arg))
+            : vb_frame_begin(&f, &t->req, chain ? VB_IOC_WRITE_READ_CHAINED : BINDER_WRITE_READ, &arg, sizeof arg))
         return -ENOMEM;
     struct ranges mem = {0};
     int err = add(&mem, j->bwr.write_buffer + arg.write_consumed, to - from);
@@ -402,11 +406,48 @@ static int apply(struct job *j, struct vb_reply *reply)
     return err < 0 ? err : ret;
 }
 
-static int run(struct job *j, struct vb_thread *t)
+/* The second frame of a chained reply (docs/abi-chained.md): the read the thread's next
+ * BINDER_WRITE_READ would run, already run. Its transaction buffers go to the area now; its BR
+ * commands wait in t->stash for that ioctl. */
+static int take_second(struct job *j, struct vb_thread *t)
 {
-    int err = walk(j);
+    struct vb_reply second;
+    int err = vb_reply_parse(&second, t->rep.data + t->second_at, t->rep.len - t->second_at);
+    t->second_at = 0;
     if (err)
         return err;
+    t->stash.len = 0;
+    t->stash_token = j->token;
+    t->stash_ret = second.ret;
+    if (j->ch && (err = vb_channel_fixups(j->ch, &second)) < 0)
+        return err;
+    uint64_t addr, len;
+    const uint8_t *data;
+    vb_area_lock();
+    while ((err = vb_reply_segment(&second, &addr, &data, &len)) > 0) {
+        if (addr == VB_FD_FIXUPS)
+            continue;
+        if (addr == j->bwr.read_buffer) {
+            if (vb_buf_reserve(&t->stash, len)) {
+                err = -ENOMEM;
+                break;
+            }
+            memcpy(t->stash.data, data, len);
+            t->stash.len = len;
+        } else {
+            vb_area_put(j->token, addr, data, len);
+        }
+    }
+    vb_area_unlock();
+    if (t->stash.len == 0 && t->stash_ret >= 0)
+        t->stash_token = 0;
+    return err < 0 ? err : 0;
+}
+
+/* Send the (walked) BINDER_WRITE_READ and apply its reply. */
+static int run(struct job *j, struct vb_thread *t)
+{
+    int err;
     struct vb_reply reply;
     struct binder_write_read out = j->bwr;
     size_t c0 = 0;
@@ -450,12 +491,59 @@ static int run(struct job *j, struct vb_thread *t)
         err = apply(j, &reply);
         if (err && ret >= 0)
             ret = err;
+        if (last && t->second_at && (err = take_second(j, t)) && ret >= 0)
+            ret = err;
         if (last && j->read_fault && ret >= 0)
             ret = -EFAULT;  /* binder_thread_read's first put_user failed */
         if (vb_mem_write(j->argp, &out, sizeof out) != sizeof out)
             ret = -EFAULT;
         return ret;
     }
+}
+
+/* The program's BINDER_WRITE_READ after a chained one: its write phase alone (if any), then the
+ * stashed read as its read phase: as many whole BR commands as its read buffer holds (the rest
+ * waits for the next one, as work stays queued in the kernel). */
+static int from_stash(struct job *j, struct vb_thread *t)
+{
+    int ret = 0;
+    if (j->bwr.write_size > j->bwr.write_consumed) {
+        j->read_size = 0;
+        j->read_fault = 0;
+        ret = walk(j);
+        if (!ret)
+            ret = run(j, t);
+        if (ret < 0)
+            return ret;  /* the kernel would not have read: the stash waits */
+        if (vb_mem_read(&j->bwr, j->argp, sizeof j->bwr) != sizeof j->bwr)
+            return -EFAULT;
+    }
+    if (t->stash_ret < 0) {
+        ret = t->stash_ret;
+        t->stash_token = 0;
+        return ret;
+    }
+    struct binder_write_read out = j->bwr;
+    uint64_t room = vb_mem_writable(out.read_buffer + out.read_consumed, out.read_size - out.read_consumed);
+    size_t n = 0;
+    while (n + 4 <= t->stash.len) {
+        uint32_t cmd;
+        memcpy(&cmd, t->stash.data + n, 4);
+        size_t next = n + 4 + _IOC_SIZE(cmd);
+        if (next > t->stash.len || next > room)
+            break;
+        n = next;
+    }
+    if (n && vb_mem_write(out.read_buffer + out.read_consumed, t->stash.data, n) != n)
+        return -EFAULT;
+    out.read_consumed += n;
+    memmove(t->stash.data, t->stash.data + n, t->stash.len - n);
+    t->stash.len -= n;
+    if (t->stash.len == 0)
+        t->stash_token = 0;
+    if (vb_mem_write(j->argp, &out, sizeof out) != sizeof out)
+        return -EFAULT;
+    return ret;
 }
 
 /* The read-only fast path: a pread continues the read phase in flight or starts one (-ENOMSG: the
@@ -498,6 +586,15 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
         j.read_fault = j.bwr.read_consumed == 0 && room < 4;
     }
     int ret;
+    if (t->stash_token && t->stash_token == token && j.bwr.read_size > j.bwr.read_consumed) {
+        ret = from_stash(&j, t);
+        vb_channel_put(j.ch);
+        free(j.snapshot);
+        free(j.cmds);
+        free(j.ranges.v);
+        free(j.fds.v);
+        return ret;
+    }
     if (j.bwr.write_size == 0 && j.bwr.read_size && !j.bwr.read_consumed && j.read_size == j.bwr.read_size
         && t->fast_token == token && t->fast_buffer == j.bwr.read_buffer && t->fast_size == j.bwr.read_size) {
         ret = fast(&j, t);
@@ -508,7 +605,12 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
     }
     if (j.bwr.read_size)
         t->fast_token = 0;  /* this request's read phase replaces the daemon's record (or fails) */
-    ret = run(&j, t);
+    ret = walk(&j);
+    if (!ret && (j.last_cmd == BC_REPLY || j.last_cmd == BC_REPLY_SG) && j.read_size && !j.read_fault
+        && !j.bwr.read_consumed)
+        j.chain = vb_chain_ok(fd, t, token);
+    if (!ret)
+        ret = run(&j, t);
     vb_channel_put(j.ch);
     free(j.snapshot);
     free(j.cmds);
