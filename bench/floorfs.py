@@ -22,7 +22,13 @@ vbinder sync call, in its order: the callee reads BR_TRANSACTION_COMPLETE after 
 (DESIGN.md's read-only fast path saves the rest). That is the least this architecture allows a
 vbinder call, so the difference from vbinder is vbinder's own work.
 
-Run it as ``python -m bench.floorfs MOUNTPOINT``; SIGINT or SIGTERM unmounts.
+A **request slot** (issue 21's idea, measured here on the floor before anything is built in
+vbinder): a process puts its message in a file of its own, ``SLOTS/slot<channel>`` (``u64 seq``,
+then the message), and a ``pread`` at a position with :data:`SLOT` set first sends that message on
+``channel ^ 1`` (once per ``seq``), then reads its own channel as at position 0. A ping-pong then
+takes two FUSE requests per round trip: a call's write and read in one request on each side.
+
+Run it as ``python -m bench.floorfs MOUNTPOINT [SLOTS]``; SIGINT or SIGTERM unmounts.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ POS_MASK = (1 << CHANNEL_SHIFT) - 1
 HEADER = FLOOR_HEADER  # a message's total length, header included, | ACK
 ACK = FLOOR_ACK  # in the length field: acknowledge on channel ^ 1 (see the module docstring)
 ACK_MESSAGE = HEADER.pack(HEADER.size)
+SLOT = 1 << 39  # in a pread's position: send the reader's slot first (see the module docstring)
+SLOT_SEQ = HEADER  # u64 seq before the message in a slot file
 FSNAME = "vbinder-floor"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -70,11 +78,34 @@ class FloorOperations(pyfuse3.Operations):
     supports_dot_lookup = True
     enable_writeback_cache = False
 
-    def __init__(self) -> None:
+    def __init__(self, slots: str | None = None) -> None:
         super().__init__()
         self.channels: dict[int, Channel] = {}
         self.time_ns = time.time_ns()
         self.closing = False
+        self.slots = slots
+        self.slot_files: dict[int, tuple[int, list[int]]] = {}  # channel -> (fd, [last seq])
+
+    def _send_slot(self, n: int) -> None:
+        """The message in channel ``n``'s slot file goes on channel ``n`` (unless sent already)."""
+        got = self.slot_files.get(n)
+        if got is None:
+            if self.slots is None:
+                raise pyfuse3.FUSEError(errno.EINVAL)
+            got = self.slot_files[n] = (os.open(os.path.join(self.slots, f"slot{n}"), os.O_RDONLY), [0])
+        fd, last = got
+        head = os.pread(fd, 65536, 0)
+        seq = SLOT_SEQ.unpack_from(head)[0]
+        if seq == last[0]:
+            return
+        last[0] = seq
+        length = HEADER.unpack_from(head, SLOT_SEQ.size)[0]
+        msg = head[SLOT_SEQ.size:SLOT_SEQ.size + length]
+        if len(msg) < length:
+            msg += os.pread(fd, length - len(msg), SLOT_SEQ.size + len(msg))
+        ch = self._channel(n)
+        ch.ready.append(msg)
+        ch.event.set()
 
     def shutdown(self) -> None:
         """Answer every waiting read (ENOTCONN), as vbinder does: a process killed while it waits
@@ -152,6 +183,9 @@ class FloorOperations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         ch = self._channel(off >> CHANNEL_SHIFT)
         pos = off & POS_MASK
+        if pos == SLOT:
+            self._send_slot((off >> CHANNEL_SHIFT) ^ 1)
+            pos = 0
         if pos == 0:
             while not ch.ready:
                 if self.closing:
@@ -174,11 +208,11 @@ def mount_options() -> set[str]:
     return {f"fsname={FSNAME}", f"subtype={FSNAME}", "default_permissions"}
 
 
-def serve(mountpoint: str) -> None:
+def serve(mountpoint: str, slots: str | None = None) -> None:
     """Mount at ``mountpoint`` and serve until SIGINT/SIGTERM/SIGHUP, then unmount."""
     raise_priority()  # vbinder's daemon's priority too
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    ops = FloorOperations()
+    ops = FloorOperations(slots)
     pyfuse3.init(ops, mountpoint, mount_options())
     try:
         trio.run(_main, ops)
@@ -203,6 +237,6 @@ async def _signals(ops: FloorOperations) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m bench.floorfs MOUNTPOINT")
-    serve(sys.argv[1])
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m bench.floorfs MOUNTPOINT [SLOTS]")
+    serve(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None)

@@ -235,7 +235,10 @@ def render(r: Results) -> str:
               "p50 (p99) in µs of a synchronous echo of the payload. *floor*: a minimal pyfuse3 file system "
               "with vbinder's settings, write + read ping-pong between two processes (four FUSE requests); "
               "*floor, 5 req.*: the same with a sync call's five requests (the callee reads an "
-              "acknowledgement after its reply, as binder's BR_TRANSACTION_COMPLETE); *Unix socket*: the "
+              "acknowledgement after its reply, as binder's BR_TRANSACTION_COMPLETE); *floor, 2 req. (slot)*: the "
+              "same with a request slot (each side puts its message in a file of its own, and one pread sends it "
+              "and waits for the answer: bench/floorfs.py), the least a call could take with issue 21's request "
+              "slot; *Unix socket*: the "
               "same ping-pong over a Unix stream socket; *D-Bus*: a method call with an `ay` argument "
               "through a private dbus-daemon, jeepney on both ends; *vbinder*: an AIDL-style call with a "
               "byte array through `vbinder_client`; the *string* row: a 100-character string argument echoed "
@@ -248,7 +251,8 @@ def render(r: Results) -> str:
               "The transports take turns: each repetition of each payload "
               "runs them one after the other, in a rotated order, so that the machine's load changes hit them "
               "alike.", ""]
-    cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("unix", "Unix socket"),
+    cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("floor2", "floor, 2 req. (slot)"),
+            ("unix", "Unix socket"),
             ("dbus", "D-Bus (jeepney)"),
             ("vbinder", "vbinder, mask 0"), ("vbinder_v1", "vbinder, v1 only"), ("vbinder_c", "vbinder, C"),
             ("vbinder_c_v1", "vbinder, C, v1 only"),
@@ -275,15 +279,17 @@ def render(r: Results) -> str:
     rows = []
     for size in SIZES:
         row = [_size(size)]
-        for key in ("floor", "floor5", "unix", "dbus", "vbinder", "vbinder_v1", "vbinder_c", "vbinder_verbose"):
+        for key in ("floor", "floor5", "floor2", "unix", "dbus", "vbinder", "vbinder_v1", "vbinder_c",
+                    "vbinder_verbose"):
             st = r.rtt.get(key, {}).get(size, {})
             row.append(num(st.get("cps")))
-        for key in ("floor", "floor5", "dbus", "vbinder", "vbinder_v1", "vbinder_c", "vbinder_c_v1",
+        for key in ("floor", "floor5", "floor2", "dbus", "vbinder", "vbinder_v1", "vbinder_c", "vbinder_c_v1",
                     "vbinder_verbose", "vbinder_traced"):
             row.append(us(r.rtt.get(key, {}).get(size, {}).get("cpu_us")))
         rows.append(row)
-    lines += table(["payload", "floor /s", "floor 5 req. /s", "Unix /s", "D-Bus /s", "vbinder /s", "v1 only /s",
-                    "vbinder C /s", "verbose /s", "floor CPU µs", "floor 5 req. CPU µs", "dbus-daemon CPU µs",
+    lines += table(["payload", "floor /s", "floor 5 req. /s", "floor 2 req. /s", "Unix /s", "D-Bus /s", "vbinder /s",
+                    "v1 only /s", "vbinder C /s", "verbose /s", "floor CPU µs", "floor 5 req. CPU µs",
+                    "floor 2 req. CPU µs", "dbus-daemon CPU µs",
                     "vbinder CPU µs", "v1 only CPU µs", "vbinder C CPU µs", "C v1 only CPU µs", "verbose CPU µs",
                     "traced CPU µs"], rows)
     lines.append("")

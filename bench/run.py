@@ -370,7 +370,9 @@ class Run:
         on one floor file system, on channels of their own (bench.floorfs)."""
         mnt = self.work / "floor"
         path = str(mnt / "pp")
-        fs = self.sup.mount("floorfs", "floorfs", mnt, {})
+        slots = self.work / "slots"
+        slots.mkdir(exist_ok=True)
+        fs = self.sup.mount("floorfs", "floorfs", mnt, {"slots": str(slots)})
         ws: list[Worker] = []
 
         def stop() -> None:
@@ -380,8 +382,9 @@ class Run:
         self._others.append(stop)
         out = []
         for kind in FLOOR_CHANNELS:
-            ws.append(self.sup.worker(f"{kind}-pong", "pong", {"kind": kind, "path": path}))
-            ws.append(self.sup.worker(f"{kind}-client", "client", {"kind": kind, "path": path}))
+            args = {"kind": kind, "path": path, **({"slots": str(slots)} if kind == "floor2" else {})}
+            ws.append(self.sup.worker(f"{kind}-pong", "pong", args))
+            ws.append(self.sup.worker(f"{kind}-client", "client", args))
             out.append(Transport(kind, ws[-1], fs.pid))
         return out
 

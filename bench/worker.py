@@ -40,7 +40,9 @@ PR_SET_PDEATHSIG = 1
 U64 = struct.Struct("<Q")
 FLOOR_HEADER = struct.Struct("<Q")  # bench.floorfs's messages: total length, | FLOOR_ACK
 FLOOR_ACK = 1 << 63  # in the length: the file system acknowledges on the channel next to it
-FLOOR_CHANNELS = {"floor": 0, "floor5": 2}  # the pong's inbox; replies go to inbox + 1
+FLOOR_CHANNELS = {"floor": 0, "floor5": 2, "floor2": 4}  # the pong's inbox; replies go to inbox + 1
+FLOOR_SLOT = 1 << 39  # bench.floorfs.SLOT: a pread that first sends the reader's slot
+SLOT_SIZE = 8 << 20
 FIRST_READ = 16384  # as vbinder_client's transport: one pread usually fetches a whole reply
 DBUS_NAME = "org.vbinder.Bench"
 DBUS_PATH = "/org/vbinder/Bench"
@@ -346,16 +348,39 @@ class VbinderClient(Caller):
 
 
 class FloorClient(Caller):
-    """Channel ``out`` out, ``out + 1`` back (see bench.floorfs)."""
+    """Channel ``out`` out, ``out + 1`` back (see bench.floorfs); with ``slots``, through the
+    request slot of channel ``out`` (two requests a round trip)."""
 
-    def __init__(self, path: str, out: int) -> None:
+    def __init__(self, path: str, out: int, slots: str | None = None) -> None:
         raise_fsize()
         self.fd = os.open(path, os.O_RDWR)
         self.out = out
-        super().__init__(self._call)
+        self.slot = Slot(slots, out) if slots else None
+        super().__init__(self._call if self.slot is None else self._slot_call)
 
     def _call(self, payload: bytes) -> bytes:
         return floor_exchange(self.fd, payload, self.out, self.out + 1)
+
+    def _slot_call(self, payload: bytes) -> bytes:
+        assert self.slot is not None
+        self.slot.put(FLOOR_HEADER.pack(FLOOR_HEADER.size + len(payload)) + payload)
+        return floor_receive(self.fd, self.out + 1, FLOOR_SLOT)[FLOOR_HEADER.size:]
+
+
+class Slot:
+    """A process's request slot for channel ``channel`` (bench.floorfs): u64 seq, the message."""
+
+    def __init__(self, slots: str, channel: int) -> None:
+        fd = os.open(os.path.join(slots, f"slot{channel}"), os.O_RDWR | os.O_CREAT, 0o600)
+        os.ftruncate(fd, SLOT_SIZE)
+        self.mm = mmap.mmap(fd, SLOT_SIZE)
+        os.close(fd)
+        self.seq = 0
+
+    def put(self, msg: bytes) -> None:
+        self.seq += 1
+        self.mm[8:8 + len(msg)] = msg
+        FLOOR_HEADER.pack_into(self.mm, 0, self.seq)
 
 
 def floor_exchange(fd: int, payload: bytes, out: int, back: int) -> bytes:
@@ -364,9 +389,9 @@ def floor_exchange(fd: int, payload: bytes, out: int, back: int) -> bytes:
     return floor_receive(fd, back)[FLOOR_HEADER.size:]
 
 
-def floor_receive(fd: int, channel: int) -> bytes:
+def floor_receive(fd: int, channel: int, first: int = 0) -> bytes:
     key = channel << 40
-    data = os.pread(fd, FIRST_READ, key)
+    data = os.pread(fd, FIRST_READ, key | first)
     total = FLOOR_HEADER.unpack_from(data)[0] & ~FLOOR_ACK
     while len(data) < total:
         data += os.pread(fd, total - len(data), key + len(data))
@@ -473,7 +498,7 @@ def role_client(kind: str, **args: Any) -> None:
     elif kind == "cecho":
         client = CechoClient(args["exe"], args["mount"], args["target"])
     elif kind in FLOOR_CHANNELS:
-        client = FloorClient(args["path"], FLOOR_CHANNELS[kind])
+        client = FloorClient(args["path"], FLOOR_CHANNELS[kind], args.get("slots"))
     elif kind == "unix":
         client = UnixClient(args["path"])
     elif kind == "dbus":
@@ -499,6 +524,12 @@ def role_pong(kind: str, **args: Any) -> None:
         if kind == "floor":
             while True:
                 os.pwrite(fd, floor_receive(fd, inbox), (inbox + 1) << 40)
+        if kind == "floor2":  # the reply goes in the slot, sent by the pread that waits for the next
+            slot = Slot(args["slots"], inbox + 1)
+            msg = floor_receive(fd, inbox)
+            while True:
+                slot.put(msg)
+                msg = floor_receive(fd, inbox, FLOOR_SLOT)
         while True:  # floor5: vbinder's five requests, the acknowledgement read after the reply
             msg = bytearray(floor_receive(fd, inbox))
             FLOOR_HEADER.pack_into(msg, 0, len(msg) | FLOOR_ACK)
@@ -596,11 +627,11 @@ def role_daemon(mount: str, mask: int) -> None:
     sys.exit(main(["mount", mount, "--foreground", "--devices", "binder", "--debug-mask", str(mask)]))
 
 
-def role_floorfs(mount: str) -> None:
+def role_floorfs(mount: str, slots: str | None = None) -> None:
     die_with_parent(signal.SIGTERM)
     from bench.floorfs import serve
 
-    serve(mount)
+    serve(mount, slots)
 
 
 ROLES: dict[str, Callable[..., None]] = {
