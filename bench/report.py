@@ -178,32 +178,50 @@ def targets(r: Results) -> list[Target]:
 
 
 def bound(r: Results) -> list[str]:
-    """What the two latency targets leave for vbinder's own work, from the five-request floor."""
-    p50 = {k: r.rtt.get(k, {}).get(0, {}).get("p50") for k in ("floor", "floor5", "dbus", "vbinder")}
-    floor, floor5, dbus, vb = (p50[k] for k in ("floor", "floor5", "dbus", "vbinder"))
-    if not (_ok(floor) and _ok(floor5) and _ok(vb)):
-        return ["not measured (needs the floor, its five-request variant and vbinder)"]
-    assert floor is not None and floor5 is not None and vb is not None
-    own = vb - floor5
-    cpu = {k: r.rtt.get(k, {}).get(0, {}).get("cpu_us") for k in ("floor5", "vbinder")}
-    out = [f"With vbinder's five FUSE requests per call and no work in them, the floor's file system "
-           f"takes {us(floor5)} µs, {ratio(floor5 / floor)} × its four-request round trip. "
-           f"vbinder's own work (the driver core, the adapter, the client library on both ends) "
-           f"adds {us(own)} µs to that"
-           + (f"; its daemon spends {us(cpu['vbinder'])} µs of CPU per call against "
-              f"{us(cpu['floor5'])} µs" if _ok(cpu["floor5"]) and _ok(cpu["vbinder"]) else "")
-           + "."]
+    """What bounds the sync call: the floor in vbinder's four requests (the chained wait,
+    docs/abi-chained.md), vbinder's own work on top, what the chain saved against clients of ABI v1
+    (five requests), what a request slot would leave (the two-request floor), and what each latency
+    target leaves for vbinder's own work."""
+    keys = ("floor", "floor5", "floor2", "dbus", "vbinder", "vbinder_v1")
+    p50 = {k: r.rtt.get(k, {}).get(0, {}).get("p50") for k in keys}
+    cpu = {k: r.rtt.get(k, {}).get(0, {}).get("cpu_us") for k in keys}
+    floor, dbus, vb = p50["floor"], p50["dbus"], p50["vbinder"]
+    if not (_ok(floor) and _ok(vb)):
+        return ["not measured (needs the floor and vbinder)"]
+    assert floor is not None and vb is not None
+    own = vb - floor
+    out = [f"A sync call takes four FUSE requests with the chained wait, as many as the floor's round trip, "
+           f"{us(floor)} µs with nothing in them. vbinder's own work (the driver core, the adapter, the client "
+           f"library on both ends) adds {us(own)} µs to that"
+           + (f"; its daemon spends {us(cpu['vbinder'])} µs of CPU per call against the floor's "
+              f"{us(cpu['floor'])} µs ({us(cpu['floor'] / 4)} µs per request of pyfuse3 + trio alone), so "
+              f"{us(cpu['vbinder'] - cpu['floor'])} µs of it is vbinder's own"
+              if _ok(cpu["floor"]) and _ok(cpu["vbinder"]) else "") + "."]
+    v1, floor5 = p50["vbinder_v1"], p50["floor5"]
+    if _ok(v1) and _ok(floor5):
+        assert v1 is not None and floor5 is not None
+        out.append(f"Clients of ABI v1 only (five requests) take {us(v1)} µs (the five-request floor: "
+                   f"{us(floor5)} µs): the chained wait saves {us(v1 - vb)} µs per call"
+                   + (f" and {us(cpu['vbinder_v1'] - cpu['vbinder'])} µs of the daemon's CPU"
+                      if _ok(cpu["vbinder_v1"]) and _ok(cpu["vbinder"]) else "") + ".")
+    floor2 = p50["floor2"]
+    if _ok(floor2):
+        assert floor2 is not None
+        out.append(f"With a request slot (one request for a call's write and read on each side) the floor takes "
+                   f"{us(floor2)} µs, {ratio(floor2 / floor)} × the four-request floor"
+                   + (f", and its daemon {us(cpu['floor2'])} µs of CPU" if _ok(cpu["floor2"]) else "")
+                   + ": what a request slot in vbinder could save at most.")
     limits = [("1.4 × the floor", 1.4 * floor)]
     if dbus is not None and _ok(dbus):
         limits.append(("0.6 × D-Bus", 0.6 * dbus))
     for name, limit in limits:
-        room = limit - floor5
+        room = limit - floor
         if room > 0:
             out.append(f"- {name} = {us(limit)} µs leaves {us(room)} µs per call for that work "
                        f"({ratio(own / room)} × what it takes now).")
         else:
-            out.append(f"- {name} = {us(limit)} µs is below the five-request floor itself: on this "
-                       "architecture (pyfuse3 + trio, DESIGN.md's frames) no implementation meets it.")
+            out.append(f"- {name} = {us(limit)} µs is below the four-request floor itself: with four FUSE "
+                       "requests per call (pyfuse3 + trio, DESIGN.md's frames) no implementation meets it.")
     return out
 
 
