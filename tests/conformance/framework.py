@@ -335,8 +335,9 @@ class Tap:
             return lambda: self._record(self.inner.resume())
         return getattr(self.inner, name)  # in_flight, fd, ...: as the transport has them
 
-    def write_read(self, write: bytes, read_size: int) -> tuple[int, int, bytes, dict[int, bytes]]:
-        return self._record(self.inner.write_read(write, read_size))
+    def write_read(self, write: bytes, read_size: int, chain: bool = False
+                   ) -> tuple[int, int, bytes, dict[int, bytes]]:
+        return self._record(self.inner.write_read(write, read_size, chain))
 
     def _record(self, result: tuple[int, int, bytes, dict[int, bytes]]) -> tuple[int, int, bytes, dict[int, bytes]]:
         read = result[2]
