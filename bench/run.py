@@ -456,6 +456,7 @@ class Run:
         Every process speaks Android 14's IServiceManager, as bench/cecho.c does (its codes:
         docs/android-versions.md)."""
         os.environ["VBINDER_ANDROID"] = "14"  # the workers inherit it
+        os.environ["VBINDER_CHAINED"] = "1"  # the chained wait (docs/abi-chained.md), opt-in for now
         if self.daemon is not None:  # left by a start that failed half-way
             self.sup.unmount(self.daemon)
             self.daemon = None
@@ -486,9 +487,8 @@ class Run:
         if r.returncode != 0:
             raise BenchError(f"compiling bench/cecho.c failed:\n{r.stderr}")
         args = {"exe": str(exe), "mount": str(self.mount)}
-        chained = {"VBINDER_CHAINED": "1"}  # the preload library's chained wait is opt-in (docs/abi-chained.md)
-        server = self.sup.worker("cserver", "cserver", {**args, "name": "cecho", "env": chained})
-        client = self.sup.worker("cclient", "client", {"kind": "cecho", **args, "target": "cecho", "env": chained})
+        server = self.sup.worker("cserver", "cserver", {**args, "name": "cecho"})
+        client = self.sup.worker("cclient", "client", {"kind": "cecho", **args, "target": "cecho"})
         server_v1 = self.sup.worker("cserver_v1", "cserver", {**args, "name": "cecho_v1", "env": V1_ONLY})
         client_v1 = self.sup.worker("cclient_v1", "client", {"kind": "cecho", **args, "target": "cecho_v1",
                                                               "env": V1_ONLY})

@@ -21,9 +21,7 @@ CALLS = 300
 
 
 def peer(role: str, *args: str, chained: bool = True) -> subprocess.Popen[str]:
-    env = daemon_env()
-    if not chained:
-        env["VBINDER_CHAINED"] = "0"
+    env = {**daemon_env(), "VBINDER_CHAINED": "1" if chained else "0"}
     return subprocess.Popen([sys.executable, str(PEERS), role, *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
