@@ -187,7 +187,7 @@ def test_an_interrupted_chained_read_returns_the_first_reply_and_takes_nothing()
     out = server.file.read(key, KEY_READ)
     assert isinstance(out, WouldBlock)
     # A signal for the waiting thread: the pread gets the chained request's reply, alone.
-    first = server.file.abandon(key, KEY_READ, out.waiter)
+    first = server.file.abandon(key, out.waiter, KEY_READ)
     assert first is not None and first[:4] == b"VBR1"
     assert [(m, brs(f)) for m, f in frames(first)] == [(b"VBR1", ["BR_NOOP", "BR_TRANSACTION_COMPLETE"])]
     assert caller.finish(cwb).names == ["BR_NOOP", "BR_TRANSACTION_COMPLETE", "BR_REPLY"]
@@ -208,7 +208,7 @@ def test_an_interrupted_chained_read_continues_at_the_next_read_only_pread() -> 
     key = abi.key(server.pid)
     out = server.file.read(key, KEY_READ)
     assert isinstance(out, WouldBlock)
-    assert server.file.abandon(key, KEY_READ, out.waiter) is not None
+    assert server.file.abandon(key, out.waiter, KEY_READ) is not None
     caller.finish(cwb)
     out = server.file.read(key, KEY_READ)  # the read phase in flight continues (DESIGN.md)
     assert isinstance(out, WouldBlock)

@@ -210,7 +210,7 @@ class DeviceFile:
             return self._read_reply(k, 0, size)
         return self._run_read(k, tid, size)
 
-    def abandon(self, offset: int, size: int, ticket: Waiter) -> bytes | None:
+    def abandon(self, offset: int, ticket: Waiter, size: int = abi.MAX_FRAME) -> bytes | None:
         """The pread waiting on ``ticket`` was interrupted: its read phase stays in flight.
 
         If that was the chained read of a chained reply, the pread returns the first frame

@@ -385,7 +385,7 @@ class Operations(pyfuse3.Operations):
             while True:
                 ended = await self._wait(ticket, tid, deadline)
                 if ended is not None:
-                    first = h.file.abandon(off, size, ticket)
+                    first = h.file.abandon(off, ticket, size)
                     if first is not None:  # a chained read: its first reply is the answer
                         return first
                     raise FUSEError(ended or errno.EINTR)
