@@ -410,8 +410,11 @@ class IPCThreadState:
             if oneway:
                 return
             # The looper, or the wait of this thread's own call, reads next: the reply chains that
-            # read, unless fds of the call are to be closed first (below: the read may wait long).
-            chain = not reply.owns_file_descriptors() and not (data is not None and data.owns_file_descriptors())
+            # read, unless the call leaves work for after the reply, which a chained read would
+            # hold back until the next call comes (docs/abi-chained.md): fds of the reply to close
+            # (below), and the call's parcel while it holds objects: it closes its fds, and it
+            # keeps the proxies it brought alive, whose BC_RELEASE/BC_DECREFS go when it goes.
+            chain = not reply.owns_file_descriptors() and not (data is not None and data.objects())
             if status:
                 self.send_status(status, chain)
             else:

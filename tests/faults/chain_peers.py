@@ -1,10 +1,13 @@
 """Programs of tests/faults/test_chained.py: ``python chain_peers.py ROLE DEVICE`` (vbinder_client).
 
-- ``server DEVICE [pool]``: the context manager, echoing a string (code 1); serves on its main
-  thread only (or, with ``pool``, on a pool thread while the main thread sleeps); prints
-  ``ready PID``; on Ctrl-C prints ``interrupted`` and exits 0.
+- ``server DEVICE [pool]``: the context manager, echoing a string (code 1) and looking at a
+  binder it is sent without keeping it (code 2); serves on its main thread only (or, with
+  ``pool``, on a pool thread while the main thread sleeps); prints ``ready PID``; on Ctrl-C
+  prints ``interrupted`` and exits 0.
 - ``client DEVICE``: prints ``ready PID``; then one command a line on stdin: ``calls N`` makes N
-  echo calls and prints ``done N``, ``exit`` ends it.
+  echo calls and prints ``done N``; ``lend`` sends a local object of its own in a call (code 2),
+  then waits up to 10 s for the server to let go of it (the driver's BR_DECREFS, served by a pool
+  thread the command starts) and prints ``released`` or ``kept``; ``exit`` ends it.
 
 ``VBINDER_CHAINED=0`` in the environment makes either a client of ABI v1 only.
 """
@@ -20,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from vbinder_client import FIRST_CALL_TRANSACTION, Parcel, ProcessState, Proxy, Service, method  # noqa: E402
 
 ECHO = FIRST_CALL_TRANSACTION
+GLANCE = FIRST_CALL_TRANSACTION + 1
 
 
 class Echo(Service):
@@ -28,6 +32,14 @@ class Echo(Service):
     @method(ECHO)
     def echo(self, data: Parcel, reply: Parcel) -> None:
         reply.write_string16(data.read_string16())
+
+    @method(GLANCE)
+    def glance(self, data: Parcel, reply: Parcel) -> None:
+        reply.write_int32(data.read_strong_binder() is not None)  # not kept: only the call's parcel holds it
+
+
+class Lent(Service):
+    descriptor = "vbinder.test.ILent"
 
 
 class EchoProxy(Proxy):
@@ -64,6 +76,15 @@ def client(dev: str) -> None:
             for i in range(n):
                 assert once(str(i)) == str(i)
             print("done", n, flush=True)
+        elif words[0] == "lend":
+            ps.start_thread_pool()  # (idempotent) reads the BR_RELEASE and BR_DECREFS
+            lent = Lent()
+            assert proxy.call(GLANCE, lambda p, lent=lent: p.write_strong_binder(lent)).read_int32() == 1
+            ps.ipc().flush()  # BC_INCREFS_DONE, BC_ACQUIRE_DONE, the reply's BC_FREE_BUFFER
+            deadline = time.monotonic() + 10
+            while ps.local(lent._ptr) is not None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            print("kept" if ps.local(lent._ptr) is not None else "released", flush=True)
         elif words[0] == "exit":
             return
 

@@ -89,6 +89,28 @@ def test_a_v1_client_calls_a_chained_server_and_back(fault_daemon: FaultDaemon) 
         wait_for_baseline(fault_daemon.mountpoint)
 
 
+@pytest.mark.parametrize("chained", [True, False], ids=["chained", "v1"])
+def test_a_binder_received_in_a_call_is_let_go_after_the_reply(fault_daemon: FaultDaemon, chained: bool) -> None:
+    """A server that looks at a binder it is sent and does not keep it lets go of it once the
+    call is over: its owner sees BR_RELEASE and BR_DECREFS without another call. The call's parcel
+    holds the server's proxy until the reply is sent, and the proxy's BC_RELEASE/BC_DECREFS go with
+    the looper's next write; had that reply chained the looper's next read, the parcel would stay
+    alive in the waiting looper and the refs be dropped only with the next call (the cause of
+    object_refcount's lost BR_DECREFS, docs/abi-chained.md)."""
+    server = peer("server", fault_daemon.device, chained=chained)
+    client = None
+    try:
+        assert read_line(server).startswith("ready")
+        client = peer("client", fault_daemon.device, chained=chained)
+        assert read_line(client).startswith("ready")
+        assert ask(client, "lend").strip() == "released"
+        assert ask(client, "calls 3").split() == ["done", "3"]  # the server serves on
+        ask(client, "exit")
+        assert_gone(client)
+    finally:
+        kill_all(*(p for p in (client, server) if p is not None))
+
+
 @pytest.mark.parametrize("mode", ["main", "pool"])
 def test_ctrl_c_ends_a_chained_wait_with_the_reply_done(fault_daemon: FaultDaemon, mode: str) -> None:
     """SIGINT to a server whose looper waits in a chained read (its reply sent): the wait ends at
