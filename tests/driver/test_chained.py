@@ -12,7 +12,7 @@ import pytest
 from vbinder import abi, fdabi, uapi
 from vbinder.driver import WouldBlock
 
-from .harness import Client, FakeHost, WriteRead, cmd, make_driver, parse_brs
+from .harness import Client, FakeHost, WriteRead, cmd, flat_binder, make_driver, parse_brs
 
 KEY_READ = 1 << 16  # pread size of these tests (a whole reply)
 
@@ -230,3 +230,46 @@ def test_a_new_request_while_the_chained_read_waits_is_ebusy() -> None:
         server.file.write(key, frame)
     assert getattr(e.value, "errno", None) == errno.EBUSY
     server.file.release()
+
+
+@pytest.mark.parametrize("chained", [False, True], ids=["v1", "chained"])
+def test_node_work_queued_while_the_chained_read_waits_wakes_it(chained: bool) -> None:
+    """A looper in a chained read waits for proc work like any reader (6.1's waiting_threads):
+    the BR_RELEASE/BR_DECREFS of its node, queued when the last remote ref goes, wake it and
+    come in its second frame, as v1's next read gets them."""
+    server, caller, wb = setup()
+    key = abi.key(server.pid)
+    # The server hands a node of its own to the caller in a reply (v1), and acknowledges its refs.
+    got, cwb = serve_once(server, caller, wb)
+    write = cmd(uapi.BC_FREE_BUFFER, got.brs[1].tr[8], fmt="Q") + \
+        server.bc_transaction(0, 0, flat_binder(0xB0, 0xC0), objects=(0,), reply=True)
+    acked = server.write_read(write)
+    assert acked.names == ["BR_NOOP", "BR_INCREFS", "BR_ACQUIRE", "BR_TRANSACTION_COMPLETE"]
+    with pytest.raises(WouldBlock) as wb2:
+        server.write_read(cmd(uapi.BC_INCREFS_DONE, 0xB0, 0xC0, fmt="QQ") +
+                          cmd(uapi.BC_ACQUIRE_DONE, 0xB0, 0xC0, fmt="QQ"))
+    done = caller.finish(cwb)
+    handle = uapi.FLAT_BINDER_OBJECT.unpack(caller.payload(done.brs[-1]))[2]
+    caller.write_read(cmd(uapi.BC_INCREFS, handle) + cmd(uapi.BC_ACQUIRE, handle) +
+                      cmd(uapi.BC_FREE_BUFFER, done.brs[-1].tr[8], fmt="Q"), read_size=0)  # its own refs
+    # A second call, whose reply chains (or not) the looper's next read, which waits.
+    got, cwb = serve_once(server, caller, wb2.value)
+    reply_request(server, got.brs[1].tr, chained)
+    out = server.file.read(key, KEY_READ)
+    seen: list[tuple[bytes, list[str]]] = []
+    if not chained:
+        assert isinstance(out, bytes)
+        seen += [(m, brs(f)) for m, f in frames(out)]
+        out = server.file.read(key, KEY_READ)
+    assert isinstance(out, WouldBlock)
+    woken: list[bool] = []
+    out.waiter.wake_cb = lambda: woken.append(True)
+    caller.finish(cwb)
+    # The caller drops the node: its owner's read is woken with the node's work.
+    caller.write_read(cmd(uapi.BC_RELEASE, handle) + cmd(uapi.BC_DECREFS, handle), read_size=0)
+    assert woken == [True]
+    back = server.file.resume(key, KEY_READ, out.waiter)
+    assert isinstance(back, bytes)
+    seen += [(m, brs(f)) for m, f in frames(back)]
+    assert seen == [(b"VBRC" if chained else b"VBR1", ["BR_NOOP", "BR_TRANSACTION_COMPLETE"]),
+                    (b"VBR1", ["BR_NOOP", "BR_RELEASE", "BR_DECREFS"])]
