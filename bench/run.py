@@ -456,7 +456,7 @@ class Run:
         Every process speaks Android 14's IServiceManager, as bench/cecho.c does (its codes:
         docs/android-versions.md)."""
         os.environ["VBINDER_ANDROID"] = "14"  # the workers inherit it
-        os.environ["VBINDER_CHAINED"] = "1"  # the chained wait (docs/abi-chained.md), opt-in for now
+        os.environ["VBINDER_CHAINED"] = "1"  # the chained wait (docs/abi-chained.md): the preload library's opt-in
         if self.daemon is not None:  # left by a start that failed half-way
             self.sup.unmount(self.daemon)
             self.daemon = None

@@ -119,9 +119,8 @@ class VbinderTransport:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
                 raise TransportError(errno.EPROTO, f"{path} does not speak vbinder ABI {abi.ABI_VERSION}")
-            # Opt-in for now (docs/abi-chained.md): one conformance scenario lost a BR_DECREFS
-            # under load with it (2 runs in 12), not yet understood.
-            if os.environ.get("VBINDER_CHAINED") == "1":
+            # On unless VBINDER_CHAINED=0 (a client of ABI v1 only: docs/abi-chained.md).
+            if os.environ.get("VBINDER_CHAINED") != "0":
                 ret, arg = self.ioctl(fdabi.VBINDER_FEATURES, bytes(fdabi.FEATURES.size))
                 self.chained = ret == 0 and bool(fdabi.FEATURES.unpack(arg)[0] & fdabi.FEATURE_CHAINED)
             if map_size:
