@@ -92,10 +92,11 @@ def test_a_v1_client_calls_a_chained_server_and_back(fault_daemon: FaultDaemon) 
 @pytest.mark.parametrize("chained", [True, False], ids=["chained", "v1"])
 def test_a_binder_received_in_a_call_is_let_go_after_the_reply(fault_daemon: FaultDaemon, chained: bool) -> None:
     """A server that looks at a binder it is sent and does not keep it lets go of it once the
-    call is over: its owner sees BR_RELEASE and BR_DECREFS without another call. The call's parcel
-    holds the server's proxy until the reply is sent, and the proxy's BC_RELEASE/BC_DECREFS go with
-    the looper's next write; had that reply chained the looper's next read, the parcel would stay
-    alive in the waiting looper and the refs be dropped only with the next call (the cause of
+    call is over: the node goes from the driver without another call (its owner got BR_RELEASE and
+    BR_DECREFS, or, when the server let go before the owner read its BR_INCREFS, none). The call's
+    parcel holds the server's proxy until the reply is sent, and the proxy's BC_RELEASE/BC_DECREFS
+    go with the looper's next write; had that reply chained the looper's next read, the parcel would
+    stay alive in the waiting looper and the refs be dropped only with the next call (the cause of
     object_refcount's lost BR_DECREFS, docs/abi-chained.md)."""
     server = peer("server", fault_daemon.device, chained=chained)
     client = None
@@ -103,7 +104,12 @@ def test_a_binder_received_in_a_call_is_let_go_after_the_reply(fault_daemon: Fau
         assert read_line(server).startswith("ready")
         client = peer("client", fault_daemon.device, chained=chained)
         assert read_line(client).startswith("ready")
-        assert ask(client, "lend").strip() == "released"
+        assert ask(client, "lend").strip() == "lent"
+        state = fault_daemon.mountpoint / "sys/kernel/debug/binder/proc" / str(client.pid)
+        deadline = time.monotonic() + 10
+        while "  node " in state.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "  node " not in state.read_text(), state.read_text()
         assert ask(client, "calls 3").split() == ["done", "3"]  # the server serves on
         ask(client, "exit")
         assert_gone(client)
