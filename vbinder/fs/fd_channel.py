@@ -12,8 +12,10 @@ kernel says (``SO_PEERCRED``) that it is the process that opened the file. Then:
   table fails 6.1's).
 
 The driver holds files as numbers from :class:`FileTable` (each one a duplicate the daemon owns);
-nothing here waits except the HELLO, in a task of its own with a timeout. Every fd the daemon
-receives is either in a staged set, in the table, or closed; a channel's close closes its sets.
+nothing here waits except the HELLO, in a task of its own with a timeout. A bound channel has no
+task: one reader watches every bound socket through an epoll set of its own (a trio task per
+channel cost each open file 3 KiB more). Every fd the daemon receives is either in a staged set,
+in the table, or closed; a channel's close closes its sets.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import logging
 import os
 import resource
 import secrets
+import select
 import socket
 import struct
 from collections.abc import Iterator
@@ -95,7 +98,7 @@ class _Set:
     overflow: int = 0  # an errno when files could not be held (EMFILE), for every take
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Channel:
     """A bound fd channel: the socket of one open device file."""
 
@@ -166,6 +169,8 @@ class FdChannels:
         self.name = name
         self.listener.listen(128)
         self._nursery: trio.Nursery | None = None
+        self._epoll = select.epoll()  # the bound channels' sockets (close-on-exec), read by _read_all
+        self._by_fd: dict[int, Channel] = {}
 
     # -- the driver's Host methods --------------------------------------------------------------
 
@@ -377,10 +382,13 @@ class FdChannels:
         for tid in list(ch.sets):
             self._drop_set(ch, tid)
         ch.reports.clear()
-        try:
-            trio.lowlevel.notify_closing(ch.sock)
-        except RuntimeError:
-            pass  # not in trio (tests of the sans-IO parts)
+        fd = ch.sock.fileno()
+        if self._by_fd.get(fd) is ch:
+            del self._by_fd[fd]
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
         ch.sock.close()
 
     def release(self, proc: Proc) -> None:
@@ -399,6 +407,7 @@ class FdChannels:
             _close_all([fd])
         self.files.fds.clear()
         self.listener.close()
+        self._epoll.close()
 
     # -- the trio side: accepting, HELLO, reading ---------------------------------------------
 
@@ -407,6 +416,7 @@ class FdChannels:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._read_all)
                 while True:
                     await trio.lowlevel.wait_readable(self.listener)
                     try:
@@ -453,8 +463,6 @@ class FdChannels:
             self.waiting_hello -= 1
             if ch is None:
                 conn.close()
-        if ch is not None:
-            await self._read(ch)
 
     def _check_hello(self, data: bytes, pid: int) -> tuple[int, Proc | None]:
         if len(data) != fdabi.HELLO.size:
@@ -476,19 +484,23 @@ class FdChannels:
         token = self.token_of.pop(proc)
         del self.tokens[token]
         ch = self.channels[proc] = Channel(conn, proc)
+        self._epoll.register(conn.fileno(), select.EPOLLIN)
+        self._by_fd[conn.fileno()] = ch
         return ch
 
-    async def _read(self, ch: Channel) -> None:
-        """Read records as they come (INSTALLED reports, the client's close), until the channel ends."""
-        try:
-            while not ch.closed:
-                await trio.lowlevel.wait_readable(ch.sock)
-                self.drain(ch)
-        except (trio.ClosedResourceError, OSError):
-            pass
-        finally:
-            if not ch.closed:
-                self.close_channel(ch, "")
+    async def _read_all(self) -> None:
+        """Read the bound channels' records as they come (INSTALLED reports, the client's close):
+        the one task that waits for them, on the epoll set (readable while a socket is)."""
+        while True:
+            await trio.lowlevel.wait_readable(self._epoll.fileno())
+            try:
+                ready = self._epoll.poll(0, 256)
+            except InterruptedError:
+                continue
+            for fd, _events in ready:
+                ch = self._by_fd.get(fd)
+                if ch is not None:
+                    self.drain(ch)  # (a hang-up reads as the client's close)
 
 
 def _fd_room(pid: int) -> int | None:
