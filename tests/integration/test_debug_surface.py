@@ -53,8 +53,17 @@ def test_state_with_a_call_in_flight_reads_as_the_kernels(vbinder_mount: Path) -
             # call, which the server may have read already (on the kernel one ioctl does both).
             deadline = time.monotonic() + TIMEOUT
             while True:
-                got = (vbinder_mount / DEBUGFS / name.replace("147", str(server.pid)).replace(
-                    "150", str(client.pid))).read_text()
+                path = vbinder_mount / DEBUGFS / name.replace("147", str(server.pid)).replace(
+                    "150", str(client.pid))
+                try:
+                    got = path.read_text()
+                except FileNotFoundError:
+                    # Seen once under load in a full run (its cause not found yet): the proc
+                    # file was not there; the check waits for it as for the text, to the deadline.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+                    continue
                 got = re.sub(r"\b\d{3,7}\b", lambda m: pids.get(m.group(), m.group()), got)
                 if normalize(got) == normalize(text) or time.monotonic() > deadline:
                     break
