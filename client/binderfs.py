@@ -17,7 +17,7 @@ import threading
 
 from vbinder import abi, uapi
 
-from .device import vbinder_mounts
+from .device import real_or_mounted
 from .errors import TransportError
 
 CONTROL = "binderfs/binder-control"
@@ -27,18 +27,8 @@ def find_control(path: str | None = None) -> str:
     """``path``, else the real ``/dev/binderfs/binder-control``, else the vbinder mount's."""
     if path:
         return path
-    real = f"/dev/{CONTROL}"
-    try:
-        if stat.S_ISCHR(os.stat(real).st_mode):
-            return real
-    except OSError:
-        pass
-    mounts = vbinder_mounts()
-    if len(mounts) == 1:
-        return os.path.join(mounts[0], "dev", CONTROL)
-    if not mounts:
-        raise TransportError(errno.ENOENT, "no binderfs: no /dev/binderfs and no vbinder mount")
-    raise TransportError(errno.EINVAL, f"several vbinder mounts ({', '.join(mounts)}): name the control file")
+    return real_or_mounted(CONTROL, missing="no binderfs: no /dev/binderfs and no vbinder mount",
+                           several="name the control file")
 
 
 def control_ioctl(control: str, cmd: int, arg: bytes) -> tuple[int, bytes]:

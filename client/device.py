@@ -23,6 +23,13 @@ def find_device(path: str | None = None, name: str = "binder") -> str:
     env = os.environ.get("BINDER_DEVICE")
     if env:
         return env
+    return real_or_mounted(name, missing="no binder device: no /dev/binder and no vbinder mount "
+                           "(run `vbinder mount DIR`, or set BINDER_DEVICE)", several="set BINDER_DEVICE")
+
+
+def real_or_mounted(name: str, missing: str, several: str) -> str:
+    """The character device ``/dev/<name>`` if there is one, else ``<mount>/dev/<name>`` of the
+    one vbinder mount; ``missing`` and ``several`` say what to do when there is none or more."""
     real = f"/dev/{name}"
     try:
         if stat.S_ISCHR(os.stat(real).st_mode):
@@ -33,9 +40,8 @@ def find_device(path: str | None = None, name: str = "binder") -> str:
     if len(mounts) == 1:
         return os.path.join(mounts[0], "dev", name)
     if not mounts:
-        raise TransportError(errno.ENOENT, "no binder device: no /dev/binder and no vbinder mount "
-                             "(run `vbinder mount DIR`, or set BINDER_DEVICE)")
-    raise TransportError(errno.EINVAL, f"several vbinder mounts ({', '.join(mounts)}): set BINDER_DEVICE")
+        raise TransportError(errno.ENOENT, missing)
+    raise TransportError(errno.EINVAL, f"several vbinder mounts ({', '.join(mounts)}): {several}")
 
 
 def vbinder_mounts() -> list[str]:
