@@ -196,16 +196,8 @@ class Transaction(Work):
         line = (f"{prefix} {self.debug_id}: {pk_obj(self)} from {frm.proc.pid if frm else 0}:{frm.pid if frm else 0}"
                 f" to {to_proc.pid if to_proc else 0}:{to_thread.pid if to_thread else 0}"
                 f" code {u32(self.code):x} flags {u32(self.flags):x} pri {self.priority} r{int(self.need_reply)}")
-        if self.driver.profile.debugfs == "3.4":  # 3.4: the buffer whoever prints, no "context" checks
-            if buffer is None:
-                out.append(line + " buffer free\n")
-                return
-            node = buffer.target_node
-            if node is not None:
-                line += f" node {node.debug_id}"
-            out.append(f"{line} size {zd(buffer.data_size)}:{zd(buffer.offsets_size)} data {buffer.user_data:016x}\n")
-            return
-        if proc is not to_proc:
+        old = self.driver.profile.debugfs == "3.4"  # 3.4: the buffer whoever prints, its raw address
+        if not old and proc is not to_proc:
             # Can only safely deref buffer if we are holding the correct proc inner lock.
             out.append(line + "\n")
             return
@@ -215,7 +207,8 @@ class Transaction(Work):
         node = buffer.target_node
         if node is not None:
             line += f" node {node.debug_id}"
-        out.append(f"{line} size {zd(buffer.data_size)}:{zd(buffer.offsets_size)} data {pk(buffer.user_data)}\n")
+        data = f"{buffer.user_data:016x}" if old else pk(buffer.user_data)
+        out.append(f"{line} size {zd(buffer.data_size)}:{zd(buffer.offsets_size)} data {data}\n")
 
 
 # -- binder_transaction -------------------------------------------------------------------------------
