@@ -36,7 +36,8 @@ MIB = 1 << 20
 STRING = -100  # the echo of a 100-character string (D-Bus's `s`, AIDL's String): people's usual call
 SIZES = (0, 128, 4096, 65536, MIB - 65536, STRING)
 NO_STRINGS = {"vbinder_c", "vbinder_c_v1"}  # bench/cecho.c echoes bytes only
-V1_ONLY = {"VBINDER_CHAINED": "0"}  # clients that keep to ABI v1 (docs/abi-chained.md): 5 requests a call
+# clients of ABI v1 only (docs/abi-chained.md, docs/abi-slot.md): 5 requests a call
+V1_ONLY = {"VBINDER_CHAINED": "0", "VBINDER_SLOT": "0"}
 STATE = "sys/kernel/debug/binder/state"
 DEBUG_MASK_FILE = "sys/module/binder/parameters/debug_mask"
 VERBOSE_MASK = 0x7FFF  # every binder.c debug_mask bit of 6.1 (USER_ERROR .. SPINLOCKS)

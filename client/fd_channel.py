@@ -59,11 +59,10 @@ class FdChannel:
         self.fda: dict[int, list[int]] = {}  # buffer address -> its FDA fds, closed when it is freed
 
     @classmethod
-    def open(cls, ioctl: Ioctl) -> FdChannel | None:
+    def open(cls, ioctl: Ioctl, features: int) -> FdChannel | None:
         """Ask the daemon for the channel of the file ``ioctl`` reaches and bind it; None when
-        the daemon has none (a daemon of ABI v1 only)."""
-        ret, arg = ioctl(fdabi.VBINDER_FEATURES, bytes(fdabi.FEATURES.size))
-        if ret < 0 or not fdabi.FEATURES.unpack(arg)[0] & fdabi.FEATURE_FDS:
+        the daemon has none (``features``, VBINDER_FEATURES's answer, lacks FEATURE_FDS)."""
+        if not features & fdabi.FEATURE_FDS:
             return None
         ret, arg = ioctl(fdabi.VBINDER_FD_CHANNEL, bytes(fdabi.CHANNEL.size))
         if ret < 0:

@@ -22,6 +22,7 @@ from vbinder import abi, fdabi, uapi
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
 from .extended_error import ExtendedErrors
 from .fd_channel import FdChannel
+from .request_slot import SLOT_MIN, RequestSlot
 from .signals import check_signals, signal_guard
 
 MAP_SIZE: Final = (1 << 20) - 2 * 4096  # libbinder's BINDER_VM_SIZE: 1 MiB - 8 KiB
@@ -77,7 +78,7 @@ class _ThreadState:
     """What one thread keeps in a :class:`VbinderTransport`: its key and memory, and its exchange."""
 
     __slots__ = ("tid", "key", "read_buffer", "segments", "inflight", "last_read_size", "rbuf", "name", "chained",
-                 "second")
+                 "second", "region", "slot_sent")
 
     def __init__(self) -> None:
         tid = threading.get_native_id()
@@ -92,6 +93,8 @@ class _ThreadState:
         # The result of a chained read (docs/abi-chained.md): the next read-only write_read's.
         self.chained: tuple[int, int, bytes, dict[int, bytes]] | None = None
         self.second: abi.Frame | None = None  # its frame, until the first frame's result is made
+        self.region = -2  # its region of the request slot (docs/abi-slot.md): -1 none, -2 not asked yet
+        self.slot_sent = False  # its last pread reached the daemon (a slot pread's request ran)
 
 
 class VbinderTransport:
@@ -114,15 +117,19 @@ class VbinderTransport:
         # whose tid was another's before gets numbers above that one's (the daemon drops a set
         # whose number is not above its thread's last).
         self._fd_seq = itertools.count(1)
+        self._slot_seq = itertools.count(1)  # slot requests' numbers: one counter, as _fd_seq's
         self.chained = False  # the daemon offers the chained wait (docs/abi-chained.md)
+        self.slot: RequestSlot | None = None  # the request slot (docs/abi-slot.md), when the daemon has one
+        # The shortest request that goes by the slot: VBINDER_SLOT=1 sends all, 0 none (no slot).
+        self.slot_min = 0 if os.environ.get("VBINDER_SLOT") == "1" else SLOT_MIN
         try:
             ret, arg = self.ioctl(abi.VBINDER_ABI_VERSION, b"\0" * 4)
             if ret < 0 or uapi.U32.unpack(arg)[0] != abi.ABI_VERSION:
                 raise TransportError(errno.EPROTO, f"{path} does not speak vbinder ABI {abi.ABI_VERSION}")
+            ret, arg = self.ioctl(fdabi.VBINDER_FEATURES, bytes(fdabi.FEATURES.size))
+            features = fdabi.FEATURES.unpack(arg)[0] if ret == 0 else 0  # -EINVAL: a daemon of ABI v1 only
             # On unless VBINDER_CHAINED=0 (a client of ABI v1 only: docs/abi-chained.md).
-            if os.environ.get("VBINDER_CHAINED") != "0":
-                ret, arg = self.ioctl(fdabi.VBINDER_FEATURES, bytes(fdabi.FEATURES.size))
-                self.chained = ret == 0 and bool(fdabi.FEATURES.unpack(arg)[0] & fdabi.FEATURE_CHAINED)
+            self.chained = bool(features & fdabi.FEATURE_CHAINED) and os.environ.get("VBINDER_CHAINED") != "0"
             if map_size:
                 ret, arg = self.ioctl(abi.VBINDER_MMAP, abi.VBINDER_MMAP_ARG.pack(0, map_size, abi.PROT_READ,
                                                                                   map_flags))
@@ -130,11 +137,16 @@ class VbinderTransport:
                     raise TransportError(-ret, f"mapping {path}: {os.strerror(-ret)}")
                 self.map_addr, self.map_size = abi.VBINDER_MMAP_ARG.unpack(arg)[:2]
             try:
-                self.fds = FdChannel.open(self.ioctl)
+                self.fds = FdChannel.open(self.ioctl, features)
             except TransportError as e:
                 # Calls work without it; fds cannot be passed (docs/abi-fds.md: a process in
                 # another network namespace cannot reach the daemon's abstract socket).
                 print(f"vbinder_client: {path}: {e}: file descriptors cannot be passed", file=sys.stderr)
+            if self.fds is not None and features & fdabi.FEATURE_SLOT and os.environ.get("VBINDER_SLOT") != "0":
+                try:
+                    self.slot = RequestSlot.open(self.fds.sock, self.ioctl)
+                except TransportError as e:  # calls work without it, a request more each
+                    print(f"vbinder_client: {path}: {e}: requests go by pwrite", file=sys.stderr)
         except BaseException:
             os.close(self.fd)
             raise
@@ -156,19 +168,29 @@ class VbinderTransport:
         if n != len(request):
             raise TransportError(errno.EIO, f"short write of a request ({n} of {len(request)})")
 
-    def _receive(self, st: _ThreadState, wait: bool = False) -> abi.Frame:
+    def _receive(self, st: _ThreadState, wait: bool = False, slot_start: int = -1) -> abi.Frame:
         """pread the whole reply of this thread's request (of the read-only fast path, if none).
 
         With ``wait`` (a read phase that may wait) in the main thread under :data:`signal_guard`,
         the pread is :meth:`_guarded_pread`, which a Ctrl-C ends without losing the reply.
-        A chained reply's second frame becomes the thread's ``chained`` result.
+        With ``slot_start``, the request is in the thread's region of the request slot, and the
+        first pread runs it (:meth:`_guarded_pread` too). A chained reply's second frame becomes
+        the thread's ``chained`` result.
         """
         fd = self.fd
         key = st.key
+        offset = key if slot_start < 0 else fdabi.slot_offset(key, slot_start)
         if wait and signal_guard.interrupts_waits:
-            data = self._guarded_pread(st, fd)
+            data = self._guarded_pread(st, fd, offset)
         else:
-            data = os.pread(fd, _FIRST_READ, key)
+            # A slot pread that EINTR interrupts is retried as it was: the daemon runs a slot's
+            # request once, and the retry continues its read phase (docs/abi-slot.md).
+            st.slot_sent = True
+            data = os.pread(fd, _FIRST_READ, offset)
+        if data[:4] == fdabi.STUB_MAGIC:  # the reply is in the slot (docs/abi-slot.md)
+            slot = self.slot
+            assert slot is not None
+            data = slot.reply(slot_start, abi.REPLY_HEADER.unpack_from(data)[4])
         total = abi.reply_total(data)
         if abi.is_chained(data):  # docs/abi-chained.md: the second frame follows the first
             if total + abi.HEADER_SIZE > len(data):
@@ -179,7 +201,7 @@ class VbinderTransport:
         first, st.second = abi.decode_chained(data)
         return first
 
-    def _guarded_pread(self, st: _ThreadState, fd: int) -> bytes:
+    def _guarded_pread(self, st: _ThreadState, fd: int, offset: int) -> bytes:
         """The waiting pread of the main thread under :data:`signal_guard`.
 
         It runs through libc rather than ``os.pread``: Python's retry on EINTR would run SIGINT's
@@ -187,11 +209,13 @@ class VbinderTransport:
         lose the reply it read. Here SIGINT's handler only records the signal during the call; if
         the daemon answered EINTR (it saw the signal), the recorded SIGINT is handed to its handler
         and the read phase stays in flight; if the reply came, the call completes and the guard
-        raises the interrupt after it. One pread, as any other thread's.
+        raises the interrupt after it. One pread, as any other thread's. ``st.slot_sent`` says
+        whether it reached the daemon (a slot pread's request then ran: docs/abi-slot.md).
         """
         buf: Any = st.rbuf  # Any: typeshed says a char array's slice is a list (it is bytes)
         if buf is None:
             buf = st.rbuf = ctypes.create_string_buffer(_FIRST_READ)
+        st.slot_sent = False
         while True:
             # Run the Python handlers of the signals that came since the last check, then hand a
             # recorded Ctrl-C on: one that came before the wait must not start it. The check must
@@ -199,7 +223,8 @@ class VbinderTransport:
             # caught by the C handler but not yet run is no longer pending for the daemon to see.
             check_signals()
             signal_guard.deliver_pending()
-            n = _libc_pread(fd, buf, _FIRST_READ, st.key)
+            n = _libc_pread(fd, buf, _FIRST_READ, offset)
+            st.slot_sent = True
             if n >= 0:
                 data: bytes = buf[:n]
                 return data
@@ -279,13 +304,29 @@ class VbinderTransport:
                         cmd = fdabi.VBINDER_WRITE_READ_FDS
                         arg += uapi.U32.pack(seq) + uapi.U32.pack(fdabi.WR_CHAIN if chain else 0)
                 request = abi.encode_request(cmd, arg, [*data_segments, (waddr, write)])
-                try:
-                    self._send(local, request)
-                except BaseException:
-                    local.inflight = before  # not sent: what was in flight still is
-                    raise
-                local.inflight = (write, data_segments)
-                f = self._receive(local, read_size > 0)
+                slot = self.slot
+                region = local.region
+                if slot is not None and region == -2:
+                    region = local.region = slot.acquire(local.tid)
+                if slot is not None and region >= 0 and self.slot_min <= len(request) <= slot.capacity:
+                    # docs/abi-slot.md: the request in the slot, one pread runs it
+                    try:
+                        slot.put(region, next(self._slot_seq), request)
+                        local.inflight = (write, data_segments)
+                        local.slot_sent = False
+                        f = self._receive(local, read_size > 0, region)
+                    except BaseException:
+                        if not local.slot_sent:
+                            local.inflight = before  # not started: what was in flight still is
+                        raise
+                else:
+                    try:
+                        self._send(local, request)
+                    except BaseException:
+                        local.inflight = before  # not sent: what was in flight still is
+                        raise
+                    local.inflight = (write, data_segments)
+                    f = self._receive(local, read_size > 0)
                 if read_size:
                     local.last_read_size = read_size
         except OSError:
@@ -383,6 +424,9 @@ class VbinderTransport:
         self._thread().name = f"{interface}\0{method}".encode()[:abi.NAME_MAX]
 
     def close(self) -> None:
+        if self.slot is not None:
+            self.slot.close()
+            self.slot = None
         if self.fds is not None:
             self.fds.close()
             self.fds = None

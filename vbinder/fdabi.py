@@ -19,6 +19,7 @@ from .abi import UserMemory
 
 FEATURE_FDS: Final = 1 << 0  # VBINDER_FEATURES bit 0: the fd channel
 FEATURE_CHAINED: Final = 1 << 1  # bit 1: the chained wait (docs/abi-chained.md)
+FEATURE_SLOT: Final = 1 << 2  # bit 2: the request slot (docs/abi-slot.md)
 FEATURES: Final = struct.Struct("<Q")
 VBINDER_FEATURES: Final = uapi.IOR("v", 4, FEATURES.size)
 TOKEN_SIZE: Final = 32
@@ -46,16 +47,37 @@ ACK_MAGIC: Final = _magic("VBFA")
 STAGE_MAGIC: Final = _magic("VBFS")
 DELIVER_MAGIC: Final = _magic("VBFD")
 INSTALLED_MAGIC: Final = _magic("VBFI")
+SLOT_MAGIC: Final = _magic("VBFR")
 
 HELLO: Final = struct.Struct(f"<II{TOKEN_SIZE}s")  # magic, version, token
 ACK: Final = struct.Struct("<Ii")  # magic, status (0 or -errno)
 STAGE: Final = struct.Struct("<IIIII")  # magic, flags, tid, seq, count; then count x s32 fd numbers
 DELIVER: Final = struct.Struct("<IIQII")  # magic, flags, tag, index, count
 INSTALLED: Final = struct.Struct("<IIQ")  # magic, count, tag; then count x s32 fd numbers
+SLOT: Final = struct.Struct("<IIQ")  # magic, flags (0), region size; with one fd, the slot's file
 
 STAGE_FIRST: Final = 1  # STAGE flags: this record starts the thread's set
 DELIVER_LAST: Final = 1  # DELIVER flags: the delivery's last record
 DELIVER_REPORT: Final = 2  # DELIVER flags: answer with INSTALLED
+
+# -- the request slot (docs/abi-slot.md) ------------------------------------------------------------
+
+# VBINDER_SLOT: the region size of the slot the open file's channel registered, or -errno.
+SLOT_ARG: Final = struct.Struct("<Q")
+VBINDER_SLOT: Final = uapi.IOR("v", 8, SLOT_ARG.size)
+SLOT_BIT: Final = 1 << 39  # in a pread's pos: run the request in the slot at the pos's low bits
+SLOT_OFF_MASK: Final = SLOT_BIT - 1
+SLOT_MIN_REGION: Final = 4096
+SLOT_MAX_SIZE: Final = 64 << 20  # the slot's file, at most (the daemon may write all of it)
+SLOT_SEALS: Final = 0x0004  # F_SEAL_SHRINK: the slot's file never gets shorter than it was registered
+STUB_MAGIC: Final = b"VBRS"  # a pread's answer when the reply went into the slot
+SLOT_SEQ: Final = struct.Struct("<Q")  # a region starts with its request's number, then the frame
+
+
+def slot_offset(key: int, region_start: int) -> int:
+    """The pread offset that runs the request in the slot region at ``region_start``."""
+    return key | SLOT_BIT | region_start
+
 
 # -- the fixup segment of a reply frame -------------------------------------------------------------
 

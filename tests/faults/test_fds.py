@@ -90,7 +90,7 @@ def test_fd_calls_leave_no_fd_anywhere(fault_daemon: FaultDaemon, fd_server: sub
         last = read_line(c, 1200).split()
         assert last == first, f"client and service fds before and after {CALLS} calls: {first} {last}"
         assert read_line(c) == "done\n"
-        assert daemon_fds(fault_daemon) == base + 1  # the client's fd channel, nothing else
+        assert daemon_fds(fault_daemon) == base + 2  # the client's fd channel and request slot, nothing else
         assert held(fault_daemon) == (0, 0)
         c.stdin.close()  # type: ignore[union-attr]
         assert_gone(c)
@@ -390,7 +390,7 @@ def test_a_receiver_that_never_collects_its_fds(fault_daemon: FaultDaemon, fd_se
                 break
         assert answers[-1] == "BR_FAILED_REPLY" and answers.count("BR_REPLY") >= 100, answers[-3:]
         assert held(fault_daemon) == (0, 0)
-        assert daemon_fds(fault_daemon) <= base + 1  # its channel; none of the fds it did not take
+        assert daemon_fds(fault_daemon) <= base + 2  # its channel and slot; none of the fds it did not take
         assert "reply transaction" in _kmsg(fault_daemon.mountpoint)
         # and a service that other clients call goes on as before
         ok = spawn("client", fault_daemon.device, "20", log=tmp_path / "client.err")

@@ -38,6 +38,8 @@ class _Key:
     ticket: Waiter | None = None  # the waiting pread of ``pending``
     reply: bytes | None = None  # produced, not yet read to its end
     first: bytes | None = None  # a chained reply's first frame, while its chained read runs
+    whole: int = 0  # a slot request's (docs/abi-slot.md): a reply up to this long is read whole
+    slot_seq: int = 0  # the number of the last slot request that ran
 
 
 def _reads_next(looper: int) -> bool:
@@ -154,6 +156,32 @@ class DeviceFile:
         self._drop_partial(k)
         return frame
 
+    def slot_request(self, tid: int, seq: int, frame: bytes) -> bool:
+        """A pread at a slot offset (docs/abi-slot.md), its first half: ``frame``, the request
+        number ``seq`` the client put in its slot, runs as a pwrite of it would, unless it ran
+        already (the same pread again, after EINTR). True when it ran and its reply is
+        produced; either way the pread then reads as at pos 0 (:meth:`read` with ``whole``),
+        which runs (or continues) the read phase.
+
+        A reply longer than that pread's ``size`` but at most ``whole`` bytes is returned whole
+        and stays unread: the I/O layer puts it in the slot, then calls :meth:`consume`, or
+        answers its first ``size`` bytes, and the rest is read as version 1 reads it.
+        """
+        k = self._key(tid)
+        self._drop_partial(k)
+        if seq == k.slot_seq:
+            return False
+        self._execute(k, tid, frame)
+        k.slot_seq = seq
+        return k.reply is not None
+
+    def consume(self, tid: int) -> None:
+        """The reply of ``tid`` was delivered whole (into its slot): it is read."""
+        k = self.keys.get(tid)
+        if k is not None and k.reply is not None:
+            self.held -= len(k.reply)
+            k.reply = None
+
     def _execute(self, k: _Key, tid: int, frame_bytes: bytes) -> None:
         """A complete request: check it, cancel what it replaces, run its write phase."""
         if k.reply is not None:
@@ -175,10 +203,13 @@ class DeviceFile:
         else:
             k.pending = outcome
 
-    def read(self, offset: int, size: int) -> bytes | WouldBlock:
-        """A pread: the reply at ``pos``, or the read phase at pos 0 (WouldBlock: wait, then resume)."""
+    def read(self, offset: int, size: int, whole: int = 0) -> bytes | WouldBlock:
+        """A pread: the reply at ``pos``, or the read phase at pos 0 (WouldBlock: wait, then resume).
+        ``whole``: the second half of a slot request's pread (:meth:`slot_request`)."""
         tid, pos = abi.split_offset(offset)
         k = self.keys.get(tid)
+        if k is not None:
+            k.whole = whole
         if k is not None and k.partial is not None:
             self._drop_partial(k)
             if pos == 0:
@@ -288,6 +319,8 @@ class DeviceFile:
     def _read_reply(self, k: _Key, pos: int, size: int) -> bytes:
         reply = k.reply
         assert reply is not None
+        if pos == 0 and size < len(reply) <= k.whole:
+            return reply  # a slot request's: the I/O layer moves it into the slot (slot_request)
         chunk = reply[pos:pos + size]
         if pos + len(chunk) >= len(reply):
             self.held -= len(reply)

@@ -45,6 +45,11 @@ class Host(Protocol):
         """VBINDER_FD_CHANNEL's answer for the open file of ``proc``, or -errno."""
         ...
 
+    def slot(self, proc: Proc) -> int:
+        """VBINDER_SLOT's answer for the open file of ``proc``: its slot's region size, or -errno
+        (docs/abi-slot.md; the slot itself is the I/O layer's)."""
+        ...
+
     def begin_fds(self, proc: Proc, tid: int, seq: int) -> None:
         """Thread ``tid``'s request number ``seq`` with staged fds starts: its files become
         takeable."""

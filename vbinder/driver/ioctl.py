@@ -203,6 +203,9 @@ def start(proc: Proc, tid: int, cmd: int, arg: bytes, mem: UserMemory) -> Done |
         if cmd == fdabi.VBINDER_FD_CHANNEL:
             answer = host.fd_channel(proc)
             return Done(answer) if isinstance(answer, int) else Done(0, answer)
+    if cmd == fdabi.VBINDER_SLOT and host is not None and host.features() & fdabi.FEATURE_SLOT:
+        region = host.slot(proc)
+        return Done(region) if region < 0 else Done(0, fdabi.SLOT_ARG.pack(region))
     if cmd == uapi.BINDER_THREAD_EXIT:
         proc.log.debug(Debug.THREADS, "%d:%d exit", proc.pid, thread.pid)
         proc.thread_release(thread)

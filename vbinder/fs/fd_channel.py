@@ -39,6 +39,7 @@ import trio
 from .. import fdabi
 from ..driver.log import Debug
 from ..driver.trace import M_FD_RECV, TP_FD_RECV
+from .slot import RequestSlot, check_file
 
 if TYPE_CHECKING:
     from ..driver.process import Proc
@@ -112,6 +113,8 @@ class Channel:
     reports: dict[int, tuple[int, int, list[int]]] = field(default_factory=dict)  # tag -> (debug id, tid,
     # offsets) of a delivery whose INSTALLED record is awaited
     closed: bool = False
+    slot: RequestSlot | None = None  # the request slot (docs/abi-slot.md), once registered
+    slot_answer: int = -errno.ENOENT  # VBINDER_SLOT's: the region size, or -errno
 
 
 class FileTable:
@@ -199,6 +202,19 @@ class FdChannels:
                 s.active = True
             else:
                 self._drop_set(ch, tid)  # an older request's, never used
+
+    def slot(self, proc: Proc) -> int:
+        """VBINDER_SLOT: the region size of the slot this open file's channel registered, or
+        -errno (-EOPNOTSUPP: no channel; -ENOENT: no SLOT record; -EINVAL: the file was refused)."""
+        ch = self.channels.get(proc)
+        if ch is None or ch.closed:
+            return -errno.EOPNOTSUPP
+        self.drain(ch)  # the SLOT record was sent before the ioctl
+        return -errno.EOPNOTSUPP if ch.closed else ch.slot_answer
+
+    def slot_of(self, proc: Proc) -> RequestSlot | None:
+        ch = self.channels.get(proc)
+        return ch.slot if ch is not None else None
 
     def end_fds(self, proc: Proc, tid: int) -> None:
         ch = self.channels.get(proc)
@@ -312,6 +328,8 @@ class FdChannels:
             self._stage(ch, tid, seq, bool(sflags & fdabi.STAGE_FIRST), numbers, fds,
                         bool(flags & socket.MSG_CTRUNC))
             return ""
+        if magic == fdabi.SLOT_MAGIC:
+            return self._slot_record(ch, data, fds)
         _close_all(fds)
         if fds:
             return "fds in a record that carries none"
@@ -324,6 +342,28 @@ class FdChannels:
                 self._installed(proc, report, fdabi.decode_numbers(data, fdabi.INSTALLED.size, count))
             return ""
         return f"an unknown record (magic {magic:#x}, {len(data)} bytes)"
+
+    @staticmethod
+    def _slot_record(ch: Channel, data: bytes, fds: list[int]) -> str:
+        """A SLOT record: its one fd becomes the open file's request slot, if it is fit to be."""
+        if len(data) != fdabi.SLOT.size or len(fds) != 1:
+            _close_all(fds)
+            return "a malformed SLOT record"
+        _m, flags, region = fdabi.SLOT.unpack(data)
+        if ch.slot is not None:
+            _close_all(fds)
+            ch.slot_answer = -errno.EBUSY  # one slot per open file; the first stays
+            return ""
+        size = check_file(fds[0], region) if flags == 0 else -errno.EINVAL
+        if size < 0:
+            _close_all(fds)
+            ch.slot_answer = size
+            ch.proc.log.user_error("%d vbinder: request slot refused: not a sealed memfd of whole regions "
+                                   "(region %d)", ch.proc.pid, region)
+            return ""
+        ch.slot = RequestSlot(fds[0], region, size)
+        ch.slot_answer = region
+        return ""
 
     @staticmethod
     def _installed(proc: Proc, report: tuple[int, int, list[int]], fds: list[int]) -> None:
@@ -382,6 +422,9 @@ class FdChannels:
         for tid in list(ch.sets):
             self._drop_set(ch, tid)
         ch.reports.clear()
+        if ch.slot is not None:
+            ch.slot.close()
+            ch.slot = None
         fd = ch.sock.fileno()
         if self._by_fd.get(fd) is ch:
             del self._by_fd[fd]

@@ -86,10 +86,13 @@ class Host:
     # -- files (docs/abi-fds.md) -------------------------------------------------------------------
 
     def features(self) -> int:
-        return fdabi.FEATURE_FDS if self.fds is not None else 0
+        return fdabi.FEATURE_FDS | fdabi.FEATURE_SLOT if self.fds is not None else 0
 
     def fd_channel(self, proc: Proc) -> bytes | int:
         return self.fds.fd_channel(proc) if self.fds is not None else -errno.EINVAL
+
+    def slot(self, proc: Proc) -> int:
+        return self.fds.slot(proc) if self.fds is not None else -errno.EINVAL
 
     def begin_fds(self, proc: Proc, tid: int, seq: int) -> None:
         if self.fds is not None:

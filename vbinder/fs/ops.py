@@ -21,13 +21,15 @@ import pyfuse3
 import trio
 from pyfuse3 import FUSEError
 
-from ..abi import split_offset
+from ..abi import KEY_SHIFT, POS_MASK, split_offset
 from ..driver import BinderError, DeviceFile, Driver, Waiter, WouldBlock
 from ..driver.binderfs import Binderfs, ControlFile
 from ..driver.context import Context
 from ..driver.debugfs import render_proc
+from ..fdabi import SLOT_BIT
 from .binderfs import PROC_DIR as BINDERFS_PROC_DIR
 from .host import Host
+from .slot import RequestSlot, SlotError
 from .tree import Control, Device, Dir, Generated, Inode, Stream, StreamSource, Symlink, Tree
 from .watchdog import Watch, Watchdog
 
@@ -366,6 +368,8 @@ class Operations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         h = self.handles.get(fh)
         if type(h) is DeviceHandle:  # the per-call path, without a wrapper coroutine
+            if off & SLOT_BIT:
+                return await self._slot_read(h, off, size)
             try:
                 got = h.file.read(off, size)
             except Exception as e:
@@ -376,6 +380,53 @@ class Operations(pyfuse3.Operations):
                 return await self._device_wait(h, off, size, got)
             return got
         return await self._other_read(fh, off, size)
+
+    async def _slot_read(self, h: DeviceHandle, off: int, size: int) -> bytes:
+        """A pread at a slot offset (docs/abi-slot.md): the request in the client's slot, its write
+        and read phase; a reply too long for the pread goes into the slot, and a stub answers."""
+        fds = self.host.fds
+        slot = fds.slot_of(h.file.proc) if fds is not None else None
+        tid = off >> KEY_SHIFT
+        try:
+            if slot is None:
+                raise SlotError(errno.ENXIO, "a slot request without a request slot")
+            produced = h.file.slot_request(tid, *slot.request(off))
+        except SlotError as e:
+            proc = h.file.proc
+            proc.log.user_error("%d:%d vbinder: %s", proc.pid, tid, e)
+            raise FUSEError(e.errno) from None
+        except Exception as e:
+            raise fuse_error(e, "read") from None
+        finally:
+            self._notify_polls()
+        if not produced:
+            # Let the tasks the write phase woke (its transaction's receiver) answer first: with
+            # two requests, their answers went out while this client sent its read; the read
+            # phase that follows here usually only finds that it must wait. Twice: trio runs a
+            # batch of tasks in either order (measured: 0, 1, 2 checkpoints, +40, +25, +20 µs
+            # per slot call against pwrite + pread, docs/abi-slot.md).
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
+        key = off & ~POS_MASK
+        try:
+            got = h.file.read(key, size, slot.capacity)
+        except Exception as e:
+            raise fuse_error(e, "read") from None
+        finally:
+            self._notify_polls()
+        if isinstance(got, WouldBlock):
+            got = await self._device_wait(h, key, size, got)
+        return self._slot_answer(h, slot, off, size, got)
+
+    @staticmethod
+    def _slot_answer(h: DeviceHandle, slot: RequestSlot, off: int, size: int, got: bytes) -> bytes:
+        if len(got) <= size:
+            return got
+        stub = slot.put_reply(off, got)
+        if stub is None:
+            return got[:size]  # the rest is read at key + pos, as version 1 reads it
+        h.file.consume(off >> KEY_SHIFT)
+        return stub
 
     async def _device_wait(self, h: DeviceHandle, off: int, size: int, wb: WouldBlock) -> bytes:
         """A device read whose read phase waits: until woken, then resumed (again if it waits)."""
