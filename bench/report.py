@@ -182,7 +182,7 @@ def bound(r: Results) -> list[str]:
     docs/abi-chained.md), vbinder's own work on top, what the chain saved against clients of ABI v1
     (five requests), what a request slot would leave (the two-request floor), and what each latency
     target leaves for vbinder's own work."""
-    keys = ("floor", "floor5", "floor2", "dbus", "vbinder", "vbinder_v1")
+    keys = ("floor", "floor5", "floor2", "dbus", "vbinder", "vbinder_v1", "vbinder_slot")
     p50 = {k: r.rtt.get(k, {}).get(0, {}).get("p50") for k in keys}
     cpu = {k: r.rtt.get(k, {}).get(0, {}).get("cpu_us") for k in keys}
     floor, dbus, vb = p50["floor"], p50["dbus"], p50["vbinder"]
@@ -211,6 +211,13 @@ def bound(r: Results) -> list[str]:
                    f"{us(floor2)} µs, {ratio(floor2 / floor)} × the four-request floor"
                    + (f", and its daemon {us(cpu['floor2'])} µs of CPU" if _ok(cpu["floor2"]) else "")
                    + ": what a request slot in vbinder could save at most.")
+    slot = p50["vbinder_slot"]
+    if _ok(slot):
+        assert slot is not None
+        out.append(f"vbinder's request slot, every request by it (two requests a call, docs/abi-slot.md): "
+                   f"{us(slot)} µs, {ratio(slot / vb)} × the default (which sends small requests by pwrite)"
+                   + (f", with {us(cpu['vbinder_slot'])} µs of the daemon's CPU against {us(cpu['vbinder'])} µs"
+                      if _ok(cpu["vbinder_slot"]) and _ok(cpu["vbinder"]) else "") + ".")
     limits = [("1.4 × the floor", 1.4 * floor)]
     if dbus is not None and _ok(dbus):
         limits.append(("0.6 × D-Bus", 0.6 * dbus))
@@ -265,14 +272,18 @@ def render(r: Results) -> str:
               "C server on the kernel's ABI (`bench/cecho.c`), through the preload library (`vbinder run`) with its "
               "chained wait turned on (`VBINDER_CHAINED=1`, docs/abi-chained.md); "
               "*v1 only*: the same with both ends keeping to the device ABI version 1 (`VBINDER_CHAINED=0`: "
-              "five FUSE requests a call, without the chained wait of docs/abi-chained.md). "
+              "five FUSE requests a call, without the chained wait of docs/abi-chained.md); "
+              "*slot always*: `vbinder_client` on both ends sending every request by the request slot "
+              "(`VBINDER_SLOT=1`, docs/abi-slot.md: two FUSE requests a call; by default only requests of "
+              "16 KiB or more go by the slot). "
               "The transports take turns: each repetition of each payload "
               "runs them one after the other, in a rotated order, so that the machine's load changes hit them "
               "alike.", ""]
     cols = [("floor", "floor (pyfuse3)"), ("floor5", "floor, 5 req."), ("floor2", "floor, 2 req. (slot)"),
             ("unix", "Unix socket"),
             ("dbus", "D-Bus (jeepney)"),
-            ("vbinder", "vbinder, mask 0"), ("vbinder_v1", "vbinder, v1 only"), ("vbinder_c", "vbinder, C"),
+            ("vbinder", "vbinder, mask 0"), ("vbinder_v1", "vbinder, v1 only"),
+            ("vbinder_slot", "vbinder, slot always"), ("vbinder_c", "vbinder, C"),
             ("vbinder_c_v1", "vbinder, C, v1 only"),
             ("vbinder_verbose", f"vbinder, mask {cfg.verbose_mask:#x}"), ("vbinder_traced", "vbinder, traced")]
     rows = []
@@ -297,19 +308,19 @@ def render(r: Results) -> str:
     rows = []
     for size in SIZES:
         row = [_size(size)]
-        for key in ("floor", "floor5", "floor2", "unix", "dbus", "vbinder", "vbinder_v1", "vbinder_c",
-                    "vbinder_verbose"):
+        for key in ("floor", "floor5", "floor2", "unix", "dbus", "vbinder", "vbinder_v1", "vbinder_slot",
+                    "vbinder_c", "vbinder_verbose"):
             st = r.rtt.get(key, {}).get(size, {})
             row.append(num(st.get("cps")))
-        for key in ("floor", "floor5", "floor2", "dbus", "vbinder", "vbinder_v1", "vbinder_c", "vbinder_c_v1",
-                    "vbinder_verbose", "vbinder_traced"):
+        for key in ("floor", "floor5", "floor2", "dbus", "vbinder", "vbinder_v1", "vbinder_slot", "vbinder_c",
+                    "vbinder_c_v1", "vbinder_verbose", "vbinder_traced"):
             row.append(us(r.rtt.get(key, {}).get(size, {}).get("cpu_us")))
         rows.append(row)
     lines += table(["payload", "floor /s", "floor 5 req. /s", "floor 2 req. /s", "Unix /s", "D-Bus /s", "vbinder /s",
-                    "v1 only /s", "vbinder C /s", "verbose /s", "floor CPU µs", "floor 5 req. CPU µs",
-                    "floor 2 req. CPU µs", "dbus-daemon CPU µs",
-                    "vbinder CPU µs", "v1 only CPU µs", "vbinder C CPU µs", "C v1 only CPU µs", "verbose CPU µs",
-                    "traced CPU µs"], rows)
+                    "v1 only /s", "slot always /s", "vbinder C /s", "verbose /s", "floor CPU µs",
+                    "floor 5 req. CPU µs", "floor 2 req. CPU µs", "dbus-daemon CPU µs",
+                    "vbinder CPU µs", "v1 only CPU µs", "slot always CPU µs", "vbinder C CPU µs", "C v1 only CPU µs",
+                    "verbose CPU µs", "traced CPU µs"], rows)
     lines.append("")
 
     lines += ["## Oneway calls (0 B)", "",

@@ -38,6 +38,7 @@ SIZES = (0, 128, 4096, 65536, MIB - 65536, STRING)
 NO_STRINGS = {"vbinder_c", "vbinder_c_v1"}  # bench/cecho.c echoes bytes only
 # clients of ABI v1 only (docs/abi-chained.md, docs/abi-slot.md): 5 requests a call
 V1_ONLY = {"VBINDER_CHAINED": "0", "VBINDER_SLOT": "0"}
+SLOT_ALWAYS = {"VBINDER_SLOT": "1"}  # every request by the request slot (docs/abi-slot.md): 2 requests a call
 STATE = "sys/kernel/debug/binder/state"
 DEBUG_MASK_FILE = "sys/module/binder/parameters/debug_mask"
 VERBOSE_MASK = 0x7FFF  # every binder.c debug_mask bit of 6.1 (USER_ERROR .. SPINLOCKS)
@@ -280,6 +281,8 @@ class Run:
                     vb.append(Transport("vbinder", procs["client0"], self.daemon.pid))
                     if "client_v1" in procs:
                         vb.append(Transport("vbinder_v1", procs["client_v1"], self.daemon.pid))
+                    if "client_slot" in procs:
+                        vb.append(Transport("vbinder_slot", procs["client_slot"], self.daemon.pid))
                     if "cclient" in procs:
                         vb.append(Transport("vbinder_c", procs["cclient"], self.daemon.pid))
                     if "cclient_v1" in procs:
@@ -478,6 +481,10 @@ class Run:
                                                                      "counter": None, "env": V1_ONLY})
             procs["client_v1"] = self.sup.worker("client_v1", "client", {
                 "kind": "vbinder", "device": self.device, "targets": ["echo_v1"], "env": V1_ONLY})
+            procs["echo_slot"] = self.sup.worker("echo_slot", "server", {
+                "device": self.device, "name": "echo_slot", "counter": None, "env": SLOT_ALWAYS})
+            procs["client_slot"] = self.sup.worker("client_slot", "client", {
+                "kind": "vbinder", "device": self.device, "targets": ["echo_slot"], "env": SLOT_ALWAYS})
         return procs
 
     def start_cecho(self) -> dict[str, Worker]:
@@ -496,7 +503,8 @@ class Run:
         return {"cserver": server, "cclient": client, "cserver_v1": server_v1, "cclient_v1": client_v1}
 
     def stop_vbinder(self, procs: dict[str, Any]) -> None:
-        ws = [*(procs[k] for k in ("cclient", "cserver", "cclient_v1", "cserver_v1", "client_v1", "echo_v1")
+        ws = [*(procs[k] for k in ("cclient", "cserver", "cclient_v1", "cserver_v1", "client_v1", "echo_v1",
+                                   "client_slot", "echo_slot")
                 if k in procs),
               procs["client0"], procs["aux"], *procs["echo"], procs["sm"]]
         self.sup.kill(*ws)

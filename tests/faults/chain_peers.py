@@ -5,7 +5,7 @@
   ``pool``, on a pool thread while the main thread sleeps); prints ``ready PID``; on Ctrl-C
   prints ``interrupted`` and exits 0.
 - ``client DEVICE``: prints ``ready PID``; then one command a line on stdin: ``calls N`` makes N
-  echo calls and prints ``done N``; ``lend`` starts a pool thread (it reads the driver's
+  echo calls and prints ``done N``; ``calls N L`` echoes N strings of L characters (2 L bytes); ``lend`` starts a pool thread (it reads the driver's
   BR_RELEASE/BR_DECREFS) and sends a local object of its own in a call (code 2), then prints
   ``lent``; ``exit`` ends it.
 
@@ -76,8 +76,10 @@ def client(dev: str) -> None:
         words = line.split()
         if words[0] == "calls":
             n = int(words[1])
+            length = int(words[2]) if len(words) > 2 else 0
             for i in range(n):
-                assert once(str(i)) == str(i)
+                text = str(i).rjust(length, "x")
+                assert once(text) == text
             print("done", n, flush=True)
         elif words[0] == "lend":
             ps.start_thread_pool()  # (idempotent)

@@ -20,8 +20,13 @@ PEERS = Path(__file__).resolve().parent / "chain_peers.py"
 CALLS = 300
 
 
-def peer(role: str, *args: str, chained: bool = True) -> subprocess.Popen[str]:
+def peer(role: str, *args: str, chained: bool = True, slot: bool | None = False) -> subprocess.Popen[str]:
+    """A chain_peers process; ``slot``: every request by the request slot (True), none (False), or
+    the client's default (None: requests of 16 KiB or more, docs/abi-slot.md)."""
     env = {**daemon_env(), "VBINDER_CHAINED": "1" if chained else "0"}
+    env.pop("VBINDER_SLOT", None)
+    if slot is not None:
+        env["VBINDER_SLOT"] = "1" if slot else "0"
     return subprocess.Popen([sys.executable, str(PEERS), role, *args], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -50,20 +55,22 @@ def per_call(d: FaultDaemon, server: subprocess.Popen[str], client: subprocess.P
     return (s1 - s0) / CALLS, (c1 - c0) / CALLS
 
 
-@pytest.mark.parametrize("chained", [True, False], ids=["chained", "v1"])
-def test_fuse_requests_per_sync_call(fault_daemon: FaultDaemon, chained: bool) -> None:
+@pytest.mark.parametrize(("chained", "slot"), [(True, False), (False, False), (True, True)],
+                         ids=["chained", "v1", "slot"])
+def test_fuse_requests_per_sync_call(fault_daemon: FaultDaemon, chained: bool, slot: bool) -> None:
     """A sync call: the caller's write and read, the callee's write of its reply and one read that
     returns its BR_TRANSACTION_COMPLETE with the next call (chained); or, for clients of ABI v1,
-    the callee's read of the acknowledgement and its read of the next call apart: 5."""
-    server = peer("server", fault_daemon.device, chained=chained)
+    the callee's read of the acknowledgement and its read of the next call apart: 5. With every
+    request by the request slot (docs/abi-slot.md), one each: 2."""
+    server = peer("server", fault_daemon.device, chained=chained, slot=slot)
     client = None
     try:
         assert read_line(server).startswith("ready")
-        client = peer("client", fault_daemon.device, chained=chained)
+        client = peer("client", fault_daemon.device, chained=chained, slot=slot)
         assert read_line(client).startswith("ready")
         srv, cli = per_call(fault_daemon, server, client)
-        assert cli == pytest.approx(2.0, abs=0.05)
-        assert srv == pytest.approx(2.0 if chained else 3.0, abs=0.05), (srv, cli)
+        assert cli == pytest.approx(1.0 if slot else 2.0, abs=0.05), (srv, cli)
+        assert srv == pytest.approx(1.0 if slot else 2.0 if chained else 3.0, abs=0.05), (srv, cli)
         ask(client, "exit")
         assert_gone(client)
     finally:

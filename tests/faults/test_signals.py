@@ -44,12 +44,21 @@ def _wait_for(pred, timeout: float = DEATH_BOUND, what: str = "") -> None:  # no
         time.sleep(0.02)
 
 
+@pytest.fixture(params=["pwrite", "slot"])
+def requests_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the peers spawned after it send their requests: the default (pwrite for small ones),
+    or every request by the request slot (docs/abi-slot.md: EINTR leaves its read phase in flight)."""
+    if request.param == "slot":
+        monkeypatch.setenv("VBINDER_SLOT", "1")
+    return str(request.param)
+
+
 def _calls(server: Server, who: str) -> list[int]:
     return [int(f[2]) for f in server.lines() if f[0] == "T" and f[1] == who]
 
 
 def test_ctrl_c_in_a_blocked_call_raises_and_the_thread_can_call_again(
-        fault_daemon: FaultDaemon, fault_server: Server, tmp_path: Path) -> None:
+        fault_daemon: FaultDaemon, fault_server: Server, tmp_path: Path, requests_by: str) -> None:
     p = spawn_peer("blocked", fault_daemon.device, "1500", log=tmp_path / "blocked.err")
     try:
         assert read_line(p) == "calling\n", (tmp_path / "blocked.err").read_text()
@@ -72,7 +81,7 @@ def test_ctrl_c_in_a_blocked_call_raises_and_the_thread_can_call_again(
 
 
 def test_ctrl_c_in_a_looper_read_then_a_call_then_serving_again(
-        fault_daemon: FaultDaemon, fault_server: Server, tmp_path: Path) -> None:
+        fault_daemon: FaultDaemon, fault_server: Server, tmp_path: Path, requests_by: str) -> None:
     """The main thread waits for work in join_thread_pool; Ctrl-C ends the wait (its read-only
     read phase stays in flight), the thread makes a call (which replaces it), then serves."""
     p = spawn_peer("looper", fault_daemon.device, "l", log=tmp_path / "looper.err")
@@ -93,7 +102,7 @@ def test_ctrl_c_in_a_looper_read_then_a_call_then_serving_again(
 
 
 def test_ctrl_c_in_a_services_code_answers_its_caller(
-        fault_daemon: FaultDaemon, fault_server: Server, tmp_path: Path) -> None:
+        fault_daemon: FaultDaemon, fault_server: Server, tmp_path: Path, requests_by: str) -> None:
     """Ctrl-C while the main thread runs a service's method: KeyboardInterrupt there, and the
     caller gets an answer at once (a failure status), not after the method would have ended."""
     p = spawn_peer("looper", fault_daemon.device, "l", log=tmp_path / "looper.err")
