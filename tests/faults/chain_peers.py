@@ -5,7 +5,8 @@
   ``pool``, on a pool thread while the main thread sleeps); prints ``ready PID``; on Ctrl-C
   prints ``interrupted`` and exits 0.
 - ``client DEVICE``: prints ``ready PID``; then one command a line on stdin: ``calls N`` makes N
-  echo calls and prints ``done N``; ``calls N L`` echoes N strings of L characters (2 L bytes); ``lend`` starts a pool thread (it reads the driver's
+  echo calls and prints ``done N``; ``calls N L`` echoes N strings of L characters (2 L bytes)
+  instead; ``lend`` starts a pool thread (it reads the driver's
   BR_RELEASE/BR_DECREFS) and sends a local object of its own in a call (code 2), then prints
   ``lent``; ``exit`` ends it.
 

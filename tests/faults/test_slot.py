@@ -12,7 +12,6 @@ import errno
 import fcntl
 import os
 import socket
-import subprocess
 import threading
 from pathlib import Path
 
@@ -90,7 +89,8 @@ def slot_pread(c: Client, start: int, size: int = 16384) -> bytes:
     return os.pread(c.file.fd, size, fdabi.slot_offset(abi.key(c.pid), start))  # type: ignore[union-attr]
 
 
-def test_files_the_daemon_refuses(fault_daemon: FaultDaemon, fd_server: subprocess.Popen[str]) -> None:
+@pytest.mark.usefixtures("fd_server")
+def test_files_the_daemon_refuses(fault_daemon: FaultDaemon) -> None:
     """Only a sealed shared-memory file of whole regions, within the bounds, becomes a slot; a
     refusal is logged, costs the daemon no fd, and a good file is still taken after it."""
     base = daemon_fds(fault_daemon)
@@ -135,8 +135,8 @@ def test_files_the_daemon_refuses(fault_daemon: FaultDaemon, fd_server: subproce
     assert wait_for(lambda: daemon_fds(fault_daemon) == base), (base, daemon_fds(fault_daemon))
 
 
-def test_a_slot_request_runs_once_and_a_refused_one_not_at_all(fault_daemon: FaultDaemon,
-                                                              fd_server: subprocess.Popen[str]) -> None:
+@pytest.mark.usefixtures("fd_server")
+def test_a_slot_request_runs_once_and_a_refused_one_not_at_all(fault_daemon: FaultDaemon) -> None:
     """A slot pread runs its region's request; the same number again only reads (the retry after
     EINTR); a bad offset or frame fails the pread with EINVAL and runs nothing; real calls (a
     transaction and its reply) go through the slot as through pwrite."""
