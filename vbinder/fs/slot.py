@@ -76,12 +76,15 @@ class RequestSlot:
             raise SlotError(errno.EINVAL, f"malformed frame in the slot: {e}") from None
         if _SEQ + total > region:
             raise SlotError(errno.EINVAL, f"the slot's request ({total} bytes) is longer than its region")
-        if _SEQ + total > len(data):
-            data += os.pread(self.fd, _SEQ + total - len(data), start + len(data))
-            if len(data) < _SEQ + total:
-                raise SlotError(errno.EINVAL, "the slot's request is cut short")
         seq: int = fdabi.SLOT_SEQ.unpack_from(data)[0]
-        return seq, data[_SEQ:_SEQ + total]
+        if _SEQ + total <= len(data):
+            return seq, data[_SEQ:_SEQ + total]
+        # A large frame: read again, the frame alone (no copy to cut it out). If the client changed
+        # the region meanwhile, the daemon runs what it read, checked as any frame.
+        frame = os.pread(self.fd, total, start + _SEQ)
+        if len(frame) < total:
+            raise SlotError(errno.EINVAL, "the slot's request is cut short")
+        return seq, frame
 
     def put_reply(self, pos: int, reply: bytes) -> bytes | None:
         """Write ``reply`` into the region of ``pos`` (after its number): the stub frame the pread
