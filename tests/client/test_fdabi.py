@@ -55,5 +55,6 @@ def test_fixup_segment_round_trip_and_malformed() -> None:
 
 
 def test_ioctl_numbers_are_vbinders_own_and_sized() -> None:
-    for cmd, size in ((fdabi.VBINDER_FEATURES, 8), (fdabi.VBINDER_FD_CHANNEL, 96), (fdabi.VBINDER_WRITE_READ_FDS, 56)):
+    for cmd, size in ((fdabi.VBINDER_FEATURES, 8), (fdabi.VBINDER_FD_CHANNEL, 96), (fdabi.VBINDER_WRITE_READ_FDS, 56),
+                      (fdabi.VBINDER_SLOT, 8)):
         assert (cmd >> 8) & 0xFF == ord("v") and uapi.ioc_size(cmd) == size
