@@ -69,7 +69,7 @@ SLOT_BIT: Final = 1 << 39  # in a pread's pos: run the request in the slot at th
 SLOT_OFF_MASK: Final = SLOT_BIT - 1
 SLOT_MIN_REGION: Final = 4096
 SLOT_MAX_SIZE: Final = 64 << 20  # the slot's file, at most (the daemon may write all of it)
-SLOT_SEALS: Final = 0x0004  # F_SEAL_SHRINK: the slot's file never gets shorter than it was registered
+SLOT_SEALS: Final = 0x0002  # F_SEAL_SHRINK (not 0x4, F_SEAL_GROW): the file never gets shorter than registered
 STUB_MAGIC: Final = b"VBRS"  # a pread's answer when the reply went into the slot
 SLOT_SEQ: Final = struct.Struct("<Q")  # a region starts with its request's number, then the frame
 
