@@ -6,7 +6,8 @@
  *   cecho client NAME   gets NAME from the service manager; prints "ready", then answers commands
  *                       on stdin, one line each: "warmup SIZE N" -> "ok";
  *                       "sync SIZE N REPS" -> "samples NS ... walls NS ..." (each call's and each
- *                       repetition's time)
+ *                       repetition's time); "check SIZE N" -> "ok" when N calls with a patterned
+ *                       payload came back byte for byte (tests)
  *
  * The call is the Python benchmark's: an AIDL-style call of vbinder.bench.IBench's code 1 with a
  * byte array, echoed back. Both processes die with their parent (PR_SET_PDEATHSIG).
@@ -261,13 +262,18 @@ static int client(const char *name)
     long long *samples = NULL;
     while (fgets(line, sizeof line, stdin)) {
         int size = 0, n = 0, reps = 1;
-        int warm = sscanf(line, "warmup %d %d", &size, &n) == 2;
+        int check = sscanf(line, "check %d %d", &size, &n) == 2;
+        int warm = check || sscanf(line, "warmup %d %d", &size, &n) == 2;
         if (!warm && sscanf(line, "sync %d %d %d", &size, &n, &reps) != 3)
+            continue;
+        if (size < 0 || (size_t)size > sizeof p.data - 256)
             continue;
         p.len = 0;
         put_token(&p, DESCRIPTOR);
         put_i32(&p, size);
-        memset(p.data + p.len, 0xa5, (size_t)size);
+        uint8_t *payload = p.data + p.len;
+        for (int i = 0; i < size; i++)
+            payload[i] = check ? (uint8_t)(i * 131 + i / 4099 + size) : 0xa5;
         p.len += ((size_t)size + 3) & ~(size_t)3;
         samples = realloc(samples, sizeof *samples * (size_t)(n * reps + reps));
         long long *walls = samples + n * reps;
@@ -276,11 +282,15 @@ static int client(const char *name)
             for (int i = 0; i < n; i++) {
                 long long t0 = now_ns();
                 size_t len;
-                call(handle, 1, &p, &len);
+                const uint8_t *echo = call(handle, 1, &p, &len);
                 samples[r * n + i] = now_ns() - t0;
                 if (len != 8 + (((size_t)size + 3) & ~(size_t)3)) {
                     errno = EPROTO;
                     die("echo returned a different size");
+                }
+                if (check && memcmp(echo + 8, payload, (size_t)size)) {
+                    errno = EPROTO;
+                    die("echo returned different bytes");
                 }
             }
             walls[r] = now_ns() - t_rep;

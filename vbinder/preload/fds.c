@@ -118,6 +118,8 @@ struct vb_channel {
     struct entry *deliveries;  /* received, not yet taken by their thread */
     struct entry *fdas;        /* FDA fds of the buffers not yet freed */
     int nfdas;
+    uint64_t features;         /* VBINDER_FEATURES of its daemon */
+    struct vb_slot *slot;      /* its request slot (slot.c), NULL: none */
     struct vb_channel *next;
 };
 
@@ -226,6 +228,7 @@ static int bind_channel(struct vb_channel *ch, int fd)
         goto fail;
     }
     ch->sock = sock;
+    ch->features = features;
     ch->dev = st.st_dev;
     ch->ino = st.st_ino;
     return 0;
@@ -236,6 +239,7 @@ fail:
 
 static void destroy(struct vb_channel *ch)
 {
+    vb_slot_close(ch->slot);
     if (ch->sock >= 0 && ch->owner == getpid())
         syscall(SYS_close, ch->sock);
     for (struct entry *e = ch->deliveries, *next; e; e = next) {
@@ -269,6 +273,8 @@ static void sweep(void)
             if (sock_ok(ch))
                 syscall(SYS_close, ch->sock);  /* else its number is no longer ours to close */
             ch->sock = -1;
+            vb_slot_close(ch->slot);  /* the daemon dropped it with the channel */
+            ch->slot = NULL;
         } else if (syscall(SYS_ppoll, &pfd, 1ul, &zero, NULL, 0ul) == 1 && (pfd.revents & (POLLHUP | POLLERR))) {
             *p = ch->next;
             vb_debug("fd channel of %#llx: its file was released", (unsigned long long)ch->token);
@@ -304,6 +310,8 @@ struct vb_channel *vb_channel_get(int fd, uint64_t token)
             if (err < 0)
                 fprintf(stderr, "vbinder preload: fd channel: %s: file descriptors cannot be passed\n",
                         strerror(-err));
+            if (ch->bound)  /* the slot's file goes on the channel (docs/abi-slot.md) */
+                ch->slot = vb_slot_open(fd, ch->sock, ch->features);
         }
         vb_debug("fd channel of %#llx: %s", (unsigned long long)token, ch->bound ? "bound" : "none");
         ch->next = channels;
@@ -641,6 +649,13 @@ void vb_channel_after_fork(void)
 {
     /* The child holds none of the locks; its channels stay its parent's (owner). */
     pthread_mutex_init(&channels_lock, NULL);
-    for (struct vb_channel *ch = channels; ch; ch = ch->next)
+    for (struct vb_channel *ch = channels; ch; ch = ch->next) {
         pthread_mutex_init(&ch->lock, NULL);
+        vb_slot_after_fork(ch->slot);
+    }
+}
+
+struct vb_slot *vb_channel_slot(struct vb_channel *ch)
+{
+    return ch && ch->owner == getpid() ? ch->slot : NULL;
 }

@@ -18,6 +18,7 @@
 static const char REQUEST_MAGIC[4] = {'V', 'B', 'Q', '1'};
 static const char REPLY_MAGIC[4] = {'V', 'B', 'R', '1'};
 static const char CHAINED_MAGIC[4] = {'V', 'B', 'R', 'C'};  /* docs/abi-chained.md */
+static const char STUB_MAGIC[4] = {'V', 'B', 'R', 'S'};     /* docs/abi-slot.md */
 
 struct header {
     char magic[4];
@@ -109,6 +110,13 @@ uint64_t vb_reply_total(const uint8_t *header)
         || h.total > VB_MAX_FRAME)
         return 0;
     return h.total;
+}
+
+uint64_t vb_stub_total(const uint8_t *header)
+{
+    struct header h;
+    memcpy(&h, header, sizeof h);
+    return memcmp(h.magic, STUB_MAGIC, 4) ? 0 : h.total;
 }
 
 int vb_reply_chained(const uint8_t *header)

@@ -31,6 +31,7 @@ static void thread_free(void *p)
     struct vb_thread *t = p;
     if (current == t)
         current = NULL;
+    vb_slot_leave(t);  /* its region is free for another thread */
     vb_buf_free(&t->req);
     vb_buf_free(&t->rep);
     vb_buf_free(&t->stash);
@@ -112,24 +113,30 @@ static int fill(int fd, struct vb_buf *b, off_t key, uint64_t total)
 }
 
 /* pread the whole reply at `key` into t->rep; `reply` is its (first) frame. A chained reply
- * (docs/abi-chained.md) has a second frame, at t->second_at. */
-static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *reply)
+ * (docs/abi-chained.md) has a second frame, at t->second_at. The first pread is at `first_at`:
+ * `key`, or a slot offset (docs/abi-slot.md), whose answer may be a stub: the reply is then in
+ * the slot's region at `start`. */
+static int receive(int fd, struct vb_thread *t, off_t key, off_t first_at, struct vb_slot *slot, int64_t start,
+                   struct vb_reply *reply)
 {
     struct vb_buf *b = &t->rep;
     b->len = 0;
     t->second_at = 0;
     if (vb_buf_reserve(b, FIRST_READ))
         return -ENOMEM;
-    ssize_t n = sys_pread(fd, b->data, FIRST_READ, key);
+    ssize_t n = sys_pread(fd, b->data, FIRST_READ, first_at);
     if (n < 0)
         return -errno;
     if (n < VB_HEADER_SIZE)
         return -EPROTO;
     b->len = (size_t)n;
+    int err;
+    uint64_t in_slot = slot ? vb_stub_total(b->data) : 0;
+    if (in_slot && (err = vb_slot_reply(slot, start, b, in_slot)))
+        return err;
     uint64_t first = vb_reply_total(b->data), total = first;
     if (!first)
         return -EPROTO;
-    int err;
     if (vb_reply_chained(b->data)) {
         if ((err = fill(fd, b, key, first + VB_HEADER_SIZE)))
             return err;
@@ -147,18 +154,27 @@ static int receive(int fd, struct vb_thread *t, off_t key, struct vb_reply *repl
     return vb_reply_parse(reply, b->data, (size_t)first);
 }
 
-int vb_exchange(int fd, struct vb_thread *t, struct vb_reply *reply)
+int vb_exchange(int fd, struct vb_thread *t, struct vb_slot *slot, struct vb_reply *reply)
 {
     int err = check_fsize();
     if (err)
         return err;
     off_t key = thread_key_offset();
+    int64_t start = slot ? vb_slot_put(slot, t) : -1;
+    if (start >= 0) {
+        /* One pread runs it (docs/abi-slot.md). EINTR: its write phase ran and its read phase
+         * stays in flight, as after a pwrite; ENXIO: the daemon has no slot, nothing ran. */
+        err = receive(fd, t, key, (off_t)((uint64_t)key | VB_SLOT_BIT | (uint64_t)start), slot, start, reply);
+        if (err != -ENXIO || t->rep.len)
+            return err;
+        vb_slot_gone(slot);
+    }
     ssize_t n = syscall(SYS_pwrite64, fd, t->req.data, t->req.len, key);
     if (n < 0)
         return -errno;
     if ((size_t)n != t->req.len)
         return -EIO;  /* a chunk of a split request failed: the daemon dropped the frame */
-    return receive(fd, t, key, reply);
+    return receive(fd, t, key, key, NULL, 0, reply);
 }
 
 int vb_read_only(int fd, struct vb_thread *t, struct vb_reply *reply)
@@ -166,7 +182,8 @@ int vb_read_only(int fd, struct vb_thread *t, struct vb_reply *reply)
     int err = check_fsize();
     if (err)
         return err;
-    return receive(fd, t, thread_key_offset(), reply);
+    off_t key = thread_key_offset();
+    return receive(fd, t, key, key, NULL, 0, reply);
 }
 
 int vb_chain_ok(int fd, struct vb_thread *t, uint64_t token)
@@ -198,5 +215,5 @@ int vb_simple_ioctl(int fd, uint32_t cmd, const void *arg, uint32_t arg_len, str
     if (!t || vb_frame_begin(&f, &t->req, cmd, arg, arg_len))
         return -ENOMEM;
     vb_frame_end(&f);
-    return vb_exchange(fd, t, reply);
+    return vb_exchange(fd, t, NULL, reply);
 }

@@ -42,6 +42,10 @@ struct vb_munmap_arg { uint64_t addr, size; };
 #define VB_IOC_FEATURES _IOR('v', 4, uint64_t)
 #define VB_FEATURE_CHAINED (1ull << 1)
 #define VB_IOC_WRITE_READ_CHAINED _IOC(_IOC_READ | _IOC_WRITE, 'v', 7, 48)
+/* The request slot (docs/abi-slot.md): VBINDER_FEATURES bit 2, VBINDER_SLOT, a pread's slot bit. */
+#define VB_FEATURE_SLOT (1ull << 2)
+#define VB_IOC_SLOT _IOR('v', 8, uint64_t)
+#define VB_SLOT_BIT (1ull << 39)
 
 /* A growable byte buffer (a thread's request or reply frame). */
 struct vb_buf {
@@ -74,6 +78,8 @@ struct vb_reply {
 };
 uint64_t vb_reply_total(const uint8_t *header);  /* from its first 24 bytes; 0: not a reply */
 int vb_reply_chained(const uint8_t *header);      /* 1: a chained reply's first frame (another follows) */
+/* A slot pread's stub (docs/abi-slot.md): the length of the reply it put in the slot; 0: no stub. */
+uint64_t vb_stub_total(const uint8_t *header);
 int vb_reply_parse(struct vb_reply *r, const uint8_t *buf, size_t len);  /* 0 or -EPROTO */
 /* The next copy-to-user segment: 1, 0 at the end, -EPROTO. */
 int vb_reply_segment(struct vb_reply *r, uint64_t *addr, const uint8_t **data, uint64_t *len);
@@ -95,12 +101,16 @@ struct vb_thread {
     struct vb_buf stash;
     uint64_t stash_token;
     int32_t stash_ret;
+    /* Its region of a request slot (slot.c), with a reference to the slot; NULL: none. */
+    struct vb_slot *slot;
+    uint32_t region;
 };
 struct vb_thread *vb_thread(void);  /* NULL when out of memory */
 void vb_thread_forget_fast_path(void);
 /* pwrite the request in t->req, pread its reply into t->rep: 0 or -errno (-EINTR: a signal
- * ended the wait of its read phase, which stays in flight in the daemon). */
-int vb_exchange(int fd, struct vb_thread *t, struct vb_reply *reply);
+ * ended the wait of its read phase, which stays in flight in the daemon). With `slot` (NULL:
+ * none), a request the slot carries goes there and one pread runs it (slot.c). */
+int vb_exchange(int fd, struct vb_thread *t, struct vb_slot *slot, struct vb_reply *reply);
 /* Whether the daemon of this open file offers the chained wait (asked once per thread and file). */
 int vb_chain_ok(int fd, struct vb_thread *t, uint64_t token);
 /* Only the pread: the read phase in flight, else the ABI's read-only fast path (-ENOMSG: none). */
@@ -168,6 +178,22 @@ int vb_channel_fixups(struct vb_channel *ch, const struct vb_reply *reply);
 int vb_channel_has_fdas(struct vb_channel *ch);
 void vb_channel_freed(struct vb_channel *ch, uint64_t buffer);  /* BC_FREE_BUFFER: close its FDA fds */
 void vb_channel_after_fork(void);
+struct vb_slot *vb_channel_slot(struct vb_channel *ch);  /* its request slot, NULL: none */
+
+/* -- the request slot (slot.c, docs/abi-slot.md) ------------------------------------------------ */
+
+struct vb_slot;
+/* Register a slot for open file `fd` on its channel's socket `sock` if the daemon offers it
+ * (`features`) and VBINDER_SLOT is not 0; NULL: none (a notice says why, if it failed). */
+struct vb_slot *vb_slot_open(int fd, int sock, uint64_t features);
+void vb_slot_close(struct vb_slot *s);       /* the channel's reference: the memfd goes */
+void vb_slot_after_fork(struct vb_slot *s);  /* a child never uses its parent's slot */
+void vb_slot_leave(struct vb_thread *t);     /* the thread's region is free again */
+/* Put t->req in the thread's region as a new request: the region's start, or -1 (by pwrite). */
+int64_t vb_slot_put(struct vb_slot *s, struct vb_thread *t);
+void vb_slot_gone(struct vb_slot *s);        /* the daemon has no slot any more (ENXIO) */
+/* The reply of `total` bytes in the region at `start`, into `b`: 0 or -errno. */
+int vb_slot_reply(struct vb_slot *s, int64_t start, struct vb_buf *b, uint64_t total);
 
 /* -- BINDER_WRITE_READ (write_read.c) and the other ioctls (ioctl.c) ---------------------------- */
 

@@ -459,7 +459,7 @@ static int run(struct job *j, struct vb_thread *t)
         err = build(j, t, c0, c1, last, c1 > c0 ? stage(j, c0, c1) : 0);
         if (err)
             return err;
-        err = vb_exchange(j->fd, t, &reply);
+        err = vb_exchange(j->fd, t, vb_channel_slot(j->ch), &reply);
         if (err == -EINTR && last && j->read_size && !j->read_fault) {
             /* The read phase waited and a signal came: the write phase ran whole. */
             out.write_consumed = out.write_size > out.write_consumed ? out.write_size : out.write_consumed;
