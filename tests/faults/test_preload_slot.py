@@ -91,3 +91,46 @@ def test_c_calls_echo_through_the_slot(fault_daemon: FaultDaemon, cecho: Path, t
     finally:
         kill_all(*echo.procs)
     assert wait_for(lambda: daemon_fds(fault_daemon) == base), (daemon_fds(fault_daemon), base)
+
+
+def test_the_slot_follows_the_fd_channel_across_fork_and_exec(fault_daemon: FaultDaemon, tmp_path: Path) -> None:
+    """The opener has the slot's memfd; a forked child closes its copy and calls by pwrite (with
+    VBINDER_SLOT=1, which would send it by the slot); an exec'd image has none (close-on-exec)."""
+    from vbinder.preload import library
+
+    exe = tmp_path / "slot_fork"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(exe), str(Path(__file__).with_name("slot_fork.c")),
+                    "-lpthread"], check=True)
+    base = daemon_fds(fault_daemon)
+    env = {**daemon_env(), "LD_PRELOAD": str(library()), "VBINDER_MOUNT": str(fault_daemon.mountpoint),
+           "VBINDER_SLOT": "1"}
+    r = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["parent call 4", "parent 1", "child 0", "child call 4", "child 0", "parent 1",
+                                     "exec 0"], r.stderr
+    assert "vbinder preload" not in r.stderr
+    assert wait_for(lambda: daemon_fds(fault_daemon) == base), (daemon_fds(fault_daemon), base)
+
+
+def test_a_thread_that_ends_frees_its_region(fault_daemon: FaultDaemon, tmp_path: Path) -> None:
+    """40 threads one after the other (more than the slot's 16 regions) each make a call: each
+    takes the region the last one freed, so every call is one request (by pwrite: two)."""
+    from vbinder.preload import library
+
+    exe = tmp_path / "slot_fork"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", "-o", str(exe), str(Path(__file__).with_name("slot_fork.c")),
+                    "-lpthread"], check=True)
+    env = {**daemon_env(), "LD_PRELOAD": str(library()), "VBINDER_MOUNT": str(fault_daemon.mountpoint),
+           "VBINDER_SLOT": "1"}
+    p = subprocess.Popen([str(exe), "threads", "40"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert read_line(p).strip() == "ready"
+        c0 = requests(fault_daemon, p.pid)
+        assert ask(p, "go").strip() == "done"
+        assert requests(fault_daemon, p.pid) - c0 == 40
+        assert p.stdin is not None
+        p.stdin.write("exit\n")
+        p.stdin.close()
+        assert p.wait(timeout=10) == 0
+    finally:
+        kill_all(p)
