@@ -50,6 +50,7 @@ class Echo:
         mnt = str(daemon.mountpoint)
         env = {**daemon_env(), "VBINDER_ANDROID": "14"}  # cecho's IServiceManager codes
         cenv = {**env, "LD_PRELOAD": str(library()), "VBINDER_MOUNT": mnt}
+        cenv.pop("VBINDER_SLOT", None)  # default: whatever the test run's environment says
         if slot != "default":
             cenv["VBINDER_SLOT"] = slot
         self.client_err = tmp / "client.err"
