@@ -175,12 +175,6 @@ class DeviceFile:
         k.slot_seq = seq
         return k.reply is not None
 
-    def has_own_work(self, tid: int) -> bool:
-        """The thread's own todo has work: its read phase will not wait (no side effect, unlike
-        :meth:`poll`)."""
-        thread = self.proc.threads.get(tid)
-        return thread is not None and bool(thread.process_todo)
-
     def consume(self, tid: int) -> None:
         """The reply of ``tid`` was delivered whole (into its slot): it is read."""
         k = self.keys.get(tid)
