@@ -18,6 +18,7 @@ import time
 from typing import Any, Final, Protocol
 
 from vbinder import abi, fdabi, uapi
+from vbinder.malloc import keep_large_buffers
 
 from .errors import TransportError  # its own module: mypyc cannot compile an OSError subclass
 from .extended_error import ExtendedErrors
@@ -104,6 +105,7 @@ class VbinderTransport:
         """``map_size``, ``map_flags``: the mapped area's (0: none); libbinder maps MAP_SIZE with
         MAP_PRIVATE | MAP_NORESERVE, which the driver prints in its mmap lines."""
         _raise_fsize_limit()
+        keep_large_buffers()  # payloads are copied in fresh buffers: keep them in the heap
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         self.map_addr = 0

@@ -41,6 +41,7 @@ COMPILED = [
 CONTEXT = [  # type-checked, not compiled: the client, and what it imports of vbinder beside the compiled modules
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "client").rglob("*.py")),
     "vbinder/explain.py",
+    "vbinder/malloc.py",
 ]
 
 

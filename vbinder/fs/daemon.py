@@ -20,6 +20,7 @@ import trio
 from ..driver import Driver, debugfs
 from ..driver.profile import DEFAULT as DEFAULT_KERNEL
 from ..driver.profile import profile
+from ..malloc import keep_large_buffers
 from . import binderfs
 from .fd_channel import FdChannels
 from .host import Host
@@ -117,6 +118,7 @@ def serve(mountpoint: str, devices: list[str] | None, debug_mask: int, allow_oth
     the profile's.
     """
     raise_priority(NICE if nice is None else nice)
+    keep_large_buffers()
     host = Host(fds=FdChannels())
     driver = driver_factory(devices, debug_mask, host, kernel=kernel, ratelimit=ratelimit)
     devices = driver.devices
