@@ -48,7 +48,6 @@ import trio
 
 from bench.worker import FLOOR_ACK, FLOOR_HEADER  # the clients' side of the format
 from vbinder.fs.daemon import MAX_TASKS, MIN_TASKS, raise_priority  # the same settings as vbinder's daemon
-from vbinder.malloc import keep_large_buffers
 
 log = logging.getLogger("bench.floorfs")
 
@@ -212,7 +211,6 @@ def mount_options() -> set[str]:
 def serve(mountpoint: str, slots: str | None = None) -> None:
     """Mount at ``mountpoint`` and serve until SIGINT/SIGTERM/SIGHUP, then unmount."""
     raise_priority()  # vbinder's daemon's priority too
-    keep_large_buffers()  # and its malloc thresholds
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     ops = FloorOperations(slots)
     pyfuse3.init(ops, mountpoint, mount_options())

@@ -498,9 +498,6 @@ def role_client(kind: str, **args: Any) -> None:
     elif kind == "cecho":
         client = CechoClient(args["exe"], args["mount"], args["target"])
     elif kind in FLOOR_CHANNELS:
-        from vbinder.malloc import keep_large_buffers
-
-        keep_large_buffers()  # as vbinder_client does (vbinder/malloc.py): the floor is like for like
         client = FloorClient(args["path"], FLOOR_CHANNELS[kind], args.get("slots"))
     elif kind == "unix":
         client = UnixClient(args["path"])
@@ -521,9 +518,6 @@ def role_pong(kind: str, **args: Any) -> None:
     """The echoing end of a floor, Unix-socket or D-Bus ping-pong: serves until killed."""
     if kind in FLOOR_CHANNELS:
         raise_fsize()
-        from vbinder.malloc import keep_large_buffers
-
-        keep_large_buffers()
         fd = os.open(args["path"], os.O_RDWR)
         inbox = FLOOR_CHANNELS[kind]
         emit({"ready": os.getpid()})

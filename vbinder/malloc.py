@@ -9,9 +9,9 @@ Raising both thresholds keeps those buffers in the heap, reused. Measured (docs/
 ms with the daemon and both clients tuned, and the daemon's CPU per call halved.
 
 The daemon tunes itself; ``vbinder_client`` tunes the process that opens a vbinder device unless
-``VBINDER_MALLOC=0`` is in the environment; the benchmark's floor does what the daemon does. A
-process keeps up to TRIM_THRESHOLD of freed memory instead of returning it. Standard library only:
-clients import it.
+``VBINDER_MALLOC=0`` is in the environment. The benchmark's floor stays as it is (issue 21 fixes
+it); tuned the same way, its 1 MiB round trip fell from about 4.0 to 1.5 ms. A process keeps up to
+TRIM_THRESHOLD of freed memory instead of returning it. Standard library only: clients import it.
 """
 
 from __future__ import annotations
