@@ -122,6 +122,7 @@ class VbinderTransport:
         self._slot_seq = itertools.count(1)  # slot requests' numbers: one counter, as _fd_seq's
         self.chained = False  # the daemon offers the chained wait (docs/abi-chained.md)
         self.slot: RequestSlot | None = None  # the request slot (docs/abi-slot.md), when the daemon has one
+        self._pid = os.getpid()  # a forked child shares the slot's file: it must not write its regions
         # The shortest request that goes by the slot: VBINDER_SLOT=1 sends all, 0 none (no slot).
         self.slot_min = 0 if os.environ.get("VBINDER_SLOT") == "1" else SLOT_MIN
         try:
@@ -310,7 +311,8 @@ class VbinderTransport:
                 region = local.region
                 if slot is not None and region == -2:
                     region = local.region = slot.acquire(local.tid)
-                if slot is not None and region >= 0 and self.slot_min <= len(request) <= slot.capacity:
+                if (slot is not None and region >= 0 and self.slot_min <= len(request) <= slot.capacity
+                        and os.getpid() == self._pid):
                     # docs/abi-slot.md: the request in the slot, one pread runs it
                     try:
                         slot.put(region, next(self._slot_seq), request)

@@ -12,6 +12,8 @@ import errno
 import fcntl
 import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -223,3 +225,64 @@ def test_large_payloads_cross_no_fuse_request(fault_daemon: FaultDaemon, tmp_pat
 def minor_faults(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat[stat.rfind(")") + 2:].split()[7])  # field 10, minflt
+
+
+FORKER = """
+import os, sys
+sys.path.insert(0, {peers!r})
+from chain_peers import ECHO, EchoProxy
+from vbinder_client import ProcessState
+ps = ProcessState.init(sys.argv[1])
+proxy = EchoProxy(ps.context_proxy())
+text = "x" * 32768  # 64 KiB: by the slot
+def once():
+    assert proxy.call(ECHO, lambda p: p.write_string16(text)).read_string16() == text
+once()
+print("parent", os.getpid(), flush=True)
+sys.stdin.readline()
+pid = os.fork()
+if pid == 0:
+    print("child", os.getpid(), flush=True)
+    sys.stdin.readline()
+    once()
+    print("child done", flush=True)
+    os._exit(0)
+assert os.waitpid(pid, 0)[1] == 0
+once()  # (the child's close flushed the proc, as 6.1's binder_flush: this call's read returns once early)
+print("parent again", flush=True)
+sys.stdin.readline()
+once()
+print("parent done", flush=True)
+"""
+
+
+def test_a_forked_child_leaves_the_parents_slot_alone(fault_daemon: FaultDaemon) -> None:
+    """A child forked from a process with a slot shares its file: its calls go by pwrite, as
+    version 1 (3 or more requests for a 64 KiB echo), and the parent's by the slot (1)."""
+    server = peer("server", fault_daemon.device, slot=None)
+    p = None
+    try:
+        assert read_line(server).startswith("ready")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        env.pop("VBINDER_SLOT", None)
+        p = subprocess.Popen([sys.executable, "-c", FORKER.format(peers=str(Path(__file__).resolve().parent)),
+                              fault_daemon.device], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        parent = int(read_line(p).split()[1])
+        assert p.stdin is not None
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert read_line(p).startswith("child")
+        c0 = requests(fault_daemon, parent)  # (counted by the file's opener: the child's go there too)
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert read_line(p) == "child done\n"
+        assert requests(fault_daemon, parent) - c0 >= 3
+        assert read_line(p) == "parent again\n"
+        r0 = requests(fault_daemon, parent)
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert read_line(p) == "parent done\n"
+        assert requests(fault_daemon, parent) - r0 == 1
+        assert p.wait(10) == 0
+    finally:
+        kill_all(server, *([p] if p is not None else []))
