@@ -26,9 +26,6 @@ REGIONS: Final = 16  # threads with a region at once (more use pwrite, as versio
 # The shortest request sent by the slot: shorter ones take pwrite + pread, which measured faster
 # for them on a 2-core machine (docs/abi-slot.md, "What it costs and saves").
 SLOT_MIN: Final = 16384
-_F_ADD_SEALS: Final = 1033
-_MFD_CLOEXEC: Final = 1
-_MFD_ALLOW_SEALING: Final = 2
 
 Ioctl = Callable[[int, bytes], tuple[int, bytes]]
 
@@ -49,12 +46,12 @@ class RequestSlot:
         """Make the memfd, send it on the fd channel ``sock`` and ask VBINDER_SLOT whether the
         daemon took it (TransportError if not)."""
         try:
-            fd = os.memfd_create("vbinder-slot", _MFD_CLOEXEC | _MFD_ALLOW_SEALING)
+            fd = os.memfd_create("vbinder-slot", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         except OSError as e:
             raise TransportError(e.errno or errno.EIO, f"request slot: {e}") from None
         try:
             os.ftruncate(fd, region * count)
-            fcntl.fcntl(fd, _F_ADD_SEALS, fdabi.SLOT_SEALS)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fdabi.SLOT_SEALS)
             record = fdabi.SLOT.pack(fdabi.SLOT_MAGIC, 0, region)
             sock.sendmsg([record], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
             ret, arg = ioctl(fdabi.VBINDER_SLOT, bytes(fdabi.SLOT_ARG.size))

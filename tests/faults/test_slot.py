@@ -29,14 +29,13 @@ from vbinder import abi, fdabi, uapi
 pytestmark = pytest.mark.skipif(fuse_usable() is not None, reason=str(fuse_usable()))
 
 REGION = 65536
-F_ADD_SEALS = 1033
 
 
 def memfd(size: int, seal: bool = True) -> int:
     fd = os.memfd_create("test-slot", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     os.ftruncate(fd, size)
     if seal:
-        fcntl.fcntl(fd, F_ADD_SEALS, fdabi.SLOT_SEALS)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fdabi.SLOT_SEALS)
     return fd
 
 

@@ -19,7 +19,6 @@ from typing import Final
 
 from .. import abi, fdabi
 
-_F_GET_SEALS: Final = 1034  # fcntl.F_GET_SEALS (Linux), not in every Python's fcntl
 _FIRST_READ: Final = 4096  # one pread of the file usually gets the whole request
 _SEQ: Final = fdabi.SLOT_SEQ.size
 
@@ -38,7 +37,7 @@ def check_file(fd: int, region: int) -> int:
     a whole number of regions."""
     try:
         st = os.fstat(fd)
-        seals = fcntl.fcntl(fd, _F_GET_SEALS)  # fails (EINVAL) for a file that is not shmem
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)  # fails (EINVAL) for a file that is not shmem
     except OSError:
         return -errno.EINVAL
     if not stat.S_ISREG(st.st_mode) or seals & fdabi.SLOT_SEALS != fdabi.SLOT_SEALS:
