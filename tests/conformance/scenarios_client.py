@@ -318,6 +318,12 @@ class Holder(Service):
         self.held = None
         collect_garbage()
         IPCThreadState.self().flush()
+        # The looper that served `hold` keeps that call's parcel, and the proxy in it, until its
+        # frame ends after the reply, and then sends BC_RELEASE itself. On the kernel the reply's
+        # ioctl returns at once; on vbinder its BR_TRANSACTION_COMPLETE is one more request, and
+        # under load this call can come first (1 run in about 30). So wait a moment for the ref
+        # to go, as long as it takes that looper; a ref that stays still shows after 2 s.
+        wait_until(lambda: node_info(self.ctx, handle) == "EINVAL", timeout=2.0)
         self.ctx.emit("dropped", node_info=node_info(self.ctx, handle))
 
 
