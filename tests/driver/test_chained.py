@@ -71,6 +71,17 @@ def serve_once(server: Client, caller: Client, wb: WouldBlock) -> tuple[WriteRea
     return got, cwb
 
 
+def chained_wait(server: Client, caller: Client, wb: WouldBlock) -> tuple[int, WouldBlock, WouldBlock]:
+    """One call served; the looper's chained reply, whose chained read waits: (the looper's key,
+    its waiting read, the caller's wait for the reply)."""
+    got, cwb = serve_once(server, caller, wb)
+    reply_request(server, got.brs[1].tr, True)
+    key = abi.key(server.pid)
+    out = server.file.read(key, KEY_READ)
+    assert isinstance(out, WouldBlock)
+    return key, out, cwb
+
+
 def test_features_offer_the_chained_wait_with_or_without_fds() -> None:
     for fds in (True, False):
         d = make_driver()
@@ -181,11 +192,7 @@ def test_no_chain_unless_the_thread_surely_reads_next(why: str) -> None:
 
 def test_an_interrupted_chained_read_returns_the_first_reply_and_takes_nothing() -> None:
     server, caller, wb = setup()
-    got, cwb = serve_once(server, caller, wb)
-    reply_request(server, got.brs[1].tr, True)
-    key = abi.key(server.pid)
-    out = server.file.read(key, KEY_READ)
-    assert isinstance(out, WouldBlock)
+    key, out, cwb = chained_wait(server, caller, wb)
     # A signal for the waiting thread: the pread gets the chained request's reply, alone.
     first = server.file.abandon(key, out.waiter, KEY_READ)
     assert first is not None and first[:4] == b"VBR1"
@@ -203,11 +210,7 @@ def test_an_interrupted_chained_read_returns_the_first_reply_and_takes_nothing()
 
 def test_an_interrupted_chained_read_continues_at_the_next_read_only_pread() -> None:
     server, caller, wb = setup()
-    got, cwb = serve_once(server, caller, wb)
-    reply_request(server, got.brs[1].tr, True)
-    key = abi.key(server.pid)
-    out = server.file.read(key, KEY_READ)
-    assert isinstance(out, WouldBlock)
+    key, out, cwb = chained_wait(server, caller, wb)
     assert server.file.abandon(key, out.waiter, KEY_READ) is not None
     caller.finish(cwb)
     out = server.file.read(key, KEY_READ)  # the read phase in flight continues (DESIGN.md)
@@ -220,11 +223,7 @@ def test_an_interrupted_chained_read_continues_at_the_next_read_only_pread() -> 
 
 def test_a_new_request_while_the_chained_read_waits_is_ebusy() -> None:
     server, caller, wb = setup()
-    got, _cwb = serve_once(server, caller, wb)
-    reply_request(server, got.brs[1].tr, True)
-    key = abi.key(server.pid)
-    out = server.file.read(key, KEY_READ)
-    assert isinstance(out, WouldBlock)
+    key, out, _cwb = chained_wait(server, caller, wb)
     frame = abi.encode_request(uapi.BINDER_VERSION, uapi.VERSION.pack(0))
     with pytest.raises(Exception) as e:
         server.file.write(key, frame)

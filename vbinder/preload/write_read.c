@@ -570,6 +570,17 @@ static int fast(struct job *j, struct vb_thread *t)
     return ret;
 }
 
+/* What a job holds, let go at its end whatever way it ends; returns ret. */
+static int job_end(struct job *j, int ret)
+{
+    vb_channel_put(j->ch);
+    free(j->snapshot);
+    free(j->cmds);
+    free(j->ranges.v);
+    free(j->fds.v);
+    return ret;
+}
+
 int vb_write_read(int fd, uint64_t token, uint64_t argp)
 {
     struct job j = {.fd = fd, .token = token, .argp = argp};
@@ -586,22 +597,13 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
         j.read_fault = j.bwr.read_consumed == 0 && room < 4;
     }
     int ret;
-    if (t->stash_token && t->stash_token == token && j.bwr.read_size > j.bwr.read_consumed) {
-        ret = from_stash(&j, t);
-        vb_channel_put(j.ch);
-        free(j.snapshot);
-        free(j.cmds);
-        free(j.ranges.v);
-        free(j.fds.v);
-        return ret;
-    }
+    if (t->stash_token && t->stash_token == token && j.bwr.read_size > j.bwr.read_consumed)
+        return job_end(&j, from_stash(&j, t));
     if (j.bwr.write_size == 0 && j.bwr.read_size && !j.bwr.read_consumed && j.read_size == j.bwr.read_size
         && t->fast_token == token && t->fast_buffer == j.bwr.read_buffer && t->fast_size == j.bwr.read_size) {
         ret = fast(&j, t);
-        if (ret != -ENOMSG) {
-            vb_channel_put(j.ch);
-            return ret;
-        }
+        if (ret != -ENOMSG)
+            return job_end(&j, ret);
     }
     if (j.bwr.read_size)
         t->fast_token = 0;  /* this request's read phase replaces the daemon's record (or fails) */
@@ -611,10 +613,5 @@ int vb_write_read(int fd, uint64_t token, uint64_t argp)
         j.chain = vb_chain_ok(fd, t, token);
     if (!ret)
         ret = run(&j, t);
-    vb_channel_put(j.ch);
-    free(j.snapshot);
-    free(j.cmds);
-    free(j.ranges.v);
-    free(j.fds.v);
-    return ret;
+    return job_end(&j, ret);
 }
