@@ -56,7 +56,10 @@ class FdChannel:
         self._lock = threading.Lock()
         self._deliveries: dict[int, _Delivery] = {}
         self._dead = False
-        self.fda: dict[int, list[int]] = {}  # buffer address -> its FDA fds, closed when it is freed
+        # Buffer address -> the FDA fds of each delivery there, oldest first; the oldest are closed
+        # when a buffer there is freed. Another thread may receive a new buffer at the address
+        # the driver just freed before this one has closed the old one's fds: they stay apart.
+        self.fda: dict[int, list[list[int]]] = {}
 
     @classmethod
     def open(cls, ioctl: Ioctl, features: int) -> FdChannel | None:
@@ -115,6 +118,7 @@ class FdChannel:
                   "process were lost (its fd table is full?): they read as -1", file=sys.stderr)
             fds = fds + [-1] * (len(entries) - len(fds))
         patched: dict[int, bytearray] = {}
+        fda: dict[int, list[int]] = {}  # this delivery's FDA fds, by buffer
         for (addr, kind), fd in zip(entries, fds, strict=False):
             start = next((b for b, data in buffers.items() if b <= addr and addr + 4 <= b + len(data)), None)
             if start is None:
@@ -126,7 +130,11 @@ class FdChannel:
                 buf = patched[start] = bytearray(buffers[start])
             struct.pack_into("<i", buf, addr - start, fd)
             if kind == fdabi.KIND_FDA and fd >= 0:
-                self.fda.setdefault(start, []).append(fd)
+                fda.setdefault(start, []).append(fd)
+        if fda:
+            with self._lock:
+                for start, numbers in fda.items():
+                    self.fda.setdefault(start, []).append(numbers)
         for extra in fds[len(entries):]:
             if extra >= 0:
                 os.close(extra)
@@ -195,13 +203,21 @@ class FdChannel:
 
     def freed(self, write: bytes) -> None:
         """Close the FDA fds of every buffer a BC_FREE_BUFFER of ``write`` (the part the driver
-        consumed) freed, as 6.1's binder_deferred_fd_close does."""
+        consumed) freed, as 6.1's binder_deferred_fd_close does: the oldest delivery's at that
+        address (a newer one there came after the driver freed it, to another thread)."""
         pos = 0
         while pos + 4 <= len(write):
             cmd = int.from_bytes(write[pos:pos + 4], "little")
             if cmd == uapi.BC_FREE_BUFFER and pos + 12 <= len(write):
-                fds = self.fda.pop(int.from_bytes(write[pos + 4:pos + 12], "little"), None)
-                for fd in fds or ():
+                buffer = int.from_bytes(write[pos + 4:pos + 12], "little")
+                fds: list[int] = []
+                with self._lock:
+                    held = self.fda.get(buffer)
+                    if held:
+                        fds = held.pop(0)
+                        if not held:
+                            del self.fda[buffer]
+                for fd in fds:
                     try:
                         os.close(fd)
                     except OSError:

@@ -101,6 +101,7 @@ static void close_all(struct fds *f)
 /* Fds received for a delivery (by tag), and the FDA fds of a delivered buffer (by address). */
 struct entry {
     uint64_t key;
+    uint64_t tag;    /* an FDA record's: the delivery it came with */
     struct fds fds;
     int complete, report;
     struct entry *next;
@@ -535,9 +536,14 @@ static uint8_t *segment_at(const struct vb_reply *reply, uint64_t addr, uint64_t
     return NULL;
 }
 
-static void add_fda(struct vb_channel *ch, uint64_t buffer, int fd)
+/* An FDA fd of delivery `tag` in `buffer`. Each delivery has a record of its own: another thread
+ * may get a new buffer at the address the driver just freed before the freeing thread has closed
+ * the old one's fds (vb_channel_freed takes the oldest record at an address). */
+static void add_fda(struct vb_channel *ch, uint64_t buffer, uint64_t tag, int fd)
 {
-    struct entry *e = find(&ch->fdas, buffer, 0);
+    struct entry *e = ch->fdas;
+    while (e && (e->key != buffer || e->tag != tag))
+        e = e->next;
     if (!e) {
         e = calloc(1, sizeof *e);
         if (!e) {
@@ -545,6 +551,7 @@ static void add_fda(struct vb_channel *ch, uint64_t buffer, int fd)
             return;
         }
         e->key = buffer;
+        e->tag = tag;
         e->next = ch->fdas;
         ch->fdas = e;
         __atomic_add_fetch(&ch->nfdas, 1, __ATOMIC_RELAXED);
@@ -595,7 +602,7 @@ int vb_channel_fixups(struct vb_channel *ch, const struct vb_reply *reply)
         }
         memcpy(seg + (at - start), &fd, 4);
         if (kind == KIND_FDA && fd >= 0)
-            add_fda(ch, start, fd);
+            add_fda(ch, start, tag, fd);
     }
     pthread_mutex_unlock(&ch->lock);
     for (uint32_t i = count; i < fds->n; i++)
@@ -633,9 +640,15 @@ int vb_channel_has_fdas(struct vb_channel *ch)
 void vb_channel_freed(struct vb_channel *ch, uint64_t buffer)
 {
     pthread_mutex_lock(&ch->lock);
-    struct entry *e = find(&ch->fdas, buffer, 1);
-    if (e)
+    struct entry **oldest = NULL;  /* records are added at the head: the last match is the oldest */
+    for (struct entry **p = &ch->fdas; *p; p = &(*p)->next)
+        if ((*p)->key == buffer)
+            oldest = p;
+    struct entry *e = oldest ? *oldest : NULL;
+    if (e) {
+        *oldest = e->next;
         __atomic_sub_fetch(&ch->nfdas, 1, __ATOMIC_RELAXED);
+    }
     pthread_mutex_unlock(&ch->lock);
     if (!e)
         return;
